@@ -1,0 +1,21 @@
+// The swav native addon: libtorch reached from Node through the c10 dispatcher. Each concern has its file:
+// tensor_handle (ownership), convert (JS <-> IValue), dispatch (generic operator calls), data (bytes and
+// metadata), runtime (threads, seeds, devices, autograd, autocast).
+#include <napi.h>
+
+namespace swav {
+void initTensorHandle(Napi::Env env, Napi::Object exports);
+void initDispatch(Napi::Env env, Napi::Object exports);
+void initData(Napi::Env env, Napi::Object exports);
+void initRuntime(Napi::Env env, Napi::Object exports);
+}  // namespace swav
+
+Napi::Object Init(Napi::Env env, Napi::Object exports) {
+  swav::initTensorHandle(env, exports);
+  swav::initDispatch(env, exports);
+  swav::initData(env, exports);
+  swav::initRuntime(env, exports);
+  return exports;
+}
+
+NODE_API_MODULE(swav_native, Init)

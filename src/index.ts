@@ -1,0 +1,5 @@
+// The swav package: import { torch, nn, optim, models } from 'swav'.
+export * as torch from './torch/index.js';
+export * as nn from './nn/index.js';
+export * as optim from './optim/index.js';
+export * as models from './models/index.js';

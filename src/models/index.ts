@@ -1,0 +1,2 @@
+// The `models` namespace: import { models } from 'swav'.
+export * from './resnet.js';

@@ -1,0 +1,127 @@
+// torch.optim.SGD, stepping every parameter of a group at once with ATen's _foreach_* operators.
+import { Tensor, call, run, handles, wrap } from '../torch/tensor.js';
+import { native, type Handle } from '../torch/native.js';
+import { keep } from '../torch/scope.js';
+import { noGrad } from '../torch/autograd.js';
+
+export interface SGDOptions {
+  lr: number;
+  momentum?: number;
+  dampening?: number;
+  weightDecay?: number;
+  nesterov?: boolean;
+}
+
+export interface ParamGroup extends Required<SGDOptions> {
+  params: Tensor[];
+}
+
+/** The parameters of a group that have a gradient, with those gradients (the caller disposes them). */
+export function withGrads(params: Tensor[]): { params: Tensor[]; grads: Tensor[] } {
+  const out = { params: [] as Tensor[], grads: [] as Tensor[] };
+  for (const p of params) {
+    const g = p.grad;
+    if (g !== null) {
+      out.params.push(p);
+      out.grads.push(g);
+    }
+  }
+  return out;
+}
+
+const disposeAll = (ts: Tensor[]) => ts.forEach((t) => t.dispose());
+
+export class SGD {
+  readonly paramGroups: ParamGroup[];
+  /** Momentum buffers, created at a parameter's first step as torch.optim.SGD does. */
+  readonly momentumBuffers = new Map<Tensor, Tensor>();
+
+  constructor(params: Tensor[] | (Partial<SGDOptions> & { params: Tensor[] })[], defaults: SGDOptions) {
+    if (!(defaults.lr >= 0)) throw new Error(`SGD: invalid learning rate ${defaults.lr}`);
+    const base = { momentum: 0, dampening: 0, weightDecay: 0, nesterov: false, ...defaults };
+    const groups = params.length && !(params[0] instanceof Tensor)
+      ? (params as (Partial<SGDOptions> & { params: Tensor[] })[])
+      : [{ params: params as Tensor[] }];
+    this.paramGroups = groups.map((g) => ({ ...base, ...g }));
+    for (const g of this.paramGroups) {
+      if (g.nesterov && (g.momentum <= 0 || g.dampening !== 0)) throw new Error('SGD: Nesterov momentum needs a momentum and zero dampening');
+    }
+  }
+
+  /** One step: d = g + wd*p; buf = momentum*buf + (1-dampening)*d; p -= lr * (nesterov ? d + momentum*buf : buf). */
+  step(): void {
+    noGrad(() => {
+      for (const group of this.paramGroups) {
+        const { params, grads } = withGrads(group.params);
+        if (params.length) this.#stepGroup(group, params, grads);
+        disposeAll(grads);
+      }
+    });
+  }
+
+  #stepGroup(group: ParamGroup, params: Tensor[], grads: Tensor[]): void {
+    const { lr, momentum, dampening, weightDecay, nesterov } = group;
+    let dps: Handle[] = handles(grads);
+    const temporaries: Handle[][] = [];
+    if (weightDecay !== 0) {
+      dps = call('_foreach_add.List', dps, handles(params), weightDecay);
+      temporaries.push(dps);
+    }
+    if (momentum !== 0) {
+      const known: number[] = [];
+      dps.forEach((d, i) => {
+        const buf = this.momentumBuffers.get(params[i]);
+        if (buf === undefined) this.momentumBuffers.set(params[i], keep(wrap(call('clone', d, null))));
+        else known.push(i);
+      });
+      if (known.length) {
+        const bufs = known.map((i) => this.momentumBuffers.get(params[i])!.h);
+        run('_foreach_mul_.Scalar', bufs, momentum);
+        run('_foreach_add_.List', bufs, known.map((i) => dps[i]), 1 - dampening);
+      }
+      const bufs = params.map((p) => this.momentumBuffers.get(p)!.h);
+      if (nesterov) {
+        dps = call('_foreach_add.List', dps, bufs, momentum);
+        temporaries.push(dps);
+      } else {
+        dps = bufs;
+      }
+    }
+    run('_foreach_add_.List', handles(params), dps, -lr);
+    for (const list of temporaries) for (const h of list) native.dispose(h);
+  }
+
+  zeroGrad(setToNone = true): void {
+    for (const g of this.paramGroups) {
+      for (const p of g.params) {
+        if (setToNone) p.grad = null;
+        else { const gr = p.grad; if (gr) { gr.zero_(); gr.dispose(); } }
+      }
+    }
+  }
+
+  /** Momentum buffers by parameter index across groups, and the groups' hyperparameters (torch's layout). */
+  stateDict(): { state: Map<number, Tensor>; paramGroups: Omit<ParamGroup, 'params'>[] } {
+    const state = new Map<number, Tensor>();
+    this.allParams().forEach((p, i) => {
+      const b = this.momentumBuffers.get(p);
+      if (b) state.set(i, b);
+    });
+    return { state, paramGroups: this.paramGroups.map(({ params: _p, ...rest }) => rest) };
+  }
+
+  loadStateDict(sd: { state: Map<number, Tensor>; paramGroups: Partial<Omit<ParamGroup, 'params'>>[] }): void {
+    if (sd.paramGroups.length !== this.paramGroups.length) throw new Error('SGD.loadStateDict: the number of parameter groups differs');
+    sd.paramGroups.forEach((g, i) => Object.assign(this.paramGroups[i], g));
+    const all = this.allParams();
+    noGrad(() => {
+      for (const [i, t] of sd.state) {
+        if (!all[i]) throw new Error(`SGD.loadStateDict: no parameter ${i}`);
+        this.momentumBuffers.get(all[i])?.dispose();
+        this.momentumBuffers.set(all[i], keep(t.clone()));
+      }
+    });
+  }
+
+  allParams(): Tensor[] { return this.paramGroups.flatMap((g) => g.params); }
+}

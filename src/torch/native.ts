@@ -1,0 +1,82 @@
+// Loads the native addon (build/Release/swav_native.node) and declares what it exports.
+import { createRequire } from 'node:module';
+import { availableParallelism } from 'node:os';
+import { fileURLToPath } from 'node:url';
+import { dirname, join } from 'node:path';
+import { existsSync } from 'node:fs';
+
+/** An opaque reference to one at::Tensor, owned by exactly one Tensor object. */
+export type Handle = { readonly __tensorHandle: unique symbol };
+
+export interface Native {
+  opId(name: string, overload: string): number;
+  overloads(name: string): string[];
+  allOpNames(): string[];
+  schema(id: number): string;
+  call(id: number, ...args: unknown[]): any;
+  run(id: number, ...args: unknown[]): void;
+  callResolved(ids: number[], args: unknown[], kwargs?: Record<string, unknown> | null): any;
+
+  dispose(h: Handle): void;
+  isDisposed(h: Handle): boolean;
+  liveTensors(): number;
+
+  fromBytes(view: ArrayBufferView, shape: number[], dtype: string): Handle;
+  toBytes(h: Handle): ArrayBuffer;
+  shape(h: Handle): number[];
+  strides(h: Handle): number[];
+  dtype(h: Handle): string;
+  device(h: Handle): string;
+  dim(h: Handle): number;
+  numel(h: Handle): number;
+  storageOffset(h: Handle): number;
+  storage(h: Handle): [number, number];
+  isContiguous(h: Handle, format?: string): boolean;
+  requiresGrad(h: Handle): boolean;
+  item(h: Handle): number | boolean;
+
+  setNumThreads(n: number): void;
+  getNumThreads(): number;
+  manualSeed(seed: number): void;
+  getRngState(): Handle;
+  setRngState(h: Handle): void;
+  cudaIsAvailable(): boolean;
+  cudaDeviceCount(): number;
+  setGradEnabled(on: boolean): boolean;
+  isGradEnabled(): boolean;
+  setAutocast(device: string, enabled: boolean, dtype: string): [boolean, string];
+  backward(tensors: Handle[], grads: Handle[] | null, retainGraph?: boolean): void;
+  grad(h: Handle): Handle | null;
+  setGrad(h: Handle, g: Handle | null): void;
+  setRequiresGrad(h: Handle, on: boolean): void;
+  isLeaf(h: Handle): boolean;
+  gradFn(h: Handle): string | null;
+  version(): string;
+  configShow(): string;
+}
+
+function packageRoot(): string {
+  let dir = dirname(fileURLToPath(import.meta.url));
+  while (!existsSync(join(dir, 'package.json'))) {
+    const up = dirname(dir);
+    if (up === dir) throw new Error('swav: cannot find the package root');
+    dir = up;
+  }
+  return dir;
+}
+
+export const root = packageRoot();
+
+function load(): Native {
+  const file = process.env.SWAV_NATIVE || join(root, 'build', 'Release', 'swav_native.node');
+  if (!existsSync(file)) {
+    throw new Error(`swav: the native addon is not built (${file} is missing). Run \`npm run setup\` in ${root}.`);
+  }
+  const n = createRequire(import.meta.url)(file) as Native;
+  // libtorch starts with one intra-op thread in a Node process: use what the user asked for, else every core.
+  const fromEnv = Number.parseInt(process.env.OMP_NUM_THREADS ?? '', 10);
+  n.setNumThreads(fromEnv > 0 ? fromEnv : availableParallelism());
+  return n;
+}
+
+export const native: Native = load();

@@ -1,0 +1,18 @@
+// Process-wide engine settings: threads, seeds, devices, and the live-tensor count.
+import { native } from './native.js';
+import { wrap, type Tensor } from './tensor.js';
+
+export function setNumThreads(n: number): void { native.setNumThreads(n); }
+export function getNumThreads(): number { return native.getNumThreads(); }
+/** Seeds the global CPU (and CUDA) generators, as torch.manual_seed. */
+export function manualSeed(seed: number): void { native.manualSeed(seed); }
+/** The CPU generator's state (a uint8 tensor), for checkpoints. */
+export function getRngState(): Tensor { return wrap(native.getRngState()); }
+export function setRngState(state: Tensor): void { native.setRngState(state.h); }
+/** Tensors alive in native memory: neither disposed nor collected. */
+export function liveTensors(): number { return native.liveTensors(); }
+export const version: string = native.version();
+export const cuda = {
+  isAvailable: (): boolean => native.cudaIsAvailable(),
+  deviceCount: (): number => native.cudaDeviceCount(),
+};

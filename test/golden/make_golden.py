@@ -1,0 +1,349 @@
+"""Golden files for the differential tests, written by PyTorch (Debian's python3-torch).
+
+usage: python3 test/golden/make_golden.py [--small] [--models DIR]
+  --small       ops, BatchNorm statistics, SGD/LARC steps, schedules, init checksums -> test/golden/data/*.json
+  --models DIR  resnet18 / resnet50 / resnet50w2 weights, inputs, outputs and gradients -> DIR (large; the
+                test harness writes them to test/.cache/golden when missing)
+Tensors in the JSON files: {"shape", "dtype", "data": base64 of little-endian bytes}.
+"""
+import argparse, base64, json, math, os, sys
+import numpy as np
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+import torchvision
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+sys.path.insert(0, HERE)
+from swav_reference import swav_resnet  # noqa: E402  (SwAV's widened ResNet-50, rebuilt from the paper's code layout)
+
+DT = {torch.float32: "float32", torch.float64: "float64", torch.int64: "int64", torch.int32: "int32",
+      torch.bool: "bool", torch.uint8: "uint8", torch.float16: "float16", torch.bfloat16: "bfloat16"}
+
+
+def enc(t):
+    t = t.detach().contiguous()
+    dtype = DT[t.dtype]
+    raw = t.view(torch.int16) if t.dtype == torch.bfloat16 else t
+    return {"shape": list(t.shape), "dtype": dtype, "data": base64.b64encode(raw.numpy().tobytes()).decode()}
+
+
+def write(name, obj):
+    path = os.path.join(HERE, "data", name)
+    os.makedirs(os.path.dirname(path), exist_ok=True)
+    with open(path, "w") as f:
+        json.dump(obj, f)
+    print(f"wrote {path} ({os.path.getsize(path) // 1024} KiB)")
+
+
+# ---------------------------------------------------------------- ops: forward and gradient of each wrapped op
+def r(*shape):
+    return torch.randn(*shape)
+
+
+def pos(*shape):
+    return torch.rand(*shape) + 0.5
+
+
+def idx(high, *shape):
+    return torch.randint(0, high, shape)
+
+
+# name -> (inputs {name: tensor}, names of float inputs that take gradients, fn(**inputs) -> tensor or tuple)
+def op_cases():
+    C = {}
+    def case(name, inputs, fn, grad=None):
+        C[name] = (inputs, [k for k, v in inputs.items() if v.is_floating_point()] if grad is None else grad, fn)
+    case("add", dict(a=r(3, 4), b=r(4)), lambda a, b: a.add(b, alpha=2))
+    case("add_scalar", dict(a=r(3, 4)), lambda a: a + 1.5)
+    case("sub", dict(a=r(3, 4), b=r(3, 1)), lambda a, b: a.sub(b))
+    case("mul", dict(a=r(3, 4), b=r(3, 4)), lambda a, b: a * b)
+    case("mul_scalar", dict(a=r(3, 4)), lambda a: a * 0.5)
+    case("div", dict(a=r(3, 4), b=pos(3, 4)), lambda a, b: a / b)
+    case("div_scalar", dict(a=r(3, 4)), lambda a: a / 3.0)
+    case("pow", dict(a=pos(3, 4)), lambda a: a.pow(2.5))
+    case("pow_tensor", dict(a=pos(3, 4), b=r(3, 4)), lambda a, b: a.pow(b))
+    case("maximum", dict(a=r(3, 4), b=r(3, 4)), lambda a, b: torch.maximum(a, b))
+    case("minimum", dict(a=r(3, 4), b=r(3, 4)), lambda a, b: torch.minimum(a, b))
+    for u in ["neg", "abs", "exp", "sin", "cos", "tanh", "sigmoid", "relu", "square"]:
+        case(u, dict(a=r(3, 5)), lambda a, u=u: getattr(a, u)())
+    for u in ["log", "log1p", "sqrt", "rsqrt", "reciprocal"]:
+        case(u, dict(a=pos(3, 5)), lambda a, u=u: getattr(a, u)())
+    case("clamp", dict(a=r(4, 5)), lambda a: a.clamp(-0.5, 0.7))
+    case("clamp_min", dict(a=r(4, 5)), lambda a: a.clamp_min(0.1))
+    case("matmul", dict(a=r(2, 3, 4), b=r(4, 5)), lambda a, b: a.matmul(b))
+    case("mm", dict(a=r(3, 4), b=r(4, 5)), lambda a, b: a.mm(b))
+    case("bmm", dict(a=r(2, 3, 4), b=r(2, 4, 5)), lambda a, b: a.bmm(b))
+    case("softmax", dict(a=r(3, 7)), lambda a: a.softmax(1))
+    case("log_softmax", dict(a=r(3, 7)), lambda a: a.log_softmax(-1))
+    case("sum", dict(a=r(3, 4)), lambda a: a.sum())
+    case("sum_dim", dict(a=r(3, 4, 5)), lambda a: a.sum([0, 2], keepdim=True))
+    case("mean", dict(a=r(3, 4)), lambda a: a.mean())
+    case("mean_dim", dict(a=r(3, 4, 5)), lambda a: a.mean(1))
+    case("std", dict(a=r(3, 6)), lambda a: a.std(1))
+    case("var", dict(a=r(3, 6)), lambda a: a.var())
+    case("norm", dict(a=r(3, 6)), lambda a: a.norm())
+    case("norm_dim", dict(a=r(3, 6)), lambda a: a.norm(2, 1, keepdim=True))
+    case("logsumexp", dict(a=r(3, 6)), lambda a: a.logsumexp(1))
+    case("cumsum", dict(a=r(3, 6)), lambda a: a.cumsum(1))
+    case("prod", dict(a=pos(3, 4)), lambda a: a.prod(1))
+    case("max", dict(a=r(3, 6)), lambda a: a.max())
+    case("max_dim", dict(a=r(3, 6)), lambda a: tuple(a.max(1)))
+    case("min_dim", dict(a=r(3, 6)), lambda a: tuple(a.min(0, keepdim=True)))
+    case("amax", dict(a=r(3, 6)), lambda a: a.amax(1))
+    case("argmax", dict(a=r(3, 6)), lambda a: a.argmax(1))
+    case("argmin", dict(a=r(3, 6)), lambda a: a.argmin())
+    case("topk", dict(a=r(4, 9)), lambda a: tuple(a.topk(3, dim=1)))
+    case("sort", dict(a=r(4, 9)), lambda a: tuple(a.sort(1, descending=True)))
+    case("reshape", dict(a=r(3, 4)), lambda a: a.reshape(2, 6))
+    case("view", dict(a=r(3, 4)), lambda a: a.view(-1))
+    case("flatten", dict(a=r(2, 3, 4)), lambda a: a.flatten(1))
+    case("squeeze", dict(a=r(3, 1, 4)), lambda a: a.squeeze(1))
+    case("unsqueeze", dict(a=r(3, 4)), lambda a: a.unsqueeze(0))
+    case("permute", dict(a=r(2, 3, 4)), lambda a: a.permute(2, 0, 1))
+    case("transpose", dict(a=r(2, 3, 4)), lambda a: a.transpose(0, 2))
+    case("t", dict(a=r(3, 4)), lambda a: a.t())
+    case("expand", dict(a=r(3, 1)), lambda a: a.expand(3, 4))
+    case("repeat", dict(a=r(2, 3)), lambda a: a.repeat(2, 2))
+    case("flip", dict(a=r(2, 3)), lambda a: a.flip(1))
+    case("narrow", dict(a=r(5, 3)), lambda a: a.narrow(0, 1, 3))
+    case("select", dict(a=r(5, 3)), lambda a: a.select(1, 2))
+    case("slice", dict(a=r(7, 3)), lambda a: a[1:6:2])
+    case("index_basic", dict(a=r(4, 5, 6)), lambda a: a[1, :, None, 2:5])
+    case("index_ellipsis", dict(a=r(4, 5, 6)), lambda a: a[..., 0])
+    case("index_tensor", dict(a=r(6, 5), i=idx(6, 4)), lambda a, i: a[i, 1:3])
+    case("chunk", dict(a=r(6, 4)), lambda a: tuple(a.chunk(3, 0)))
+    case("split", dict(a=r(6, 4)), lambda a: tuple(a.split([1, 3], 1)))
+    case("unbind", dict(a=r(3, 4)), lambda a: tuple(a.unbind(0)))
+    case("index_select", dict(a=r(6, 4), i=idx(6, 5)), lambda a, i: a.index_select(0, i))
+    case("gather", dict(a=r(4, 6), i=idx(6, 4, 3)), lambda a, i: a.gather(1, i))
+    case("scatter_add", dict(a=r(4, 6), i=idx(6, 4, 3), s=r(4, 3)), lambda a, i, s: a.scatter_add(1, i, s))
+    case("where", dict(c=torch.rand(3, 4) > 0.5, a=r(3, 4), b=r(3, 4)), lambda c, a, b: torch.where(c, a, b))
+    case("masked_fill", dict(a=r(3, 4), m=torch.rand(3, 4) > 0.5), lambda a, m: a.masked_fill(m, -2.0))
+    case("eq", dict(a=idx(3, 4, 4).float(), b=idx(3, 4, 4).float()), lambda a, b: a == b, grad=[])
+    case("gt_scalar", dict(a=r(4, 4)), lambda a: a > 0.2, grad=[])
+    case("cat", dict(a=r(2, 3), b=r(4, 3)), lambda a, b: torch.cat([a, b], 0))
+    case("stack", dict(a=r(2, 3), b=r(2, 3)), lambda a, b: torch.stack([a, b], 1))
+    case("einsum", dict(a=r(2, 3), b=r(3, 4)), lambda a, b: torch.einsum("ij,jk->ik", a, b))
+    case("conv2d", dict(x=r(2, 3, 9, 9), w=r(4, 3, 3, 3), b=r(4)), lambda x, w, b: F.conv2d(x, w, b, stride=2, padding=1))
+    case("conv2d_groups", dict(x=r(2, 4, 7, 7), w=r(6, 2, 3, 3)), lambda x, w: F.conv2d(x, w, None, padding=[1, 2], dilation=2, groups=2))
+    case("linear", dict(x=r(5, 4), w=r(3, 4), b=r(3)), lambda x, w, b: F.linear(x, w, b))
+    case("batch_norm_train", dict(x=r(4, 3, 5, 5), rm=r(3), rv=pos(3), w=r(3), b=r(3)),
+         lambda x, rm, rv, w, b: F.batch_norm(x, rm.clone(), rv.clone(), w, b, training=True, momentum=0.1, eps=1e-5), grad=["x", "w", "b"])
+    case("batch_norm_eval", dict(x=r(4, 3, 5, 5), rm=r(3), rv=pos(3), w=r(3), b=r(3)),
+         lambda x, rm, rv, w, b: F.batch_norm(x, rm, rv, w, b, training=False), grad=["x", "w", "b"])
+    case("batch_norm_1d", dict(x=r(6, 5), rm=r(5), rv=pos(5), w=r(5), b=r(5)),
+         lambda x, rm, rv, w, b: F.batch_norm(x, rm.clone(), rv.clone(), w, b, training=True), grad=["x", "w", "b"])
+    case("max_pool2d", dict(x=r(2, 3, 9, 9)), lambda x: F.max_pool2d(x, 3, 2, 1))
+    case("avg_pool2d", dict(x=r(2, 3, 8, 8)), lambda x: F.avg_pool2d(x, 2))
+    case("adaptive_avg_pool2d", dict(x=r(2, 3, 7, 5)), lambda x: F.adaptive_avg_pool2d(x, (1, 1)))
+    case("normalize", dict(x=r(5, 8)), lambda x: F.normalize(x, dim=1, p=2))
+    case("cross_entropy", dict(x=r(5, 7), y=idx(7, 5)), lambda x, y: F.cross_entropy(x, y))
+    case("nll_loss", dict(x=r(5, 7), y=idx(7, 5)), lambda x, y: F.nll_loss(F.log_softmax(x, 1), y))
+    case("mse_loss", dict(x=r(5, 7), y=r(5, 7)), lambda x, y: F.mse_loss(x, y), grad=["x"])
+    case("pad", dict(x=r(2, 3, 4, 4)), lambda x: F.pad(x, [1, 2, 0, 1], value=0.5))
+    case("interpolate", dict(x=r(2, 3, 5, 5)), lambda x: F.interpolate(x, size=(8, 7), mode="bilinear", align_corners=False))
+    case("grid_sample", dict(x=r(2, 3, 6, 6), g=torch.rand(2, 4, 5, 2) * 2 - 1), lambda x, g: F.grid_sample(x, g, align_corners=False))
+    case("affine_grid", dict(th=r(2, 2, 3)), lambda th: F.affine_grid(th, [2, 1, 4, 5], align_corners=False))
+    case("to_float64", dict(a=r(3, 4)), lambda a: a.double())
+    case("to_bfloat16", dict(a=r(3, 4)), lambda a: a.bfloat16().float())
+    case("contiguous_channels_last", dict(a=r(2, 3, 4, 5)), lambda a: a.contiguous(memory_format=torch.channels_last) * 2)
+    return C
+
+
+def make_ops():
+    torch.manual_seed(1234)
+    out = {}
+    for name, (inputs, grad_names, fn) in op_cases().items():
+        ins = {k: v.clone().requires_grad_(k in grad_names) for k, v in inputs.items()}
+        res = fn(**ins)
+        outs = list(res) if isinstance(res, tuple) else [res]
+        entry = {"inputs": {k: enc(v) for k, v in inputs.items()}, "grad": grad_names,
+                 "outputs": [enc(o) for o in outs], "grads": {}}
+        diff = [o for o in outs if o.is_floating_point() and o.requires_grad]
+        if grad_names and diff:
+            weights = [torch.randn(o.shape) for o in diff]
+            loss = sum((o * w).sum() for o, w in zip(diff, weights))
+            loss.backward()
+            entry["out_weights"] = [enc(w) for w in weights]
+            entry["grads"] = {k: enc(ins[k].grad) for k in grad_names if ins[k].grad is not None}
+        out[name] = entry
+    write("ops.json", out)
+
+
+# ---------------------------------------------------------------- nn state: BatchNorm statistics, optimizers, schedules
+def make_nn():
+    torch.manual_seed(7)
+    res = {}
+    # BatchNorm2d and 1d: running statistics after two train steps, then an eval forward.
+    for kind, shape in [("2d", (4, 3, 5, 5)), ("1d", (6, 3))]:
+        bn = nn.BatchNorm2d(3) if kind == "2d" else nn.BatchNorm1d(3)
+        xs = [torch.randn(*shape) * 2 + 1 for _ in range(2)]
+        for x in xs:
+            bn(x)
+        bn.eval()
+        xe = torch.randn(*shape)
+        res[f"bn{kind}"] = {"xs": [enc(x) for x in xs], "x_eval": enc(xe), "y_eval": enc(bn(xe)),
+                            "state": {k: enc(v) for k, v in bn.state_dict().items()}}
+    write("nn.json", res)
+
+
+def larc_step(params, optimizer, trust=0.001, clip=False, eps=1e-8):
+    """apex.parallel.LARC.step, as SwAV calls it."""
+    with torch.no_grad():
+        wds = []
+        for group in optimizer.param_groups:
+            wd = group.get("weight_decay", 0)
+            wds.append(wd)
+            group["weight_decay"] = 0
+            for p in group["params"]:
+                if p.grad is None:
+                    continue
+                pn, gn = torch.norm(p.data), torch.norm(p.grad.data)
+                if pn != 0 and gn != 0:
+                    lr = trust * pn / (gn + pn * wd + eps)
+                    if clip:
+                        lr = min(lr / group["lr"], 1)
+                    p.grad.data += wd * p.data
+                    p.grad.data *= lr
+    optimizer.step()
+    for i, group in enumerate(optimizer.param_groups):
+        group["weight_decay"] = wds[i]
+
+
+def make_optim():
+    res = {}
+    for name, kw, use_larc in [
+        ("sgd_momentum_wd", dict(lr=0.1, momentum=0.9, weight_decay=1e-4), False),
+        ("sgd_nesterov", dict(lr=0.05, momentum=0.9, nesterov=True), False),
+        ("sgd_dampening", dict(lr=0.05, momentum=0.8, dampening=0.3, weight_decay=1e-3), False),
+        ("sgd_plain", dict(lr=0.2), False),
+        ("larc_sgd", dict(lr=0.6, momentum=0.9, weight_decay=1e-6), True),
+        ("larc_sgd_clip", dict(lr=0.6, momentum=0.9, weight_decay=1e-6), "clip"),
+    ]:
+        torch.manual_seed(11)
+        ps = [torch.randn(4, 3, requires_grad=True), torch.randn(5, requires_grad=True), torch.zeros(3, requires_grad=True)]
+        init = [enc(p) for p in ps]
+        opt = torch.optim.SGD(ps, **kw)
+        grads = []
+        for step in range(3):
+            gs = [torch.randn(p.shape) for p in ps]
+            gs[2] = gs[2] * (step != 1)  # a zero gradient on one step: LARC skips that parameter
+            grads.append([enc(g) for g in gs])
+            for p, g in zip(ps, gs):
+                p.grad = g.clone()
+            if use_larc:
+                larc_step(ps, opt, clip=use_larc == "clip")
+            else:
+                opt.step()
+        res[name] = {"options": kw, "larc": bool(use_larc), "clip": use_larc == "clip", "init": init, "grads": grads,
+                     "final": [enc(p) for p in ps]}
+    # SwAV's schedule (main_swav.py): numpy linspace warmup + cosine.
+    sched = {}
+    for name, (base, final, start, warm, epochs, iters) in {
+        "swav_800ep": (4.8, 0.0048, 0.3, 10, 800, 3),
+        "bs256": (0.6, 0.0006, 0.0, 0, 200, 5),
+        "short": (0.3, 0.0, 0.0, 1, 4, 7),
+    }.items():
+        warmup = np.linspace(start, base, iters * warm)
+        it = np.arange(iters * (epochs - warm))
+        cosine = np.array([final + 0.5 * (base - final) * (1 + math.cos(math.pi * t / (iters * (epochs - warm)))) for t in it])
+        sched[name] = {"base_lr": base, "final_lr": final, "start_warmup": start, "warmup_epochs": warm, "epochs": epochs,
+                       "iters_per_epoch": iters, "values": np.concatenate((warmup, cosine)).tolist()}
+    res["schedules"] = sched
+    write("optim.json", res)
+
+
+# ---------------------------------------------------------------- models
+ARCHS = {
+    "resnet18": lambda: torchvision.models.resnet18(num_classes=10),
+    "resnet50": lambda: torchvision.models.resnet50(num_classes=10),
+    "resnet50w2": lambda: swav_resnet(widen=2),
+}
+
+
+def make_init_checksums():
+    """Same seed, same construction order: the per-parameter sums and norms a TS model must reproduce."""
+    res = {}
+    for name in ["resnet18", "resnet50"]:
+        torch.manual_seed(0)
+        m = getattr(torchvision.models, name)()
+        res[name] = {k: [float(v.double().sum()), float(v.double().norm())] for k, v in m.state_dict().items()}
+    torch.manual_seed(0)
+    m = swav_resnet(widen=1, normalize=True, hidden_mlp=64, output_dim=16, nmb_prototypes=[10, 12])
+    res["swav_resnet50_head"] = {k: [float(v.double().sum()), float(v.double().norm())] for k, v in m.state_dict().items()}
+    write("init.json", res)
+
+
+def make_npy():
+    """.npy files as numpy writes them: dtypes, Fortran order, big-endian, 0-d, empty."""
+    d = os.path.join(HERE, "data", "npy")
+    os.makedirs(d, exist_ok=True)
+    rng = np.random.default_rng(5)
+    arrays = {
+        "float32": rng.standard_normal((3, 4)).astype(np.float32),
+        "float64": rng.standard_normal((2, 3, 2)),
+        "float16": rng.standard_normal((5,)).astype(np.float16),
+        "int64": rng.integers(-1000, 1000, (4, 2)).astype(np.int64),
+        "int32": rng.integers(-1000, 1000, (3,)).astype(np.int32),
+        "uint8": rng.integers(0, 255, (2, 2, 3)).astype(np.uint8),
+        "bool": rng.random((3, 3)) > 0.5,
+        "fortran": np.asfortranarray(rng.standard_normal((3, 5)).astype(np.float32)),
+        "bigendian": rng.standard_normal((2, 3)).astype(">f4"),
+        "scalar": np.array(3.25, dtype=np.float32),
+        "empty": np.zeros((0, 3), dtype=np.float32),
+    }
+    for k, v in arrays.items():
+        np.save(os.path.join(d, k + ".npy"), v)
+    with open(os.path.join(d, "expected.json"), "w") as f:
+        json.dump({k: {"shape": list(v.shape), "values": np.ascontiguousarray(v).astype(np.float64).ravel().tolist()}
+                   for k, v in arrays.items()}, f)
+    print(f"wrote {d}")
+
+
+def save_npy_dir(d, tensors):
+    os.makedirs(d, exist_ok=True)
+    for k, v in tensors.items():
+        np.save(os.path.join(d, k + ".npy"), v.detach().contiguous().numpy())
+
+
+def make_models(root):
+    for name in ["resnet18", "resnet50", "resnet50w2"]:
+        torch.manual_seed(3)
+        m = ARCHS[name]()
+        d = os.path.join(root, name)
+        x = torch.randn(2, 3, 64, 64)
+        save_npy_dir(os.path.join(d, "weights"), m.state_dict())
+        m.train()
+        y = m(x)
+        w = torch.randn(y.shape)
+        (y * w).sum().backward()
+        tensors = {"x": x, "w": w, "y_train": y}
+        tensors.update({"grad." + k: p.grad for k, p in m.named_parameters()})
+        tensors.update({"after_train." + k: v for k, v in m.state_dict().items() if "running" in k or "num_batches" in k})
+        m.eval()
+        m.zero_grad()
+        ye = m(x)
+        (ye * w).sum().backward()
+        tensors["y_eval"] = ye
+        tensors.update({"grad_eval." + k: p.grad for k, p in m.named_parameters()})
+        save_npy_dir(d, tensors)
+        with open(os.path.join(d, "manifest.json"), "w") as f:
+            json.dump({"arch": name, "params": [k for k, _ in m.named_parameters()], "state": list(m.state_dict().keys())}, f)
+        print(f"wrote {d}")
+
+
+if __name__ == "__main__":
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--small", action="store_true")
+    ap.add_argument("--models", default=None)
+    a = ap.parse_args()
+    torch.set_num_threads(2)
+    if a.small:
+        make_ops()
+        make_nn()
+        make_optim()
+        make_init_checksums()
+        make_npy()
+    if a.models:
+        make_models(a.models)

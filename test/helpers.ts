@@ -1,0 +1,65 @@
+// Shared by the tests: golden files written by test/golden/make_golden.py, and tolerance checks.
+import assert from 'node:assert/strict';
+import { existsSync, readFileSync } from 'node:fs';
+import { execFileSync } from 'node:child_process';
+import { join } from 'node:path';
+import { torch } from '../src/index.js';
+import { root } from '../src/torch/native.js';
+import type { Tensor } from '../src/torch/tensor.js';
+import type { DType } from '../src/torch/dtype.js';
+
+export { root };
+export const goldenDir = join(root, 'test', 'golden', 'data');
+
+export interface EncodedTensor { shape: number[]; dtype: DType; data: string }
+
+export function decode(e: EncodedTensor): Tensor {
+  return torch.fromBytes(new Uint8Array(Buffer.from(e.data, 'base64')), e.shape, e.dtype);
+}
+
+export function golden(name: string): any {
+  return JSON.parse(readFileSync(join(goldenDir, name), 'utf8'));
+}
+
+/** The Python with Debian's torch (python3-torch), as setup installs it. */
+export function python(): string {
+  for (const p of [process.env.SWAV_PYTHON, '/usr/bin/python3', 'python3'].filter(Boolean) as string[]) {
+    try {
+      execFileSync(p, ['-c', 'import torch, torchvision'], { stdio: 'ignore' });
+      return p;
+    } catch { /* next */ }
+  }
+  throw new Error('no python3 with torch and torchvision: run `npm run setup` (installs python3-torch)');
+}
+
+/** A directory of goldens too large to commit: written on first use by the project's PyTorch script. */
+export function largeGoldens(flag: string, name: string): string {
+  const dir = join(root, 'test', '.cache', 'golden', name);
+  if (!existsSync(join(dir, 'done'))) {
+    execFileSync(python(), [join(root, 'test', 'golden', 'make_golden.py'), flag, dir], { stdio: 'inherit' });
+    execFileSync('touch', [join(dir, 'done')]);
+  }
+  return dir;
+}
+
+/** ||a - b|| / ||b|| over float64 copies (0 when both are zero). */
+export function relativeError(a: Tensor, b: Tensor): number {
+  return torch.tidy(() => {
+    const x = a.double();
+    const y = b.double();
+    const den = y.norm().item();
+    const num = x.sub(y).norm().item();
+    return den === 0 ? num : num / den;
+  });
+}
+
+export function assertClose(actual: Tensor, expected: Tensor, what: string, rtol = 1e-4): void {
+  assert.deepEqual(actual.shape, expected.shape, `${what}: shape`);
+  if (expected.dtype === 'bool' || expected.dtype.startsWith('int') || expected.dtype === 'uint8') {
+    assert.equal(actual.dtype, expected.dtype, `${what}: dtype`);
+    assert.ok(actual.equal(expected), `${what}: values differ`);
+    return;
+  }
+  const err = relativeError(actual, expected);
+  assert.ok(err <= rtol, `${what}: relative error ${err.toExponential(2)} > ${rtol}`);
+}
