@@ -1,7 +1,10 @@
 // Tensor data in and out of JS memory, and the metadata the TS Tensor reads (shape, dtype, device, ...).
 #include <ATen/ATen.h>
 
+#include <cerrno>
 #include <cstring>
+#include <fcntl.h>
+#include <unistd.h>
 
 #include "convert.h"
 #include "errors.h"
@@ -65,6 +68,60 @@ Napi::Value toBytes(const Napi::CallbackInfo& info) {
     const size_t n = static_cast<size_t>(c.numel()) * c.element_size();
     auto buf = Napi::ArrayBuffer::New(env, n);
     if (n) std::memcpy(buf.Data(), c.data_ptr(), n);
+    return buf;
+  });
+}
+
+// fromFile(path, offset, byteLength, dtype) -> a 1-d CPU tensor read straight from the file into its memory
+// (checkpoints load without a second copy in JS memory).
+Napi::Value fromFile(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  std::string path = info[0].As<Napi::String>().Utf8Value();
+  double offset = info[1].As<Napi::Number>().DoubleValue();
+  double length = info[2].As<Napi::Number>().DoubleValue();
+  auto dtype = parseScalarType(env, info[3]);
+  const size_t item = c10::elementSize(dtype);
+  if (!(offset >= 0) || !(length >= 0) || static_cast<size_t>(length) % item != 0) {
+    throw Napi::RangeError::New(env, "fromFile: bad offset or length for " + path);
+  }
+  struct File {
+    int fd;
+    ~File() { if (fd >= 0) close(fd); }
+  } file{open(path.c_str(), O_RDONLY | O_CLOEXEC)};
+  if (file.fd < 0) throw Napi::Error::New(env, "fromFile: cannot open " + path + ": " + std::strerror(errno));
+  return guarded(env, "fromFile", [&] {
+      at::Tensor t = at::empty({static_cast<int64_t>(length / item)}, at::TensorOptions().dtype(dtype));
+      auto* dst = static_cast<char*>(t.data_ptr());
+      size_t done = 0;
+      const size_t total = static_cast<size_t>(length);
+      while (done < total) {
+        ssize_t n = pread(file.fd, dst + done, total - done, static_cast<off_t>(offset) + done);
+        if (n < 0 && errno == EINTR) continue;
+        if (n <= 0) {
+          throw Napi::Error::New(env, "fromFile: " + path + " ends before the data it describes (" +
+                                          std::to_string(static_cast<size_t>(offset) + total) + " bytes needed)");
+        }
+        done += static_cast<size_t>(n);
+      }
+      return wrapTensor(env, std::move(t));
+  });
+}
+
+// storageBytes(h) -> an ArrayBuffer with all of the tensor's storage (what a checkpoint stores for views).
+Napi::Value storageBytes(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  const at::Tensor& t = unwrapTensor(env, info[0]);
+  return guarded(env, "storageBytes", [&] {
+    const auto& st = t.storage();
+    const size_t n = st.nbytes();
+    auto buf = Napi::ArrayBuffer::New(env, n);
+    if (n == 0) return buf;
+    if (t.device().is_cpu()) {
+      std::memcpy(buf.Data(), st.data(), n);
+    } else {
+      at::Tensor whole = at::empty({0}, t.options().dtype(at::kByte)).set_(st, 0, {static_cast<int64_t>(n)}, {1});
+      std::memcpy(buf.Data(), whole.cpu().data_ptr(), n);
+    }
     return buf;
   });
 }
@@ -144,6 +201,8 @@ Napi::Value item(const Napi::CallbackInfo& info) {
 void initData(Napi::Env env, Napi::Object exports) {
   exports.Set("fromBytes", Napi::Function::New<exported<fromBytes>>(env, "fromBytes"));
   exports.Set("toBytes", Napi::Function::New<exported<toBytes>>(env, "toBytes"));
+  exports.Set("fromFile", Napi::Function::New<exported<fromFile>>(env, "fromFile"));
+  exports.Set("storageBytes", Napi::Function::New<exported<storageBytes>>(env, "storageBytes"));
   exports.Set("shape", Napi::Function::New<exported<shape>>(env, "shape"));
   exports.Set("strides", Napi::Function::New<exported<strides>>(env, "strides"));
   exports.Set("dtype", Napi::Function::New<exported<dtype>>(env, "dtype"));

@@ -8,3 +8,6 @@ export * from './runtime.js';
 export { tidy, keep } from './scope.js';
 export { ops, schema } from './ops.js';
 export { load, save } from './io/index.js';
+export { loadTorchFile, saveTorchFile, CheckpointError } from './io/torchfile.js';
+export { loadSafetensors, saveSafetensors, SafetensorsError } from './io/safetensors.js';
+export { UnpicklingError } from './io/pickle.js';

@@ -23,6 +23,8 @@ export interface Native {
 
   fromBytes(view: ArrayBufferView, shape: number[], dtype: string): Handle;
   toBytes(h: Handle): ArrayBuffer;
+  fromFile(path: string, offset: number, byteLength: number, dtype: string): Handle;
+  storageBytes(h: Handle): ArrayBuffer;
   shape(h: Handle): number[];
   strides(h: Handle): number[];
   dtype(h: Handle): string;

@@ -15,16 +15,17 @@ export function keep<T extends Tensor>(t: T): T {
   return t;
 }
 
-function collect(value: unknown, into: Set<Tensor>, depth = 0): void {
-  if (value === null || typeof value !== 'object' || depth > 8) return;
+function collect(value: unknown, into: Set<Tensor>, seen = new Set<unknown>()): void {
+  if (value === null || typeof value !== 'object' || seen.has(value)) return;
+  seen.add(value);
   if ((value as Tensor).isTensor === true) {
     into.add(value as Tensor);
   } else if (Array.isArray(value)) {
-    for (const v of value) collect(v, into, depth + 1);
+    for (const v of value) collect(v, into, seen);
   } else if (value instanceof Map) {
-    for (const v of value.values()) collect(v, into, depth + 1);
+    for (const v of value.values()) collect(v, into, seen);
   } else if (Object.getPrototypeOf(value) === Object.prototype || Object.getPrototypeOf(value) === null) {
-    for (const v of Object.values(value)) collect(v, into, depth + 1);
+    for (const v of Object.values(value)) collect(v, into, seen);
   }
 }
 

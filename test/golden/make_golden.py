@@ -319,14 +319,15 @@ def make_models(root):
         w = torch.randn(y.shape)
         (y * w).sum().backward()
         tensors = {"x": x, "w": w, "y_train": y}
-        tensors.update({"grad." + k: p.grad for k, p in m.named_parameters()})
-        tensors.update({"after_train." + k: v for k, v in m.state_dict().items() if "running" in k or "num_batches" in k})
+        tensors.update({"grad." + k: p.grad.clone() for k, p in m.named_parameters()})
+        tensors.update({"after_train." + k: v.clone() for k, v in m.state_dict().items() if "running" in k or "num_batches" in k})
         m.eval()
-        m.zero_grad()
+        m.zero_grad(set_to_none=True)
         ye = m(x)
-        (ye * w).sum().backward()
         tensors["y_eval"] = ye
-        tensors.update({"grad_eval." + k: p.grad for k, p in m.named_parameters()})
+        if name == "resnet18":  # eval-mode gradients for one model: the others' would add a gigabyte
+            (ye * w).sum().backward()
+            tensors.update({"grad_eval." + k: p.grad for k, p in m.named_parameters()})
         save_npy_dir(d, tensors)
         with open(os.path.join(d, "manifest.json"), "w") as f:
             json.dump({"arch": name, "params": [k for k, _ in m.named_parameters()], "state": list(m.state_dict().keys())}, f)

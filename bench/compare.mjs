@@ -1,0 +1,52 @@
+// Runs our command and the PyTorch peer's in alternation, round after round, and reports medians and ratios.
+import { spawnSync } from 'node:child_process';
+import { mkdirSync, writeFileSync } from 'node:fs';
+import { dirname } from 'node:path';
+import { cpus } from 'node:os';
+
+export function option(name, fallback) {
+  const i = process.argv.indexOf(`--${name}`);
+  return i >= 0 ? process.argv[i + 1] : fallback;
+}
+
+const median = (xs) => {
+  const s = [...xs].sort((a, b) => a - b);
+  return s.length % 2 ? s[(s.length - 1) / 2] : (s[s.length / 2 - 1] + s[s.length / 2]) / 2;
+};
+
+function runJson(argv) {
+  const r = spawnSync(argv[0], argv.slice(1), { encoding: 'utf8', env: { ...process.env } });
+  if (r.status !== 0) throw new Error(`${argv.join(' ')} failed:\n${r.stderr}`);
+  const line = r.stdout.trim().split('\n').filter((l) => l.startsWith('{')).pop();
+  return JSON.parse(line);
+}
+
+/** {title, metric, ours(config) -> argv, peer(config) -> argv, configs: [{name, args}], out, rounds?} */
+export function compare(spec) {
+  const rounds = Number(option('rounds', '3'));
+  const results = spec.configs.map((c) => ({ config: c.name, ours: [], peer: [], oursRaw: [], peerRaw: [] }));
+  for (let r = 0; r < rounds; r++) {
+    spec.configs.forEach((c, i) => {
+      // alternate which side goes first, so that neither always runs on a warmer machine
+      const order = r % 2 ? ['peer', 'ours'] : ['ours', 'peer'];
+      for (const side of order) {
+        const res = runJson(spec[side](c));
+        results[i][side].push(res[spec.metric]);
+        results[i][`${side}Raw`].push(res);
+        console.error(`round ${r + 1} ${c.name} ${side}: ${res[spec.metric]}`);
+      }
+    });
+  }
+  const rows = results.map((x) => ({
+    config: x.config, ours: median(x.ours), peer: median(x.peer), ratio: median(x.ours) / median(x.peer),
+    oursAll: x.ours, peerAll: x.peer,
+    oursPeakRssMiB: median(x.oursRaw.map((o) => o.peak_rss_mib ?? NaN)),
+    peerPeakRssMiB: median(x.peerRaw.map((o) => o.peak_rss_mib ?? NaN)),
+  }));
+  const report = { title: spec.title, metric: spec.metric, rounds, machine: `${cpus().length} x ${cpus()[0]?.model}`, date: new Date().toISOString(), rows };
+  mkdirSync(dirname(spec.out), { recursive: true });
+  writeFileSync(spec.out, `${JSON.stringify(report, null, 2)}\n`);
+  console.log(`\n${spec.title} (${spec.metric}, median of ${rounds}, ${report.machine})\n`);
+  console.log('| config | swav | PyTorch | ratio |\n|---|---|---|---|');
+  for (const row of rows) console.log(`| ${row.config} | ${row.ours.toFixed(3)} | ${row.peer.toFixed(3)} | ${row.ratio.toFixed(2)}x |`);
+}

@@ -1,0 +1,40 @@
+#!/usr/bin/env node
+// The `swav` command line.
+import { Flags, UsageError, parse } from './args.js';
+import { bench } from './bench.js';
+
+const USAGE = `usage: swav <command> [options]
+
+commands:
+  bench step     one SwAV training step on synthetic data (--arch --batch --crops --steps --warmup --device
+                 --amp fp32|bf16|fp16 --channels-last 0|1 --json)
+`;
+
+const BOOLEANS = ['json', 'help'] as const;
+const flagsFor = (command: string) => (argv: string[]) => new Flags(parse(argv, BOOLEANS), command);
+
+async function main(argv: string[]): Promise<number> {
+  const [command, ...rest] = argv;
+  if (!command || command === '--help' || command === 'help') {
+    process.stdout.write(USAGE);
+    return command ? 0 : 2;
+  }
+  switch (command) {
+    case 'bench':
+      bench(rest, flagsFor('bench'));
+      return 0;
+    default:
+      throw new UsageError(`unknown command '${command}'`);
+  }
+}
+
+main(process.argv.slice(2)).then((code) => { process.exitCode = code; }, (e: unknown) => {
+  if (e instanceof UsageError) {
+    process.stderr.write(`swav: ${e.message}\n\n${USAGE}`);
+    process.exitCode = 2;
+  } else {
+    process.stderr.write(`swav: error: ${e instanceof Error ? e.message : String(e)}\n`);
+    if (process.env.SWAV_DEBUG && e instanceof Error) process.stderr.write(`${e.stack}\n`);
+    process.exitCode = 1;
+  }
+});
