@@ -21,7 +21,8 @@ function runJson(argv) {
   return JSON.parse(line);
 }
 
-/** {title, metric, ours(config) -> argv, peer(config) -> argv, configs: [{name, args}], out, rounds?} */
+/** {title, metric, lowerIsBetter?, ours(config) -> argv, peer(config) -> argv, configs: [{name, args}], out}; the ratio
+ * is always "how many times better ours is" (peer / ours for times). */
 export function compare(spec) {
   const rounds = Number(option('rounds', '3'));
   const results = spec.configs.map((c) => ({ config: c.name, ours: [], peer: [], oursRaw: [], peerRaw: [] }));
@@ -38,7 +39,8 @@ export function compare(spec) {
     });
   }
   const rows = results.map((x) => ({
-    config: x.config, ours: median(x.ours), peer: median(x.peer), ratio: median(x.ours) / median(x.peer),
+    config: x.config, ours: median(x.ours), peer: median(x.peer),
+    ratio: spec.lowerIsBetter ? median(x.peer) / median(x.ours) : median(x.ours) / median(x.peer),
     oursAll: x.ours, peerAll: x.peer,
     oursPeakRssMiB: median(x.oursRaw.map((o) => o.peak_rss_mib ?? NaN)),
     peerPeakRssMiB: median(x.peerRaw.map((o) => o.peak_rss_mib ?? NaN)),

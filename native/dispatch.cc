@@ -63,7 +63,7 @@ Napi::Value overloads(const Napi::CallbackInfo& info) {
   if (byName.empty()) {
     for (const auto& n : c10::Dispatcher::singleton().getAllOpNames()) byName[n.name].push_back(n.overload_name);
     // The default overload first and out= variants last, as PyTorch's binding prefers.
-    auto rank = [](const std::string& s) { return s.empty() ? 0 : (s == "out" || s.size() > 4 && s.compare(s.size() - 4, 4, "_out") == 0) ? 2 : 1; };
+    auto rank = [](const std::string& s) { return s.empty() ? 0 : (s == "out" || (s.size() > 4 && s.compare(s.size() - 4, 4, "_out") == 0)) ? 2 : 1; };
     for (auto& kv : byName) {
       std::stable_sort(kv.second.begin(), kv.second.end(), [&](auto& a, auto& b) { return rank(a) < rank(b); });
     }

@@ -3,3 +3,5 @@ export * as torch from './torch/index.js';
 export * as nn from './nn/index.js';
 export * as optim from './optim/index.js';
 export * as models from './models/index.js';
+export * as hub from './hub/index.js';
+export * as swav from './methods/swav.js';

@@ -1,8 +1,9 @@
 // Shared by the tests: golden files written by test/golden/make_golden.py, and tolerance checks.
 import assert from 'node:assert/strict';
-import { existsSync, readFileSync } from 'node:fs';
+import { existsSync, readFileSync, renameSync, rmSync } from 'node:fs';
 import { execFileSync } from 'node:child_process';
 import { join } from 'node:path';
+import { tmpdir } from 'node:os';
 import { torch } from '../src/index.js';
 import { root } from '../src/torch/native.js';
 import type { Tensor } from '../src/torch/tensor.js';
@@ -32,12 +33,24 @@ export function python(): string {
   throw new Error('no python3 with torch and torchvision: run `npm run setup` (installs python3-torch)');
 }
 
+/** The file the hostile fixtures' payloads would create if anything ran them. */
+export const pwnedMarker = join(tmpdir(), 'swav-pwned-marker');
+
 /** A directory of goldens too large to commit: written on first use by the project's PyTorch script. */
 export function largeGoldens(flag: string, name: string): string {
   const dir = join(root, 'test', '.cache', 'golden', name);
-  if (!existsSync(join(dir, 'done'))) {
-    execFileSync(python(), [join(root, 'test', 'golden', 'make_golden.py'), flag, dir], { stdio: 'inherit' });
-    execFileSync('touch', [join(dir, 'done')]);
+  if (!existsSync(dir)) {
+    // written aside and renamed into place, so that test files running in parallel never see half of it
+    const tmp = `${dir}.tmp-${process.pid}`;
+    rmSync(tmp, { recursive: true, force: true });
+    execFileSync(python(), [join(root, 'test', 'golden', 'make_golden.py'), flag, tmp],
+      { stdio: 'inherit', env: { ...process.env, SWAV_PWNED_MARKER: pwnedMarker } });
+    try {
+      renameSync(tmp, dir);
+    } catch (e) {
+      if (!existsSync(dir)) throw e;
+      rmSync(tmp, { recursive: true, force: true });
+    }
   }
   return dir;
 }

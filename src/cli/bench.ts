@@ -59,7 +59,20 @@ function benchStep(f: Flags): Record<string, unknown> {
   };
 }
 
-const BENCHES: Record<string, (f: Flags) => Record<string, unknown>> = { step: benchStep };
+/** torch.load of a checkpoint, timed in-process (the peer is bench/torch_load.py). */
+function benchLoad(f: Flags): Record<string, unknown> {
+  const file = f.string('file');
+  f.optional('json');
+  f.done();
+  const t0 = performance.now();
+  const obj = torch.load(file);
+  const dt = (performance.now() - t0) / 1000;
+  const tensors = Object.values(obj as object).filter((t) => t instanceof torch.Tensor);
+  tensors.forEach((t) => t.dispose());
+  return { load_s: Number(dt.toFixed(4)), tensors: tensors.length, peak_rss_mib: Math.round(process.resourceUsage().maxRSS / 1024) };
+}
+
+const BENCHES: Record<string, (f: Flags) => Record<string, unknown>> = { step: benchStep, load: benchLoad };
 
 export function bench(argv: string[], parsedFlags: (argv: string[]) => Flags): void {
   const [what, ...rest] = argv;

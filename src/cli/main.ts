@@ -2,15 +2,23 @@
 // The `swav` command line.
 import { Flags, UsageError, parse } from './args.js';
 import { bench } from './bench.js';
+import { extract } from './extract.js';
+import { convert, hubCommand } from './files.js';
 
 const USAGE = `usage: swav <command> [options]
 
 commands:
+  extract        pooled trunk features: --arch ARCH --weights FILE|ZOO_NAME (--input X.npy | --data DIR)
+                 --out F.npy [--batch N] [--device D]
+  convert IN OUT between .pth / .pth.tar (zip or legacy) and .safetensors, by extension
+  hub list       the published checkpoints
+  hub download NAME [--force]
+                 into the cache ($SWAV_HOME, default ~/.cache/swav)
   bench step     one SwAV training step on synthetic data (--arch --batch --crops --steps --warmup --device
                  --amp fp32|bf16|fp16 --channels-last 0|1 --json)
 `;
 
-const BOOLEANS = ['json', 'help'] as const;
+const BOOLEANS = ['json', 'help', 'force'] as const;
 const flagsFor = (command: string) => (argv: string[]) => new Flags(parse(argv, BOOLEANS), command);
 
 async function main(argv: string[]): Promise<number> {
@@ -22,6 +30,15 @@ async function main(argv: string[]): Promise<number> {
   switch (command) {
     case 'bench':
       bench(rest, flagsFor('bench'));
+      return 0;
+    case 'extract':
+      await extract(flagsFor('extract')(rest));
+      return 0;
+    case 'convert':
+      convert(flagsFor('convert')(rest));
+      return 0;
+    case 'hub':
+      await hubCommand(rest, flagsFor('hub'));
       return 0;
     default:
       throw new UsageError(`unknown command '${command}'`);

@@ -7,6 +7,7 @@ usage: python3 test/golden/make_golden.py [--small] [--models DIR]
 Tensors in the JSON files: {"shape", "dtype", "data": base64 of little-endian bytes}.
 """
 import argparse, base64, json, math, os, sys
+from collections import OrderedDict
 import numpy as np
 import torch
 import torch.nn as nn
@@ -334,10 +335,98 @@ def make_models(root):
         print(f"wrote {d}")
 
 
+# ---------------------------------------------------------------- checkpoints: zoo-like files, conversions, hostile files
+def swav_like(arch, hidden, protos):
+    """A trunk with SwAV's head, named as the released files name it (flat, every key prefixed "module.")."""
+    trunk = getattr(torchvision.models, arch)()
+    trunk.fc = nn.Identity()
+    dim = 512 if arch == "resnet18" else 2048
+    head = nn.Sequential(nn.Linear(dim, hidden), nn.BatchNorm1d(hidden), nn.ReLU(inplace=True), nn.Linear(hidden, 128))
+    prototypes = nn.Linear(128, protos, bias=False)
+    with torch.no_grad():  # running statistics that matter in eval mode
+        for m in trunk.modules():
+            if isinstance(m, nn.BatchNorm2d):
+                m.running_mean.normal_(0, 0.1)
+                m.running_var.uniform_(0.5, 1.5)
+                m.weight.uniform_(0.5, 1.5)
+                m.bias.normal_(0, 0.1)
+    sd = OrderedDict()
+    for prefix, mod in [("", trunk), ("projection_head.", head), ("prototypes.", prototypes)]:
+        for k, v in mod.state_dict().items():
+            sd["module." + prefix + k] = v
+    return trunk, sd
+
+
+class Payload:
+    """Runs a shell command when unpickled by a loader that executes globals."""
+    def __init__(self, cmd):
+        self.cmd = cmd
+
+    def __reduce__(self):
+        return (os.system, (self.cmd,))
+
+
+class EvalPayload:
+    def __init__(self, code):
+        self.code = code
+
+    def __reduce__(self):
+        return (eval, (self.code,))
+
+
+def make_checkpoints(root):
+    import pickle, zipfile
+    os.makedirs(root, exist_ok=True)
+    torch.manual_seed(21)
+    x = torch.randn(4, 3, 64, 64)
+    np.save(os.path.join(root, "images.npy"), x.numpy())
+    for arch, hidden, protos in [("resnet18", 256, 100), ("resnet50", 2048, 3000)]:
+        trunk, sd = swav_like(arch, hidden, protos)
+        trunk.eval()
+        with torch.no_grad():
+            np.save(os.path.join(root, f"{arch}_features.npy"), trunk(x).numpy())
+        torch.save(sd, os.path.join(root, f"{arch}_zip.pth"))
+        torch.save(sd, os.path.join(root, f"{arch}_legacy.pth.tar"), _use_new_zipfile_serialization=False)
+    # a training checkpoint around the state dict, legacy format, with the extras real ones carry
+    _, sd = swav_like("resnet18", 256, 100)
+    opt_state = {"state": {0: {"momentum_buffer": torch.randn(3)}}, "param_groups": [{"lr": 0.6, "momentum": 0.9, "params": [0]}]}
+    torch.save({"epoch": 5, "state_dict": sd, "optimizer": opt_state, "best_acc": np.float64(0.75)},
+               os.path.join(root, "training_checkpoint.pth.tar"), _use_new_zipfile_serialization=False)
+    # conversions: several dtypes and views of one storage
+    base = torch.randn(4, 6)
+    mixed = OrderedDict([("w", base), ("view", base[1:3]), ("t", base.t()), ("col", base[:, 2]),
+                         ("i64", torch.arange(-5, 7, dtype=torch.int64).view(3, 4)), ("f16", torch.randn(5).half()),
+                         ("u8", torch.randint(0, 255, (3,), dtype=torch.uint8)), ("flag", torch.tensor([True, False]))])
+    torch.save(mixed, os.path.join(root, "mixed_legacy.pth.tar"), _use_new_zipfile_serialization=False)
+    # hostile and broken files
+    # what the payloads would create if a loader ran them (the tests check that it never appears)
+    marker = os.environ.get("SWAV_PWNED_MARKER", os.path.join(root, "pwned"))
+    torch.save({"x": torch.ones(2), "evil": Payload(f"touch {marker}")}, os.path.join(root, "evil_zip.pth"))
+    torch.save({"x": torch.ones(2), "evil": Payload(f"touch {marker}")}, os.path.join(root, "evil_legacy.pth"),
+               _use_new_zipfile_serialization=False)
+    with open(os.path.join(root, "evil_eval.pth"), "wb") as f:
+        pickle.dump(EvalPayload(f"__import__('os').system('touch {marker}')"), f, protocol=2)
+    good = open(os.path.join(root, "resnet18_zip.pth"), "rb").read()
+    open(os.path.join(root, "truncated_zip.pth"), "wb").write(good[: len(good) // 2])
+    legacy = open(os.path.join(root, "resnet18_legacy.pth.tar"), "rb").read()
+    open(os.path.join(root, "truncated_legacy.pth.tar"), "wb").write(legacy[: len(legacy) - 1000])
+    with zipfile.ZipFile(os.path.join(root, "resnet18_zip.pth")) as zin, \
+            zipfile.ZipFile(os.path.join(root, "short_storage.pth"), "w", zipfile.ZIP_STORED) as zout:
+        for info in zin.infolist():
+            data = zin.read(info.filename)
+            if info.filename.endswith("/data/0"):
+                data = data[: len(data) // 2]
+            zout.writestr(info.filename, data)
+    open(os.path.join(root, "random.pth"), "wb").write(np.random.default_rng(0).bytes(4096))
+    assert not os.path.exists(marker)
+    print(f"wrote {root}")
+
+
 if __name__ == "__main__":
     ap = argparse.ArgumentParser()
     ap.add_argument("--small", action="store_true")
     ap.add_argument("--models", default=None)
+    ap.add_argument("--checkpoints", default=None)
     a = ap.parse_args()
     torch.set_num_threads(2)
     if a.small:
@@ -348,3 +437,5 @@ if __name__ == "__main__":
         make_npy()
     if a.models:
         make_models(a.models)
+    if a.checkpoints:
+        make_checkpoints(a.checkpoints)

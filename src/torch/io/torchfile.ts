@@ -8,7 +8,7 @@ import { native } from '../native.js';
 import { Tensor, call, wrap } from '../tensor.js';
 import { itemSize, type DType } from '../dtype.js';
 import { PyGlobal, Pickler, UnpicklingError, unpickle, type UnpickleOptions } from './pickle.js';
-import { ZipWriter, isZip, readEntry, readZipDirectory } from './zip.js';
+import { ZipError, ZipWriter, isZip, readEntry, readZipDirectory } from './zip.js';
 
 export class CheckpointError extends Error {}
 
@@ -263,6 +263,14 @@ function loadLegacy(path: string, fd: number, size: number): unknown {
   }
 }
 
+/** A pickle on its own (no storages): plain data only, read under the same allowlist. */
+function loadPlainPickle(fd: number, size: number): unknown {
+  const buf = Buffer.alloc(size);
+  readSync(fd, buf, 0, size, 0);
+  const { value } = unpickle(buf, 0, unpickleOptions(() => { throw new CheckpointError('a plain pickle with tensor storages'); }));
+  return materialize(value, () => { throw new CheckpointError('a plain pickle with tensor storages'); });
+}
+
 /**
  * Loads a PyTorch checkpoint (zip or legacy format) as plain data: tensors (views of shared storages kept),
  * dicts as objects (or Maps for keys that are not strings), lists, numbers, strings.
@@ -275,12 +283,15 @@ export function loadTorchFile(path: string): unknown {
     readSync(fd, head, 0, head.length, 0);
     if (isZip(head)) return loadZip(path, fd);
     if (head[0] === 0x80 && head[2] === 0x8a) return loadLegacy(path, fd, size);
+    if (head[0] === 0x80) return loadPlainPickle(fd, size);
     if (head.length >= 262 && head.toString('latin1', 257, 262) === 'ustar') {
       throw new CheckpointError('this is the tar format of PyTorch < 0.4: load it in an older PyTorch and save it again');
     }
     throw new CheckpointError('not a PyTorch checkpoint: neither the zip nor the legacy format');
   } catch (e) {
-    if (e instanceof CheckpointError || e instanceof UnpicklingError) throw new CheckpointError(`${path}: ${e.message}`);
+    if (e instanceof CheckpointError || e instanceof UnpicklingError || e instanceof ZipError) {
+      throw new CheckpointError(`${path}: ${e.message}`);
+    }
     throw e;
   } finally {
     closeSync(fd);

@@ -47,7 +47,7 @@ export function readZipDirectory(fd: number): Map<string, ZipEntry> {
   for (let i = tail.length - 22; i >= 0; i--) {
     if (tail.readUInt32LE(i) === SIG_EOCD) { eocd = i; break; }
   }
-  if (eocd < 0) throw new ZipError('not a zip archive (no end of central directory record)');
+  if (eocd < 0) throw new ZipError('no zip end-of-central-directory record: the file is truncated or not a zip archive');
   let count = tail.readUInt16LE(eocd + 10);
   let cdSize = tail.readUInt32LE(eocd + 12);
   let cdOffset = tail.readUInt32LE(eocd + 16);

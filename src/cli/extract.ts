@@ -1,0 +1,90 @@
+// `swav extract`: pooled trunk features, in eval mode, of an .npy batch of images or of a folder of images.
+import { writeFileSync } from 'node:fs';
+import { torch } from '../index.js';
+import { architectures, type Architecture, type ResNet } from '../models/resnet.js';
+import { downloadModel, findModel, modelFromFile } from '../hub/index.js';
+import { listImages, resizeCenterCrop, stackRGB, MEAN, STD } from '../data/image.js';
+import { Flags, UsageError } from './args.js';
+import { progressBar } from './progress.js';
+import type { Tensor } from '../torch/tensor.js';
+
+/** A zoo name or alias downloads (or comes from the cache); anything else is a file. */
+export async function resolveWeights(weights: string): Promise<string> {
+  if (!findModel(weights) || /[/\\]|\.(pth|pt|tar|safetensors|bin|ckpt)$/i.test(weights)) return weights;
+  return downloadModel(weights, { onProgress: progressBar(process.stderr) });
+}
+
+/** Features of `images` (N x 3 x H x W, normalized), `batch` at a time. */
+export function features(model: ResNet, images: Tensor, batch: number, device: string): Tensor {
+  const n = images.shape[0];
+  const parts: Tensor[] = [];
+  torch.noGrad(() => {
+    for (let i = 0; i < n; i += batch) {
+      parts.push(torch.tidy(() => {
+        const x = images.narrow(0, i, Math.min(batch, n - i)).to({ device, dtype: 'float32' }).contiguous('channelsLast');
+        return model.forwardBackbone(x).cpu();
+      }));
+    }
+  });
+  try { return torch.cat(parts); } finally { parts.forEach((p) => p.dispose()); }
+}
+
+/** Decodes, resizes (256) and center-crops (224) images, normalized as SwAV's evaluation; skips unreadable ones. */
+export async function loadImageBatch(files: string[]): Promise<{ images: Tensor; ok: string[]; skipped: string[] }> {
+  const decoded = await Promise.all(files.map((f) => resizeCenterCrop(f).then((im) => ({ f, im }), (e: Error) => ({ f, e }))));
+  const ok = decoded.filter((d): d is { f: string; im: Awaited<ReturnType<typeof resizeCenterCrop>> } => 'im' in d);
+  const skipped = decoded.filter((d) => 'e' in d).map((d) => `${d.f}: ${(d as { e: Error }).e.message}`);
+  if (!ok.length) return { images: torch.zeros([0, 3, 224, 224]), ok: [], skipped };
+  const images = torch.tidy(() => {
+    const mean = torch.tensor(MEAN).view(1, 3, 1, 1);
+    const std = torch.tensor(STD).view(1, 3, 1, 1);
+    return stackRGB(ok.map((d) => d.im)).float().div(255).sub(mean).div(std);
+  });
+  return { images, ok: ok.map((d) => d.f), skipped };
+}
+
+export async function extract(f: Flags): Promise<void> {
+  const arch = f.choice('arch', Object.keys(architectures) as Architecture[], 'resnet50');
+  const weights = f.string('weights');
+  const input = f.optional('input');
+  const data = f.optional('data');
+  const out = f.string('out');
+  const batch = f.int('batch', 64);
+  const device = f.string('device', 'cpu');
+  f.done();
+  if (!input === !data) throw new UsageError('extract: give exactly one of --input X.npy and --data DIR');
+  if (!out.endsWith('.npy')) throw new UsageError('extract: --out must name an .npy file');
+  const model = modelFromFile(arch, await resolveWeights(weights));
+  model.eval().to({ device, memoryFormat: 'channelsLast' });
+  let feats: Tensor;
+  if (input) {
+    const images = torch.load(input) as Tensor;
+    if (!(images instanceof torch.Tensor) || images.ndim !== 4 || images.shape[1] !== 3) {
+      throw new Error(`extract: ${input} must hold an N x 3 x H x W array of normalized images, it holds ${images instanceof torch.Tensor ? `shape [${images.shape}]` : 'no tensor'}`);
+    }
+    feats = features(model, images, batch, device);
+    images.dispose();
+  } else {
+    const files = listImages(data!);
+    if (!files.length) throw new Error(`extract: no images (jpg, png, webp, ...) under ${data}`);
+    const parts: Tensor[] = [];
+    const names: string[] = [];
+    const bar = progressBar(process.stderr);
+    for (let i = 0; i < files.length; i += batch) {
+      const { images, ok, skipped } = await loadImageBatch(files.slice(i, i + batch));
+      for (const s of skipped) process.stderr.write(`swav: warning: skipped ${s}\n`);
+      if (ok.length) parts.push(features(model, images, batch, device));
+      images.dispose();
+      names.push(...ok);
+      bar({ status: 'progress', name: 'images', loaded: Math.min(i + batch, files.length), total: files.length, progress: (100 * Math.min(i + batch, files.length)) / files.length });
+    }
+    feats = torch.cat(parts);
+    parts.forEach((p) => p.dispose());
+    writeFileSync(out.replace(/\.npy$/, '.files.txt'), `${names.join('\n')}\n`);
+    process.stderr.write(`\n${names.length} images, ${files.length - names.length} skipped\n`);
+  }
+  torch.save(feats, out);
+  process.stderr.write(`wrote ${out}: features [${feats.shape}]\n`);
+  feats.dispose();
+  model.dispose();
+}

@@ -1,0 +1,68 @@
+// Image files in and out of tensors, decoded by sharp (libvips): JPEG, PNG, WebP, and the rest sharp reads.
+import sharp from 'sharp';
+import { readdirSync, statSync } from 'node:fs';
+import { extname, join } from 'node:path';
+import { fromBytes } from '../torch/creation.js';
+import type { Tensor } from '../torch/tensor.js';
+
+export const IMAGE_EXTENSIONS = ['.jpg', '.jpeg', '.png', '.webp', '.bmp', '.tif', '.tiff', '.gif'];
+
+/** Image files under `dir`, recursively, sorted (as torchvision's ImageFolder orders them). */
+export function listImages(dir: string): string[] {
+  const out: string[] = [];
+  const walk = (d: string) => {
+    for (const e of readdirSync(d).sort()) {
+      const p = join(d, e);
+      if (statSync(p).isDirectory()) walk(p);
+      else if (IMAGE_EXTENSIONS.includes(extname(e).toLowerCase())) out.push(p);
+    }
+  };
+  walk(dir);
+  return out;
+}
+
+export interface RGB {
+  data: Uint8Array;
+  width: number;
+  height: number;
+}
+
+/** Decodes a file to 8-bit RGB (grayscale and alpha images converted), honouring EXIF orientation. */
+export async function decodeRGB(path: string): Promise<RGB> {
+  const { data, info } = await sharp(path, { failOn: 'error' }).rotate().removeAlpha().toColourspace('srgb')
+    .raw().toBuffer({ resolveWithObject: true });
+  if (info.channels !== 3) throw new Error(`${path}: decoded to ${info.channels} channels`);
+  return { data: new Uint8Array(data.buffer, data.byteOffset, data.length), width: info.width, height: info.height };
+}
+
+/**
+ * The evaluation transform: shorter side resized to `resize` (bilinear), center crop `crop`, as torchvision's
+ * Resize(256) + CenterCrop(224); 8-bit RGB, HWC.
+ */
+export async function resizeCenterCrop(path: string, resize = 256, crop = 224): Promise<RGB> {
+  const img = sharp(path, { failOn: 'error' }).rotate().removeAlpha().toColourspace('srgb');
+  const meta = await img.metadata();
+  let w = meta.autoOrient?.width ?? meta.width ?? 0;
+  let h = meta.autoOrient?.height ?? meta.height ?? 0;
+  if (!w || !h) throw new Error(`${path}: cannot read the image size`);
+  // torchvision: the shorter side becomes `resize`, the longer int(resize * long / short)
+  [w, h] = w <= h ? [resize, Math.floor((resize * h) / w)] : [Math.floor((resize * w) / h), resize];
+  if (w < crop || h < crop) throw new Error(`${path}: resize ${resize} is smaller than the crop ${crop}`);
+  const { data } = await img.resize(w, h, { kernel: 'linear', fit: 'fill' })
+    .extract({ left: Math.round((w - crop) / 2), top: Math.round((h - crop) / 2), width: crop, height: crop })
+    .raw().toBuffer({ resolveWithObject: true });
+  return { data: new Uint8Array(data.buffer, data.byteOffset, data.length), width: crop, height: crop };
+}
+
+/** HWC uint8 images of one size -> an N x 3 x H x W uint8 tensor. */
+export function stackRGB(images: RGB[]): Tensor {
+  const { width, height } = images[0];
+  const all = new Uint8Array(images.length * width * height * 3);
+  images.forEach((im, i) => all.set(im.data, i * width * height * 3));
+  const nhwc = fromBytes(all, [images.length, height, width, 3], 'uint8');
+  try { return nhwc.permute(0, 3, 1, 2).contiguous(); } finally { nhwc.dispose(); }
+}
+
+/** SwAV's normalization (std 0.228, not 0.229, for the red channel). */
+export const MEAN = [0.485, 0.456, 0.406];
+export const STD = [0.228, 0.224, 0.225];
