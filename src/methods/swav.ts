@@ -2,8 +2,9 @@
 // loss over multi-crop scores.
 import { Tensor } from '../torch/tensor.js';
 import { cat } from '../torch/functional.js';
+import { zeros } from '../torch/creation.js';
 import { noGrad } from '../torch/autograd.js';
-import { tidy } from '../torch/scope.js';
+import { keep, tidy } from '../torch/scope.js';
 import { normalize } from '../torch/functional.js';
 import type { ResNet } from '../models/resnet.js';
 
@@ -104,4 +105,43 @@ export function swavLoss(output: Tensor, o: SwAVLossOptions): Tensor {
     });
     return loss!.div(assign.length);
   });
+}
+
+/**
+ * SwAV's queue of past embeddings, one row block per assigned crop: [crops for assign, length, feature dim].
+ * Once full (its last row non-zero) or already in use this epoch, its scores against the current prototypes
+ * are prepended before Sinkhorn; each step shifts it by the batch and puts the new embeddings at its head.
+ */
+export class SwAVQueue {
+  /** Set once the queue has been used in the current epoch (the reference resets it each epoch). */
+  useTheQueue = false;
+
+  constructor(readonly tensor: Tensor) {}
+
+  static zeros(nAssign: number, length: number, dim: number, device = 'cpu'): SwAVQueue {
+    return new SwAVQueue(keep(zeros([nAssign, length, dim], { device })));
+  }
+
+  get length(): number { return this.tensor.shape[1]; }
+
+  /**
+   * For each assigned crop i: the scores queue[i] @ prototypesᵀ when the queue is in use (else null), then the
+   * shift and push of that crop's embeddings (rows crop*bs .. crop*bs+bs of `embedding`).
+   */
+  step(embedding: Tensor, prototypes: Tensor, cropsForAssign: number[], bs: number): (Tensor | null)[] {
+    return noGrad(() => cropsForAssign.map((crop, i) => tidy(() => {
+      const q = this.tensor.select(0, i);
+      let scores: Tensor | null = null;
+      if (this.useTheQueue || !q.select(0, this.length - 1).eq(0).all().item()) {
+        this.useTheQueue = true;
+        scores = q.mm(prototypes.t());
+      }
+      // queue[i, bs:] = queue[i, :-bs].clone(); queue[i, :bs] = embedding of this crop
+      q.narrow(0, bs, this.length - bs).copy_(q.narrow(0, 0, this.length - bs).clone());
+      q.narrow(0, 0, bs).copy_(embedding.narrow(0, crop * bs, bs));
+      return scores;
+    })));
+  }
+
+  dispose(): void { this.tensor.dispose(); }
 }

@@ -335,6 +335,113 @@ def make_models(root):
         print(f"wrote {d}")
 
 
+# ---------------------------------------------------------------- SwAV's method (main_swav.py's train())
+@torch.no_grad()
+def ref_sinkhorn(out, epsilon=0.05, iters=3):
+    Q = torch.exp(out / epsilon).t()
+    B, K = Q.shape[1], Q.shape[0]
+    Q /= torch.sum(Q)
+    for _ in range(iters):
+        Q /= torch.sum(Q, dim=1, keepdim=True)
+        Q /= K
+        Q /= torch.sum(Q, dim=0, keepdim=True)
+        Q /= B
+    Q *= B
+    return Q.t()
+
+
+def ref_loss(output, bs, nmb_crops, crops_for_assign, temperature, queue=None, prototypes=None, embedding=None, use_queue=False):
+    """The loss of one iteration; with a queue, its use and update as main_swav.py does them (in place)."""
+    n = sum(nmb_crops)
+    loss = 0
+    for i, crop_id in enumerate(crops_for_assign):
+        with torch.no_grad():
+            out = output[bs * crop_id: bs * (crop_id + 1)].detach()
+            if queue is not None:
+                if use_queue or not torch.all(queue[i, -1, :] == 0):
+                    use_queue = True
+                    out = torch.cat((torch.mm(queue[i], prototypes.t()), out))
+                queue[i, bs:] = queue[i, :-bs].clone()
+                queue[i, :bs] = embedding[crop_id * bs: (crop_id + 1) * bs]
+            q = ref_sinkhorn(out)[-bs:]
+        subloss = 0
+        for v in np.delete(np.arange(n), crop_id):
+            x = output[bs * v: bs * (v + 1)] / temperature
+            subloss -= torch.mean(torch.sum(q * F.log_softmax(x, dim=1), dim=1))
+        loss += subloss / (n - 1)
+    return loss / len(crops_for_assign), use_queue
+
+
+def scores_like(rows, k, dim=8):
+    z = F.normalize(torch.randn(rows, dim), dim=1)
+    w = F.normalize(torch.randn(k, dim), dim=1)
+    return z, w, z @ w.t()
+
+
+def make_swav():
+    torch.manual_seed(5)
+    res = {"sinkhorn": [], "loss": []}
+    for b, k in [(12, 7), (40, 30), (5, 64)]:
+        _, _, s = scores_like(b, k)
+        res["sinkhorn"].append({"scores": enc(s), "codes": enc(ref_sinkhorn(s))})
+    for name, nmb, assign, bs, k, qlen in [("2+3", [2, 3], [0, 1], 4, 10, 0), ("2+6", [2, 6], [0, 1], 6, 20, 0),
+                                            ("assign1", [2, 2], [1], 5, 9, 0), ("queue", [2, 2], [0, 1], 4, 10, 8)]:
+        z, w, s = scores_like(sum(nmb) * bs, k)
+        s = s.clone().requires_grad_(True)
+        entry = {"nmb_crops": nmb, "crops_for_assign": assign, "batch_size": bs, "temperature": 0.1, "scores": enc(s)}
+        if qlen:
+            queue = F.normalize(torch.randn(len(assign), qlen, z.shape[1]), dim=2)
+            entry["queue"] = enc(queue)
+            entry["queue_scores"] = [enc(queue[i] @ w.t()) for i in range(len(assign))]
+            entry["prototypes"], entry["embedding"] = enc(w), enc(z)
+            loss, _ = ref_loss(s, bs, nmb, assign, 0.1, queue=queue, prototypes=w, embedding=z, use_queue=True)
+            entry["queue_after"] = enc(queue)
+        else:
+            loss, _ = ref_loss(s, bs, nmb, assign, 0.1)
+        loss.backward()
+        entry["loss"], entry["grad"] = float(loss), enc(s.grad)
+        res["loss"].append(entry)
+    write("swav.json", res)
+
+
+def make_swav_steps(root):
+    """4 iterations of train() on a small model: queue filling then in use, prototypes frozen for 2, LARC + SGD."""
+    from swav_reference import SwAVOnTorchvision
+    os.makedirs(root, exist_ok=True)
+    torch.manual_seed(9)
+    model = SwAVOnTorchvision("resnet18", hidden_mlp=32, output_dim=16, nmb_prototypes=10)
+    save_npy_dir(os.path.join(root, "init"), model.state_dict())
+    opt = torch.optim.SGD(model.parameters(), lr=0.1, momentum=0.9, weight_decay=1e-6)
+    bs, nmb, assign, freeze = 4, [2, 2], [0, 1], 2
+    queue = torch.zeros(len(assign), 8, 16)
+    use_queue = False
+    lrs, losses = [0.05, 0.1, 0.2, 0.15], []
+    for it, lr in enumerate(lrs):
+        crops = [torch.randn(bs, 3, 32, 32) for _ in range(2)] + [torch.randn(bs, 3, 16, 16) for _ in range(2)]
+        save_npy_dir(os.path.join(root, f"crops{it}"), {str(i): c for i, c in enumerate(crops)})
+        for g in opt.param_groups:
+            g["lr"] = lr
+        with torch.no_grad():
+            model.prototypes.weight.copy_(F.normalize(model.prototypes.weight.data.clone(), dim=1, p=2))
+        embedding, output = model(crops)
+        loss, use_queue = ref_loss(output, bs, nmb, assign, 0.1, queue=queue, prototypes=model.prototypes.weight,
+                                   embedding=embedding.detach(), use_queue=use_queue)
+        opt.zero_grad()
+        loss.backward()
+        if it < freeze:
+            for name, p in model.named_parameters():
+                if "prototypes" in name:
+                    p.grad = None
+        larc_step(list(model.parameters()), opt)
+        losses.append(float(loss))
+    save_npy_dir(os.path.join(root, "final"), model.state_dict())
+    np.save(os.path.join(root, "queue.npy"), queue.numpy())
+    with open(os.path.join(root, "steps.json"), "w") as f:
+        json.dump({"lrs": lrs, "losses": losses, "batch_size": bs, "nmb_crops": nmb, "crops_for_assign": assign,
+                   "freeze_prototypes_niters": freeze, "queue_length": 8, "state": list(model.state_dict().keys())}, f)
+    print(f"wrote {root}")
+
+
 # ---------------------------------------------------------------- checkpoints: zoo-like files, conversions, hostile files
 def swav_like(arch, hidden, protos):
     """A trunk with SwAV's head, named as the released files name it (flat, every key prefixed "module.")."""
@@ -427,6 +534,7 @@ if __name__ == "__main__":
     ap.add_argument("--small", action="store_true")
     ap.add_argument("--models", default=None)
     ap.add_argument("--checkpoints", default=None)
+    ap.add_argument("--swav-steps", default=None)
     a = ap.parse_args()
     torch.set_num_threads(2)
     if a.small:
@@ -435,7 +543,10 @@ if __name__ == "__main__":
         make_optim()
         make_init_checksums()
         make_npy()
+        make_swav()
     if a.models:
         make_models(a.models)
     if a.checkpoints:
         make_checkpoints(a.checkpoints)
+    if a.swav_steps:
+        make_swav_steps(a.swav_steps)

@@ -87,3 +87,30 @@ class SwAVResNet(nn.Module):
 
 def swav_resnet(**kw):
     return SwAVResNet(**kw)
+
+
+class SwAVOnTorchvision(nn.Module):
+    """A torchvision trunk (its stem, stages and pooling at the top level, as SwAV names them) with SwAV's head."""
+    def __init__(self, arch="resnet18", hidden_mlp=32, output_dim=16, nmb_prototypes=10):
+        super().__init__()
+        import torchvision
+        t = getattr(torchvision.models, arch)()
+        for name in ["conv1", "bn1", "relu", "maxpool", "layer1", "layer2", "layer3", "layer4", "avgpool"]:
+            setattr(self, name, getattr(t, name))
+        dim = t.fc.in_features
+        self.projection_head = nn.Sequential(nn.Linear(dim, hidden_mlp), nn.BatchNorm1d(hidden_mlp), nn.ReLU(inplace=True),
+                                             nn.Linear(hidden_mlp, output_dim))
+        self.prototypes = nn.Linear(output_dim, nmb_prototypes, bias=False)
+
+    forward_backbone = SwAVResNet.forward_backbone
+
+    def forward(self, inputs):
+        feats, start = [], 0
+        while start < len(inputs):
+            end = start + 1
+            while end < len(inputs) and inputs[end].shape[-1] == inputs[start].shape[-1]:
+                end += 1
+            feats.append(self.forward_backbone(torch.cat(inputs[start:end])))
+            start = end
+        x = F.normalize(self.projection_head(torch.cat(feats)), dim=1, p=2)
+        return x, self.prototypes(x)
