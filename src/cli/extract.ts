@@ -3,7 +3,7 @@ import { writeFileSync } from 'node:fs';
 import { torch } from '../index.js';
 import { architectures, type Architecture, type ResNet } from '../models/resnet.js';
 import { downloadModel, findModel, modelFromFile } from '../hub/index.js';
-import { listImages, resizeCenterCrop, stackRGB, MEAN, STD } from '../data/image.js';
+import { listImages, loadEvalImages } from '../data/image.js';
 import { Flags, UsageError } from './args.js';
 import { progressBar } from './progress.js';
 import type { Tensor } from '../torch/tensor.js';
@@ -27,20 +27,6 @@ export function features(model: ResNet, images: Tensor, batch: number, device: s
     }
   });
   try { return torch.cat(parts); } finally { parts.forEach((p) => p.dispose()); }
-}
-
-/** Decodes, resizes (256) and center-crops (224) images, normalized as SwAV's evaluation; skips unreadable ones. */
-export async function loadImageBatch(files: string[]): Promise<{ images: Tensor; ok: string[]; skipped: string[] }> {
-  const decoded = await Promise.all(files.map((f) => resizeCenterCrop(f).then((im) => ({ f, im }), (e: Error) => ({ f, e }))));
-  const ok = decoded.filter((d): d is { f: string; im: Awaited<ReturnType<typeof resizeCenterCrop>> } => 'im' in d);
-  const skipped = decoded.filter((d) => 'e' in d).map((d) => `${d.f}: ${(d as { e: Error }).e.message}`);
-  if (!ok.length) return { images: torch.zeros([0, 3, 224, 224]), ok: [], skipped };
-  const images = torch.tidy(() => {
-    const mean = torch.tensor(MEAN).view(1, 3, 1, 1);
-    const std = torch.tensor(STD).view(1, 3, 1, 1);
-    return stackRGB(ok.map((d) => d.im)).float().div(255).sub(mean).div(std);
-  });
-  return { images, ok: ok.map((d) => d.f), skipped };
 }
 
 export async function extract(f: Flags): Promise<void> {
@@ -71,7 +57,7 @@ export async function extract(f: Flags): Promise<void> {
     const names: string[] = [];
     const bar = progressBar(process.stderr);
     for (let i = 0; i < files.length; i += batch) {
-      const { images, ok, skipped } = await loadImageBatch(files.slice(i, i + batch));
+      const { images, ok, skipped } = await loadEvalImages(files.slice(i, i + batch));
       for (const s of skipped) process.stderr.write(`swav: warning: skipped ${s}\n`);
       if (ok.length) parts.push(features(model, images, batch, device));
       images.dispose();

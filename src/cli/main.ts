@@ -4,10 +4,15 @@ import { Flags, UsageError, parse } from './args.js';
 import { bench } from './bench.js';
 import { extract } from './extract.js';
 import { convert, hubCommand } from './files.js';
+import { trainCommand, evalCommand } from './train.js';
 
 const USAGE = `usage: swav <command> [options]
 
 commands:
+  train --config FILE [section.key=value ...] [--data PATH] [--out DIR] [--device D]
+                 SwAV pretraining in a run directory (running it again resumes); Ctrl-C saves and stops
+  eval knn --weights FILE|ZOO_NAME --data PATH [--type T] [--arch A] [--k 200] [--temperature 0.1]
+                 weighted kNN top-1 of the trunk's features (eval split against the train split)
   extract        pooled trunk features: --arch ARCH --weights FILE|ZOO_NAME (--input X.npy | --data DIR)
                  --out F.npy [--batch N] [--device D]
   convert IN OUT between .pth / .pth.tar (zip or legacy) and .safetensors, by extension
@@ -31,6 +36,10 @@ async function main(argv: string[]): Promise<number> {
     case 'bench':
       bench(rest, flagsFor('bench'));
       return 0;
+    case 'train':
+      return trainCommand(flagsFor('train')(rest));
+    case 'eval':
+      return evalCommand(rest, flagsFor('eval'));
     case 'extract':
       await extract(flagsFor('extract')(rest));
       return 0;

@@ -2,7 +2,8 @@
 import sharp from 'sharp';
 import { readdirSync, statSync } from 'node:fs';
 import { extname, join } from 'node:path';
-import { fromBytes } from '../torch/creation.js';
+import { fromBytes, tensor, zeros } from '../torch/creation.js';
+import { tidy } from '../torch/scope.js';
 import type { Tensor } from '../torch/tensor.js';
 
 export const IMAGE_EXTENSIONS = ['.jpg', '.jpeg', '.png', '.webp', '.bmp', '.tif', '.tiff', '.gif'];
@@ -66,3 +67,22 @@ export function stackRGB(images: RGB[]): Tensor {
 /** SwAV's normalization (std 0.228, not 0.229, for the red channel). */
 export const MEAN = [0.485, 0.456, 0.406];
 export const STD = [0.228, 0.224, 0.225];
+
+/**
+ * Evaluation images: decoded, resized (shorter side `resize`), center-cropped to `crop`, normalized; files that
+ * fail to decode are skipped and reported.
+ */
+export async function loadEvalImages(files: string[], o: { resize?: number; crop?: number; mean?: number[]; std?: number[] } = {}):
+  Promise<{ images: Tensor; ok: string[]; skipped: string[] }> {
+  const crop = o.crop ?? 224;
+  const decoded = await Promise.all(files.map((f) => resizeCenterCrop(f, o.resize ?? 256, crop).then((im) => ({ f, im }), (e: Error) => ({ f, e }))));
+  const ok = decoded.filter((d): d is { f: string; im: RGB } => 'im' in d);
+  const skipped = decoded.flatMap((d) => ('e' in d ? [`${d.f}: ${d.e.message}`] : []));
+  if (!ok.length) return { images: zeros([0, 3, crop, crop]), ok: [], skipped };
+  const images = tidy(() => {
+    const mean = tensor(o.mean ?? MEAN).view(1, 3, 1, 1);
+    const std = tensor(o.std ?? STD).view(1, 3, 1, 1);
+    return stackRGB(ok.map((d) => d.im)).float().div(255).sub(mean).div(std);
+  });
+  return { images, ok: ok.map((d) => d.f), skipped };
+}

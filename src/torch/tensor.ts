@@ -311,6 +311,7 @@ export class Tensor {
   expand(...shape: number[] | [number[]]): Tensor { return wrap(call('expand', this.h, flatShape(shape), false)); }
   expandAs(o: Tensor): Tensor { return wrap(call('expand_as', this.h, o.h)); }
   repeat(...repeats: number[] | [number[]]): Tensor { return wrap(call('repeat', this.h, flatShape(repeats))); }
+  repeatInterleave(repeats: number, dim?: number): Tensor { return wrap(call('repeat_interleave.self_int', this.h, repeats, dim ?? null)); }
   flip(dims: number | number[]): Tensor { return wrap(call('flip', this.h, typeof dims === 'number' ? [dims] : dims)); }
   roll(shifts: number | number[], dims: number | number[]): Tensor { return wrap(call('roll', this.h, shifts, dims)); }
   narrow(dim: number, start: number, length: number): Tensor { return wrap(call('narrow', this.h, dim, start, length)); }

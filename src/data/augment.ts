@@ -1,0 +1,140 @@
+// The pixel side of multi-crop, batched as libtorch ops: crop + resize (+ flip) of in-memory images through
+// an affine sampling grid, color jitter in each sample's own order, grayscale, Gaussian blur, normalization.
+// Images are float in [0, 1]; 1-channel images skip saturation, hue and grayscale (identities on gray).
+import { Tensor, call, wrap } from '../torch/tensor.js';
+import { tensor, arange } from '../torch/creation.js';
+import { tidy } from '../torch/scope.js';
+import { affineGrid, gridSample, stack, where, conv2d } from '../torch/functional.js';
+import type { ColorParams, CropBox } from './multicrop.js';
+
+/**
+ * Crops `boxes` out of `images` (B x C x H x W) and resizes each to size x size, bilinear with pixel centers
+ * aligned as in resizing (half-pixel), mirrored where `flips` says.
+ */
+export function cropResize(images: Tensor, boxes: CropBox[], size: number, flips: boolean[]): Tensor {
+  return tidy(() => {
+    const [B, C, H, W] = images.shape;
+    const theta = new Float32Array(B * 6);
+    boxes.forEach((b, i) => {
+      const sx = b.width / W;
+      const sy = b.height / H;
+      theta.set([flips[i] ? -sx : sx, 0, (2 * b.left + b.width) / W - 1, 0, sy, (2 * b.top + b.height) / H - 1], i * 6);
+    });
+    const grid = affineGrid(tensor(theta).view(B, 2, 3), [B, C, size, size], false);
+    return gridSample(images, grid, 'bilinear', 'border', false);
+  });
+}
+
+const gray = (x: Tensor) => tidy(() => {
+  const [r, g, b] = x.unbind(1);
+  return r.mul(0.299).add(g.mul(0.587)).add(b.mul(0.114)).unsqueeze(1);
+});
+
+const blend = (a: Tensor, b: Tensor, ratio: Tensor) => a.mul(ratio).add(b.mul(ratio.neg().add(1))).clamp(0, 1);
+
+function rgbToHsv(x: Tensor): Tensor {
+  return tidy(() => {
+    const [r, g, b] = x.unbind(1);
+    const maxc = x.amax(1);
+    const minc = x.amin(1);
+    const eqc = maxc.eq(minc);
+    const cr = maxc.sub(minc);
+    const ones = maxc.mul(0).add(1);
+    const s = cr.div(where(eqc, ones, maxc));
+    const crDiv = where(eqc, ones, cr);
+    const rc = maxc.sub(r).div(crDiv);
+    const gc = maxc.sub(g).div(crDiv);
+    const bc = maxc.sub(b).div(crDiv);
+    const isR = maxc.eq(r);
+    const isG = maxc.eq(g).logicalAnd(isR.logicalNot());
+    const isB = isG.logicalNot().logicalAnd(isR.logicalNot());
+    const h = bc.sub(gc).mul(isR).add(rc.sub(bc).add(2).mul(isG)).add(gc.sub(rc).add(4).mul(isB));
+    const hue = h.div(6).add(1).remainder(1);
+    return stack([hue, s, maxc], 1);
+  });
+}
+
+function hsvToRgb(x: Tensor): Tensor {
+  return tidy(() => {
+    const [h, s, v] = x.unbind(1);
+    const i = h.mul(6).floor();
+    const f = h.mul(6).sub(i);
+    const sector = i.remainder(6).long();
+    const p = v.mul(s.neg().add(1)).clamp(0, 1);
+    const q = v.mul(s.mul(f).neg().add(1)).clamp(0, 1);
+    const t = v.mul(s.mul(f.neg().add(1)).neg().add(1)).clamp(0, 1);
+    const pick = (vals: Tensor[]) => stack(vals, 1).gather(1, sector.unsqueeze(1)).squeeze(1);
+    return stack([pick([v, q, p, p, t, v]), pick([t, v, v, q, p, p]), pick([p, p, t, v, v, q])], 1);
+  });
+}
+
+const OPS: ((x: Tensor, f: Tensor) => Tensor)[] = [
+  (x, f) => x.mul(f).clamp(0, 1), // brightness
+  (x, f) => tidy(() => blend(x, (x.shape[1] === 3 ? gray(x) : x).mean([1, 2, 3], true), f)), // contrast
+  (x, f) => (x.shape[1] === 3 ? tidy(() => blend(x, gray(x), f)) : x.clone()), // saturation
+  (x, f) => (x.shape[1] === 3 ? tidy(() => {
+    const hsv = rgbToHsv(x);
+    const [h, s, v] = hsv.unbind(1);
+    return hsvToRgb(stack([h.add(f.view(-1, 1, 1)).remainder(1), s, v], 1));
+  }) : x.clone()), // hue
+];
+
+/** Replaces rows `idx` of x by fn(those rows). */
+function onRows(x: Tensor, idx: number[], fn: (rows: Tensor, index: Tensor) => Tensor): Tensor {
+  if (!idx.length) return x;
+  return tidy(() => {
+    const index = tensor(idx, { dtype: 'int64' });
+    return wrap(call('index_copy', x.h, 0, index.h, fn(x.indexSelect(0, index), index).h));
+  });
+}
+
+/** Separable Gaussian blur of each row with its own sigma (edges replicated), as PIL's GaussianBlur(radius). */
+function gaussianBlur(x: Tensor, sigmas: number[]): Tensor {
+  return tidy(() => {
+    const [B, C, H, W] = x.shape;
+    const half = Math.ceil(3 * Math.max(...sigmas));
+    const k = 2 * half + 1;
+    const pos = arange(-half, half + 1, 1, { dtype: 'float32' }).view(1, k);
+    const s = tensor(sigmas).view(B, 1);
+    const w = pos.square().div(s.square().mul(-2)).exp();
+    const kern = w.div(w.sum(1, true)).repeatInterleave(C); // (B*C) x k
+    const flat = x.reshape(1, B * C, H, W);
+    const padded = wrap(call('replication_pad2d', flat.h, [half, half, half, half]));
+    const rows = conv2d(padded, kern.view(B * C, 1, k, 1), null, { groups: B * C });
+    const both = conv2d(rows, kern.view(B * C, 1, 1, k), null, { groups: B * C });
+    return both.view(B, C, H, W);
+  });
+}
+
+/** Color jitter (each sample's order), grayscale and blur, as the parameters say. */
+export function colorAugment(x: Tensor, params: ColorParams[]): Tensor {
+  return tidy(() => {
+    let out = x;
+    const jit = params.map((p, i) => (p.jitter ? i : -1)).filter((i) => i >= 0);
+    const factors = [
+      params.map((p) => p.jitter?.brightness ?? 1), params.map((p) => p.jitter?.contrast ?? 1),
+      params.map((p) => p.jitter?.saturation ?? 1), params.map((p) => p.jitter?.hue ?? 0),
+    ];
+    for (let slot = 0; slot < 4 && jit.length; slot++) {
+      for (let op = 0; op < 4; op++) {
+        const rows = jit.filter((i) => params[i].jitter!.order[slot] === op);
+        out = onRows(out, rows, (r) => {
+          const f = tensor(rows.map((i) => factors[op][i]));
+          return OPS[op](r, op === 3 ? f : f.view(-1, 1, 1, 1));
+        });
+      }
+    }
+    if (x.shape[1] === 3) out = onRows(out, params.flatMap((p, i) => (p.grayscale ? [i] : [])), (r) => gray(r).expand(-1, 3, -1, -1));
+    const blurred = params.flatMap((p, i) => (p.blur !== null ? [i] : []));
+    out = onRows(out, blurred, (r) => gaussianBlur(r, blurred.map((i) => params[i].blur!)));
+    return out === x ? x.clone() : out;
+  });
+}
+
+/** (x - mean) / std per channel (1-channel images use the first entries). */
+export function normalizeChannels(x: Tensor, mean: number[], std: number[]): Tensor {
+  return tidy(() => {
+    const C = x.shape[1];
+    return x.sub(tensor(mean.slice(0, C)).view(1, C, 1, 1)).div(tensor(std.slice(0, C)).view(1, C, 1, 1));
+  });
+}

@@ -1,0 +1,139 @@
+// Multi-crop batches for training: a permutation of the dataset per epoch (drop_last), each sample's crops drawn
+// from the generator of (seed, epoch, index). In-memory datasets are augmented here with batched libtorch ops;
+// image files are decoded and cropped by worker threads (workers.ts), then colored here.
+import type { Tensor } from '../torch/tensor.js';
+import { tensor } from '../torch/creation.js';
+import { tidy } from '../torch/scope.js';
+import { Rng } from './rng.js';
+import { sampleCrops, type CropParams, type MultiCropConfig } from './multicrop.js';
+import { colorAugment, cropResize, normalizeChannels } from './augment.js';
+import type { Dataset, TensorDataset } from './datasets.js';
+import { DecodePool, type DecodedSample } from './workers.js';
+
+export interface Batch {
+  /** One tensor per crop, crops in order (B x C x size x size, normalized). */
+  crops: Tensor[];
+  /** Dataset indices of the samples. */
+  indices: Int32Array;
+  /** Seconds the trainer waited for this batch. */
+  waitSeconds: number;
+}
+
+export interface LoaderOptions {
+  batchSize: number;
+  seed: number;
+  crops: MultiCropConfig;
+  /** Decode workers for image files (0: one per core). */
+  workers?: number;
+  /** Corrupt image files: skipped with a warning (default), or fatal. */
+  corruptImages?: 'skip' | 'fail';
+  onSkip?: (file: string, reason: string) => void;
+}
+
+/** The order of samples in an epoch (a seeded permutation). */
+export function epochOrder(n: number, seed: number, epoch: number): Int32Array {
+  return new Rng(seed, epoch, 0x5eed).permutation(n);
+}
+
+/** The crop parameters of sample `index` in `epoch`. */
+export function sampleParams(seed: number, epoch: number, index: number, height: number, width: number, c: MultiCropConfig): CropParams[] {
+  return sampleCrops(new Rng(seed, epoch, index), height, width, c);
+}
+
+/** Colors, blurs and normalizes each crop position's B images (given as 0..1 floats). */
+function finishCrops(geometric: Tensor[], params: CropParams[][], c: MultiCropConfig): Tensor[] {
+  return geometric.map((g, k) => tidy(() => normalizeChannels(colorAugment(g, params.map((p) => p[k])), c.mean, c.std)));
+}
+
+export class MultiCropLoader {
+  readonly itersPerEpoch: number;
+  readonly #pool: DecodePool | null;
+  /** Files found corrupt so far (skipped from then on). */
+  readonly badFiles = new Set<string>();
+
+  constructor(readonly dataset: Dataset, readonly o: LoaderOptions) {
+    this.itersPerEpoch = Math.floor(dataset.length / o.batchSize);
+    if (this.itersPerEpoch < 1) throw new Error(`the dataset has ${dataset.length} samples, fewer than one batch of ${o.batchSize}`);
+    this.#pool = dataset.kind === 'files' ? new DecodePool(o.workers ?? 0) : null;
+  }
+
+  /** Batches of `epoch` from iteration `start` on. */
+  async *batches(epoch: number, start = 0): AsyncGenerator<Batch> {
+    const order = epochOrder(this.dataset.length, this.o.seed, epoch);
+    if (this.dataset.kind === 'tensor') {
+      for (let it = start; it < this.itersPerEpoch; it++) {
+        const t0 = performance.now();
+        const indices = order.subarray(it * this.o.batchSize, (it + 1) * this.o.batchSize);
+        const crops = this.#inMemory(this.dataset, epoch, indices);
+        await new Promise(setImmediate); // let signals (Ctrl-C) through between iterations
+        yield { crops, indices, waitSeconds: (performance.now() - t0) / 1000 };
+      }
+      return;
+    }
+    yield* this.#files(epoch, order, start);
+  }
+
+  #inMemory(ds: TensorDataset, epoch: number, indices: Int32Array): Tensor[] {
+    return tidy(() => {
+      const [, , H, W] = ds.images.shape;
+      const params = Array.from(indices, (i) => sampleParams(this.o.seed, epoch, i, H, W, this.o.crops));
+      const images = ds.images.indexSelect(0, tensor(Array.from(indices), { dtype: 'int64' })).float().div(255);
+      const geometric = params[0].map((_, k) => cropResize(images, params.map((p) => p[k]), params[0][k].size, params.map((p) => p[k].flip)));
+      return finishCrops(geometric, params, this.o.crops);
+    });
+  }
+
+  /**
+   * Image files: workers decode and crop ahead of the trainer (two batches in flight). A file that fails to
+   * decode is reported, remembered, and replaced by the next file of the epoch's order, so every batch is full.
+   */
+  async *#files(epoch: number, order: Int32Array, start: number): AsyncGenerator<Batch> {
+    const ds = this.dataset as Extract<Dataset, { kind: 'files' }>;
+    const pool = this.#pool!;
+    const bs = this.o.batchSize;
+    // Replacements come from past the end of the batches the epoch uses (drop_last leaves those unused).
+    let spare = this.itersPerEpoch * bs;
+    const take = (): number | null => {
+      while (spare < order.length) {
+        const i = order[spare++];
+        if (!this.badFiles.has(ds.files[i])) return i;
+      }
+      return null;
+    };
+    const decode = (index: number): Promise<DecodedSample | null> =>
+      pool.decode(ds.files[index], index, this.o.seed, epoch, this.o.crops).then((s) => s, (e: Error) => {
+        this.badFiles.add(ds.files[index]);
+        if (this.o.corruptImages === 'fail') throw new Error(`${ds.files[index]}: ${e.message} (data.corrupt_images: fail)`);
+        this.o.onSkip?.(ds.files[index], e.message);
+        return null;
+      });
+    const batchAt = async (it: number): Promise<DecodedSample[]> => {
+      const wanted = Array.from(order.subarray(it * bs, (it + 1) * bs)).map((i) => (this.badFiles.has(ds.files[i]) ? take() : i));
+      const got = await Promise.all(wanted.map((i) => (i === null ? null : decode(i))));
+      const samples = got.filter((s): s is DecodedSample => s !== null);
+      while (samples.length < bs) {
+        const i = take();
+        if (i === null) throw new Error(`too many unreadable images to fill a batch of ${bs} (${this.badFiles.size} skipped)`);
+        const s = await decode(i);
+        if (s) samples.push(s);
+      }
+      return samples;
+    };
+    const ahead: Promise<DecodedSample[]>[] = [];
+    for (let it = start; it < Math.min(start + 2, this.itersPerEpoch); it++) ahead.push(batchAt(it));
+    for (let it = start; it < this.itersPerEpoch; it++) {
+      const t0 = performance.now();
+      const samples = await ahead.shift()!;
+      if (it + 2 < this.itersPerEpoch) ahead.push(batchAt(it + 2));
+      const crops = tidy(() => {
+        const geometric = samples[0].crops.map((_, k) => tidy(() => DecodePool.stack(samples.map((s) => s.crops[k]))));
+        return finishCrops(geometric, samples.map((s) => s.params), this.o.crops);
+      });
+      yield { crops, indices: Int32Array.from(samples, (s) => s.index), waitSeconds: (performance.now() - t0) / 1000 };
+    }
+  }
+
+  close(): void {
+    this.#pool?.close();
+  }
+}

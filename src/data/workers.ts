@@ -1,0 +1,80 @@
+// A pool of worker threads that decode image files and cut their crops (sharp), so that decoding runs beside
+// the training step instead of before it.
+import { Worker } from 'node:worker_threads';
+import { availableParallelism } from 'node:os';
+import type { Tensor } from '../torch/tensor.js';
+import { fromBytes } from '../torch/creation.js';
+import { tidy } from '../torch/scope.js';
+import type { CropParams, MultiCropConfig } from './multicrop.js';
+
+export interface DecodedSample {
+  index: number;
+  params: CropParams[];
+  /** Each crop: size x size x 3 bytes, RGB, row-major. */
+  crops: { data: Uint8Array; size: number }[];
+}
+
+export interface DecodeRequest {
+  id: number;
+  file: string;
+  index: number;
+  seed: number;
+  epoch: number;
+  crops: MultiCropConfig;
+}
+
+type Pending = { resolve: (s: DecodedSample) => void; reject: (e: Error) => void };
+
+export class DecodePool {
+  readonly #workers: Worker[] = [];
+  readonly #pending = new Map<number, Pending>();
+  readonly #load: number[] = [];
+  #next = 0;
+
+  constructor(size = 0) {
+    const n = size > 0 ? size : availableParallelism();
+    for (let w = 0; w < n; w++) {
+      const worker = new Worker(new URL('./decode_worker.js', import.meta.url));
+      worker.on('message', (m: { id: number; error?: string } & Partial<DecodedSample>) => {
+        const p = this.#pending.get(m.id);
+        if (!p) return;
+        this.#pending.delete(m.id);
+        this.#load[w]--;
+        if (m.error !== undefined) p.reject(new Error(m.error));
+        else p.resolve({ index: m.index!, params: m.params!, crops: m.crops! });
+      });
+      worker.on('error', (e) => {
+        for (const p of this.#pending.values()) p.reject(e);
+        this.#pending.clear();
+      });
+      worker.unref();
+      this.#workers.push(worker);
+      this.#load.push(0);
+    }
+  }
+
+  /** Decodes `file` and cuts the crops of sample `index` in `epoch` (parameters drawn in the worker). */
+  decode(file: string, index: number, seed: number, epoch: number, crops: MultiCropConfig): Promise<DecodedSample> {
+    const id = this.#next++;
+    const w = this.#load.indexOf(Math.min(...this.#load));
+    this.#load[w]++;
+    return new Promise((resolve, reject) => {
+      this.#pending.set(id, { resolve, reject });
+      this.#workers[w].postMessage({ id, file, index, seed, epoch, crops } satisfies DecodeRequest);
+    });
+  }
+
+  /** B crops of one size -> B x 3 x size x size floats in [0, 1]. */
+  static stack(crops: { data: Uint8Array; size: number }[]): Tensor {
+    return tidy(() => {
+      const s = crops[0].size;
+      const all = new Uint8Array(crops.length * s * s * 3);
+      crops.forEach((c, i) => all.set(c.data, i * s * s * 3));
+      return fromBytes(all, [crops.length, s, s, 3], 'uint8').permute(0, 3, 1, 2).float().div(255);
+    });
+  }
+
+  close(): void {
+    for (const w of this.#workers) void w.terminate();
+  }
+}

@@ -1,0 +1,86 @@
+// Weighted kNN classification on frozen features (as VISSL, lightly and solo-learn evaluate): cosine similarity
+// to a memory bank of training features, the k nearest vote with weight exp(similarity / T).
+import { Tensor } from '../torch/tensor.js';
+import { zeros, fromTypedArray } from '../torch/creation.js';
+import { cat, normalize } from '../torch/functional.js';
+import { noGrad } from '../torch/autograd.js';
+import { tidy } from '../torch/scope.js';
+import type { ResNet } from '../models/resnet.js';
+import type { Dataset } from '../data/datasets.js';
+import { normalizeChannels } from '../data/augment.js';
+import { loadEvalImages } from '../data/image.js';
+
+export interface KnnOptions {
+  k?: number;
+  temperature?: number;
+  /** Test rows compared at once. */
+  chunk?: number;
+}
+
+/** Top-1 accuracy of weighted kNN: features of both sets are L2-normalized here. */
+export function knnTop1(trainFeats: Tensor, trainLabels: Int32Array, testFeats: Tensor, testLabels: Int32Array, o: KnnOptions = {}): number {
+  const k = Math.min(o.k ?? 200, trainFeats.shape[0]);
+  const T = o.temperature ?? 0.1;
+  const chunk = o.chunk ?? 1000;
+  const classes = Math.max(...trainLabels, ...testLabels) + 1;
+  return noGrad(() => tidy(() => {
+    const bank = normalize(trainFeats.float(), 2, 1).t().contiguous();
+    const labels = fromTypedArray(trainLabels).long();
+    const test = normalize(testFeats.float(), 2, 1);
+    let correct = 0;
+    for (let i = 0; i < test.shape[0]; i += chunk) {
+      correct += tidy(() => {
+        const sim = test.narrow(0, i, Math.min(chunk, test.shape[0] - i)).mm(bank);
+        const { values, indices } = sim.topk(k, 1);
+        const weights = values.div(T).exp();
+        const votes = zeros([sim.shape[0], classes]).scatterAdd(1, labels.index(indices), weights);
+        const truth = fromTypedArray(testLabels.subarray(i, i + sim.shape[0])).long();
+        return votes.argmax(1).eq(truth).sum().item();
+      });
+    }
+    return correct / test.shape[0];
+  }));
+}
+
+export interface FeatureOptions {
+  batch?: number;
+  device?: string;
+  mean: number[];
+  std: number[];
+  /** For image files: resize then center crop (default 256 / 224). */
+  resize?: number;
+  crop?: number;
+}
+
+/** Pooled trunk features (eval mode, no autograd) of a whole dataset, on the CPU. */
+export async function datasetFeatures(model: ResNet, ds: Dataset, o: FeatureOptions): Promise<{ feats: Tensor; labels: Int32Array }> {
+  const batch = o.batch ?? 256;
+  const device = o.device ?? 'cpu';
+  const wasTraining = model.training;
+  model.eval();
+  const parts: Tensor[] = [];
+  const labels: number[] = [];
+  try {
+    for (let i = 0; i < ds.length; i += batch) {
+      const n = Math.min(batch, ds.length - i);
+      if (ds.kind === 'tensor') {
+        parts.push(noGrad(() => tidy(() => {
+          const x = normalizeChannels(ds.images.narrow(0, i, n).float().div(255), o.mean, o.std);
+          return model.forwardBackbone(x.to(device).contiguous('channelsLast')).cpu();
+        })));
+        labels.push(...ds.labels.subarray(i, i + n));
+      } else {
+        const files = ds.files.slice(i, i + n);
+        const { images, ok } = await loadEvalImages(files, { resize: o.resize, crop: o.crop, mean: o.mean, std: o.std });
+        if (ok.length) parts.push(noGrad(() => tidy(() => model.forwardBackbone(images.to(device).contiguous('channelsLast')).cpu())));
+        images.dispose();
+        for (const f of ok) labels.push(ds.labels[ds.files.indexOf(f, i)]);
+      }
+    }
+    const feats = cat(parts);
+    return { feats, labels: Int32Array.from(labels) };
+  } finally {
+    parts.forEach((p) => p.dispose());
+    model.train(wasTraining);
+  }
+}
