@@ -7,7 +7,8 @@
       "native/convert.cc",
       "native/dispatch.cc",
       "native/data.cc",
-      "native/runtime.cc"
+      "native/runtime.cc",
+      "native/profiler.cc"
     ],
     "include_dirs": [
       "<!(node -p \"require('node-addon-api').include_dir\")",

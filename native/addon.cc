@@ -1,6 +1,6 @@
 // The swav native addon: libtorch reached from Node through the c10 dispatcher. Each concern has its file:
 // tensor_handle (ownership), convert (JS <-> IValue), dispatch (generic operator calls), data (bytes and
-// metadata), runtime (threads, seeds, devices, autograd, autocast).
+// metadata), runtime (threads, seeds, devices, autograd, autocast), profiler.
 #include <napi.h>
 
 namespace swav {
@@ -8,6 +8,7 @@ void initTensorHandle(Napi::Env env, Napi::Object exports);
 void initDispatch(Napi::Env env, Napi::Object exports);
 void initData(Napi::Env env, Napi::Object exports);
 void initRuntime(Napi::Env env, Napi::Object exports);
+void initProfiler(Napi::Env env, Napi::Object exports);
 }  // namespace swav
 
 Napi::Object Init(Napi::Env env, Napi::Object exports) {
@@ -15,6 +16,7 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
   swav::initDispatch(env, exports);
   swav::initData(env, exports);
   swav::initRuntime(env, exports);
+  swav::initProfiler(env, exports);
   return exports;
 }
 

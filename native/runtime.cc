@@ -89,6 +89,17 @@ Napi::Value setAutocast(const Napi::CallbackInfo& info) {
   return prev;
 }
 
+// autocastState(device) -> [enabled, dtype].
+Napi::Value autocastState(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  bool cuda = info[0].As<Napi::String>().Utf8Value() == "cuda";
+  auto out = Napi::Array::New(env, 2);
+  out.Set(0u, Napi::Boolean::New(env, cuda ? at::autocast::is_enabled() : at::autocast::is_cpu_enabled()));
+  out.Set(1u, Napi::String::New(env, scalarTypeName(cuda ? at::autocast::get_autocast_gpu_dtype()
+                                                            : at::autocast::get_autocast_cpu_dtype())));
+  return out;
+}
+
 std::vector<at::Tensor> tensorList(Napi::Env env, const Napi::Value& v, const char* what) {
   std::vector<at::Tensor> out;
   if (v.IsNull() || v.IsUndefined()) return out;
@@ -160,6 +171,7 @@ void initRuntime(Napi::Env env, Napi::Object exports) {
   exports.Set("setGradEnabled", Napi::Function::New<exported<setGradEnabled>>(env, "setGradEnabled"));
   exports.Set("isGradEnabled", Napi::Function::New<exported<isGradEnabled>>(env, "isGradEnabled"));
   exports.Set("setAutocast", Napi::Function::New<exported<setAutocast>>(env, "setAutocast"));
+  exports.Set("autocastState", Napi::Function::New<exported<autocastState>>(env, "autocastState"));
   exports.Set("backward", Napi::Function::New<exported<backward>>(env, "backward"));
   exports.Set("grad", Napi::Function::New<exported<grad>>(env, "grad"));
   exports.Set("setGrad", Napi::Function::New<exported<setGrad>>(env, "setGrad"));

@@ -25,16 +25,22 @@ function benchStep(f: Flags): Record<string, unknown> {
   const channelsLast = f.bool('channels-last', true);
   const spec = parseCrops(f.string('crops', '2x224,6x96'));
   const device = f.string('device', torch.cuda.isAvailable() ? 'cuda' : 'cpu');
+  const stem = f.choice('stem', ['imagenet', 'small'] as const, 'imagenet');
+  const width = f.optional('width');
+  const inChannels = f.int('in-channels', 3);
+  const hiddenMlp = f.int('hidden-mlp', 2048);
+  const nmbPrototypes = f.int('prototypes', 3000);
   f.optional('json');
   f.done();
   if (batch < 2) throw new UsageError('bench step: --batch must be at least 2 (BatchNorm needs it)');
 
-  const model = models.architectures[arch]({ numClasses: 0, normalize: true, hiddenMlp: 2048, outputDim: 128, nmbPrototypes: 3000 });
+  const model = models.architectures[arch]({ numClasses: 0, normalize: true, hiddenMlp, outputDim: 128, nmbPrototypes, stem,
+    width: width === undefined ? undefined : Number(width), inChannels });
   model.to({ device, memoryFormat: channelsLast ? 'channelsLast' : undefined });
   const opt = new optim.LARC(new optim.SGD(model.parameters(), { lr: 0.1, momentum: 0.9, weightDecay: 1e-6 }),
     { trustCoefficient: 0.001, clip: false });
   const crops = spec.flatMap(({ n, size }) => Array.from({ length: n }, () => torch.keep(
-    torch.tidy(() => torch.randn([batch, 3, size, size], { device }).contiguous(channelsLast ? 'channelsLast' : 'contiguous')))));
+    torch.tidy(() => torch.randn([batch, inChannels, size, size], { device }).contiguous(channelsLast ? 'channelsLast' : 'contiguous')))));
   const nmbCrops = spec.map((s) => s.n);
 
   const step = () => torch.tidy(() => {

@@ -4,30 +4,37 @@
 import { Tensor, call, wrap } from '../torch/tensor.js';
 import { tensor, arange } from '../torch/creation.js';
 import { tidy } from '../torch/scope.js';
-import { affineGrid, gridSample, stack, where, conv2d } from '../torch/functional.js';
+import { gridSample, stack, where, conv2d } from '../torch/functional.js';
 import type { ColorParams, CropBox } from './multicrop.js';
 
 /**
- * Crops `boxes` out of `images` (B x C x H x W) and resizes each to size x size, bilinear with pixel centers
- * aligned as in resizing (half-pixel), mirrored where `flips` says.
+ * Crops `boxes` out of `images` (B x C x H x W) and resizes each to size x size, bilinear, exactly as cropping
+ * then resizing does (torchvision's resized_crop, without antialiasing): pixel centers half-pixel aligned,
+ * samples clamped inside the crop. Mirrored where `flips` says.
  */
 export function cropResize(images: Tensor, boxes: CropBox[], size: number, flips: boolean[]): Tensor {
   return tidy(() => {
-    const [B, C, H, W] = images.shape;
-    const theta = new Float32Array(B * 6);
+    const [B, , H, W] = images.shape;
+    // grid_sample coordinates (align_corners false) of each output column / row, per sample
+    const xs = new Float32Array(B * size);
+    const ys = new Float32Array(B * size);
     boxes.forEach((b, i) => {
-      const sx = b.width / W;
-      const sy = b.height / H;
-      theta.set([flips[i] ? -sx : sx, 0, (2 * b.left + b.width) / W - 1, 0, sy, (2 * b.top + b.height) / H - 1], i * 6);
+      for (let k = 0; k < size; k++) {
+        const sx = Math.min(Math.max(((k + 0.5) * b.width) / size - 0.5, 0), b.width - 1);
+        const sy = Math.min(Math.max(((k + 0.5) * b.height) / size - 0.5, 0), b.height - 1);
+        xs[i * size + (flips[i] ? size - 1 - k : k)] = (2 * (b.left + sx) + 1) / W - 1;
+        ys[i * size + k] = (2 * (b.top + sy) + 1) / H - 1;
+      }
     });
-    const grid = affineGrid(tensor(theta).view(B, 2, 3), [B, C, size, size], false);
-    return gridSample(images, grid, 'bilinear', 'border', false);
+    const gx = tensor(xs).view(B, 1, size).expand(B, size, size);
+    const gy = tensor(ys).view(B, size, 1).expand(B, size, size);
+    return gridSample(images, stack([gx, gy], 3), 'bilinear', 'border', false);
   });
 }
 
 const gray = (x: Tensor) => tidy(() => {
   const [r, g, b] = x.unbind(1);
-  return r.mul(0.299).add(g.mul(0.587)).add(b.mul(0.114)).unsqueeze(1);
+  return r.mul(0.2989).add(g.mul(0.587)).add(b.mul(0.114)).unsqueeze(1); // torchvision's tensor weights
 });
 
 const blend = (a: Tensor, b: Tensor, ratio: Tensor) => a.mul(ratio).add(b.mul(ratio.neg().add(1))).clamp(0, 1);
@@ -68,15 +75,15 @@ function hsvToRgb(x: Tensor): Tensor {
   });
 }
 
+/** brightness, contrast, saturation (factor per row, shaped B x 1 x 1 x 1) and hue (shift per row, B). */
 const OPS: ((x: Tensor, f: Tensor) => Tensor)[] = [
-  (x, f) => x.mul(f).clamp(0, 1), // brightness
-  (x, f) => tidy(() => blend(x, (x.shape[1] === 3 ? gray(x) : x).mean([1, 2, 3], true), f)), // contrast
-  (x, f) => (x.shape[1] === 3 ? tidy(() => blend(x, gray(x), f)) : x.clone()), // saturation
-  (x, f) => (x.shape[1] === 3 ? tidy(() => {
-    const hsv = rgbToHsv(x);
-    const [h, s, v] = hsv.unbind(1);
+  (x, f) => x.mul(f).clamp(0, 1),
+  (x, f) => tidy(() => blend(x, (x.shape[1] === 3 ? gray(x) : x).mean([1, 2, 3], true), f)),
+  (x, f) => tidy(() => blend(x, gray(x), f)),
+  (x, f) => tidy(() => {
+    const [h, s, v] = rgbToHsv(x).unbind(1);
     return hsvToRgb(stack([h.add(f.view(-1, 1, 1)).remainder(1), s, v], 1));
-  }) : x.clone()), // hue
+  }),
 ];
 
 /** Replaces rows `idx` of x by fn(those rows). */
@@ -97,7 +104,7 @@ function gaussianBlur(x: Tensor, sigmas: number[]): Tensor {
     const pos = arange(-half, half + 1, 1, { dtype: 'float32' }).view(1, k);
     const s = tensor(sigmas).view(B, 1);
     const w = pos.square().div(s.square().mul(-2)).exp();
-    const kern = w.div(w.sum(1, true)).repeatInterleave(C); // (B*C) x k
+    const kern = w.div(w.sum(1, true)).repeatInterleave(C, 0); // (B*C) x k
     const flat = x.reshape(1, B * C, H, W);
     const padded = wrap(call('replication_pad2d', flat.h, [half, half, half, half]));
     const rows = conv2d(padded, kern.view(B * C, 1, k, 1), null, { groups: B * C });
@@ -106,25 +113,33 @@ function gaussianBlur(x: Tensor, sigmas: number[]): Tensor {
   });
 }
 
-/** Color jitter (each sample's order), grayscale and blur, as the parameters say. */
+/**
+ * Color jitter (each sample's order), grayscale and blur, as the parameters say. Brightness, contrast and
+ * saturation run on the whole batch at each of the four positions of the order, with factor 1 (an exact
+ * identity) for the samples that have another op there; hue, grayscale and blur run on the rows that need them.
+ */
 export function colorAugment(x: Tensor, params: ColorParams[]): Tensor {
   return tidy(() => {
+    const rgb = x.shape[1] === 3;
     let out = x;
-    const jit = params.map((p, i) => (p.jitter ? i : -1)).filter((i) => i >= 0);
-    const factors = [
-      params.map((p) => p.jitter?.brightness ?? 1), params.map((p) => p.jitter?.contrast ?? 1),
-      params.map((p) => p.jitter?.saturation ?? 1), params.map((p) => p.jitter?.hue ?? 0),
-    ];
-    for (let slot = 0; slot < 4 && jit.length; slot++) {
+    const factor = (p: ColorParams, op: number) =>
+      [p.jitter?.brightness, p.jitter?.contrast, p.jitter?.saturation, p.jitter?.hue][op] ?? (op === 3 ? 0 : 1);
+    for (let slot = 0; slot < 4; slot++) {
       for (let op = 0; op < 4; op++) {
-        const rows = jit.filter((i) => params[i].jitter!.order[slot] === op);
-        out = onRows(out, rows, (r) => {
-          const f = tensor(rows.map((i) => factors[op][i]));
-          return OPS[op](r, op === 3 ? f : f.view(-1, 1, 1, 1));
-        });
+        if (!rgb && op >= 2) continue; // saturation and hue leave gray images unchanged
+        // (a zero hue shift is skipped: the HSV round trip is not an exact identity)
+        const here = params.map((p) => p.jitter !== null && p.jitter.order[slot] === op && !(op === 3 && p.jitter.hue === 0));
+        if (!here.some(Boolean)) continue;
+        if (op < 3) {
+          const f = tensor(params.map((p, i) => (here[i] ? factor(p, op) : 1))).view(-1, 1, 1, 1);
+          out = OPS[op](out, f);
+        } else {
+          const rows = here.flatMap((h, i) => (h ? [i] : []));
+          out = onRows(out, rows, (r) => OPS[3](r, tensor(rows.map((i) => factor(params[i], 3)))));
+        }
       }
     }
-    if (x.shape[1] === 3) out = onRows(out, params.flatMap((p, i) => (p.grayscale ? [i] : [])), (r) => gray(r).expand(-1, 3, -1, -1));
+    if (rgb) out = onRows(out, params.flatMap((p, i) => (p.grayscale ? [i] : [])), (r) => gray(r).expand(-1, 3, -1, -1));
     const blurred = params.flatMap((p, i) => (p.blur !== null ? [i] : []));
     out = onRows(out, blurred, (r) => gaussianBlur(r, blurred.map((i) => params[i].blur!)));
     return out === x ? x.clone() : out;

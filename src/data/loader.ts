@@ -91,11 +91,12 @@ export class MultiCropLoader {
     const ds = this.dataset as Extract<Dataset, { kind: 'files' }>;
     const pool = this.#pool!;
     const bs = this.o.batchSize;
-    // Replacements come from past the end of the batches the epoch uses (drop_last leaves those unused).
+    // Replacements come from past the end of the batches the epoch uses (drop_last leaves those unused), then
+    // from the start of the epoch's order again.
     let spare = this.itersPerEpoch * bs;
     const take = (): number | null => {
-      while (spare < order.length) {
-        const i = order[spare++];
+      for (let tries = 0; tries < order.length; tries++) {
+        const i = order[spare++ % order.length];
         if (!this.badFiles.has(ds.files[i])) return i;
       }
       return null;
@@ -113,7 +114,7 @@ export class MultiCropLoader {
       const samples = got.filter((s): s is DecodedSample => s !== null);
       while (samples.length < bs) {
         const i = take();
-        if (i === null) throw new Error(`too many unreadable images to fill a batch of ${bs} (${this.badFiles.size} skipped)`);
+        if (i === null) throw new Error(`no readable image left to fill a batch (${this.badFiles.size} skipped)`);
         const s = await decode(i);
         if (s) samples.push(s);
       }

@@ -39,7 +39,7 @@ export class DecodePool {
         const p = this.#pending.get(m.id);
         if (!p) return;
         this.#pending.delete(m.id);
-        this.#load[w]--;
+        if (--this.#load[w] === 0) worker.unref(); // an idle worker does not keep the process alive
         if (m.error !== undefined) p.reject(new Error(m.error));
         else p.resolve({ index: m.index!, params: m.params!, crops: m.crops! });
       });
@@ -57,7 +57,7 @@ export class DecodePool {
   decode(file: string, index: number, seed: number, epoch: number, crops: MultiCropConfig): Promise<DecodedSample> {
     const id = this.#next++;
     const w = this.#load.indexOf(Math.min(...this.#load));
-    this.#load[w]++;
+    if (this.#load[w]++ === 0) this.#workers[w].ref(); // a busy one does, until it answers
     return new Promise((resolve, reject) => {
       this.#pending.set(id, { resolve, reject });
       this.#workers[w].postMessage({ id, file, index, seed, epoch, crops } satisfies DecodeRequest);

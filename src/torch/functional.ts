@@ -1,6 +1,8 @@
 // torch.* functions and torch.nn.functional, over the same operators as PyTorch's.
 import { Tensor, call, handles, wrap } from './tensor.js';
 import type { DType } from './dtype.js';
+import { native } from './native.js';
+import { autocast } from './autograd.js';
 
 type Pair = number | [number, number];
 
@@ -39,7 +41,19 @@ export function allclose(a: Tensor, b: Tensor, rtol = 1e-5, atol = 1e-8): boolea
 
 export interface Conv2dOptions { stride?: Pair; padding?: Pair; dilation?: Pair; groups?: number }
 export function conv2d(input: Tensor, weight: Tensor, bias: Tensor | null = null, o: Conv2dOptions = {}): Tensor {
-  return wrap(call('conv2d', input.h, weight.h, bias?.h ?? null, o.stride ?? 1, o.padding ?? 0, o.dilation ?? 1, o.groups ?? 1));
+  const run = (x = input) => wrap(call('conv2d', x.h, weight.h, bias?.h ?? null, o.stride ?? 1, o.padding ?? 0, o.dilation ?? 1, o.groups ?? 1));
+  // libtorch 1.13's oneDNN computes wrong (even inf) bfloat16 weight gradients when the input is smaller than
+  // the kernel (a 1x1 map into a 3x3 convolution): such convolutions, tiny anyway, stay in float32.
+  const [, , h, w] = input.shape;
+  const [, , kh, kw] = weight.shape;
+  if ((h < kh || w < kw) && input.device === 'cpu') {
+    const [on, dtype] = native.autocastState('cpu');
+    if (on && dtype === 'bfloat16') {
+      const x = input.dtype === weight.dtype ? input : input.to(weight.dtype);
+      try { return autocast({ deviceType: 'cpu', enabled: false }, () => run(x)); } finally { if (x !== input) x.dispose(); }
+    }
+  }
+  return run();
 }
 
 export function linear(input: Tensor, weight: Tensor, bias: Tensor | null = null): Tensor {

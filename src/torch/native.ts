@@ -47,12 +47,15 @@ export interface Native {
   setGradEnabled(on: boolean): boolean;
   isGradEnabled(): boolean;
   setAutocast(device: string, enabled: boolean, dtype: string): [boolean, string];
+  autocastState(device: string): [boolean, string];
   backward(tensors: Handle[], grads: Handle[] | null, retainGraph?: boolean): void;
   grad(h: Handle): Handle | null;
   setGrad(h: Handle, g: Handle | null): void;
   setRequiresGrad(h: Handle, on: boolean): void;
   isLeaf(h: Handle): boolean;
   gradFn(h: Handle): string | null;
+  profilerStart(): void;
+  profilerStop(): { name: string; count: number; totalUs: number; selfUs: number }[];
   version(): string;
   configShow(): string;
 }

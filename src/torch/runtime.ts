@@ -16,3 +16,17 @@ export const cuda = {
   isAvailable: (): boolean => native.cudaIsAvailable(),
   deviceCount: (): number => native.cudaDeviceCount(),
 };
+
+export interface OpTime { name: string; count: number; totalUs: number; selfUs: number }
+/** Runs fn under libtorch's op profiler; returns fn's value and the time per operator (self time first). */
+export function profile<T>(fn: () => T): { result: T; ops: OpTime[] } {
+  native.profilerStart();
+  let result: T;
+  try {
+    result = fn();
+  } catch (e) {
+    native.profilerStop();
+    throw e;
+  }
+  return { result, ops: native.profilerStop() };
+}

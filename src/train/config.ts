@@ -78,6 +78,7 @@ export const SCHEMA = {
     seed: f('int', 31, 'random seed', { min: 0 }),
     log_every: f('int', 20, 'iterations between metrics lines', { min: 1 }),
     max_minutes: f('number', 0, 'stop training (checkpoint, then evaluate) after this long; 0: no limit', { min: 0 }),
+    stop_after_epochs: f('int', 0, 'stop (with a checkpoint) after this many epochs of this invocation; run again to go on', { min: 0 }),
     knn_eval: f('bool', false, 'evaluate with kNN on the eval split after training'),
     knn_k: f('int', 200, 'kNN neighbours', { min: 1 }),
     knn_temperature: f('number', 0.1, 'kNN vote temperature', { min: 0 }),
@@ -97,7 +98,7 @@ export interface Config {
   optim: { epochs: number; batch_size: number; base_lr: number; final_lr: number; warmup_epochs: number; start_warmup: number;
     wd: number; momentum: number; larc: boolean; trust_coefficient: number };
   run: { out: string; device: string; amp: 'fp32' | 'bf16' | 'fp16'; channels_last: boolean; threads: number; seed: number;
-    log_every: number; max_minutes: number; knn_eval: boolean; knn_k: number; knn_temperature: number };
+    log_every: number; max_minutes: number; stop_after_epochs: number; knn_eval: boolean; knn_k: number; knn_temperature: number };
 }
 
 function closest(word: string, options: string[]): string | null {
@@ -109,6 +110,8 @@ function closest(word: string, options: string[]): string | null {
     }
     return d[a.length][b.length];
   };
+  const prefix = options.find((o) => word.startsWith(o) || o.startsWith(word));
+  if (prefix) return prefix;
   const best = options.map((o) => [o, dist(word, o)] as const).sort((x, y) => x[1] - y[1])[0];
   return best && best[1] <= Math.max(2, word.length / 3) ? best[0] : null;
 }

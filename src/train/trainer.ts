@@ -211,7 +211,8 @@ export async function train(c: Config, ev: TrainEvents = {}): Promise<TrainResul
   let timeUp = false;
   try {
     model.train();
-    for (let epoch = progress.epoch; epoch < c.optim.epochs && !interrupted && !timeUp; epoch++) {
+    const lastEpoch = c.run.stop_after_epochs > 0 ? Math.min(c.optim.epochs, progress.epoch + c.run.stop_after_epochs) : c.optim.epochs;
+    for (let epoch = progress.epoch; epoch < lastEpoch && !interrupted && !timeUp; epoch++) {
       if (queueLength > 0 && epoch >= c.swav.epoch_queue_starts && queue === null) {
         queue = SwAVQueue.zeros(c.swav.crops_for_assign.length, queueLength, c.model.feat_dim, c.run.device);
       }
@@ -291,7 +292,7 @@ export async function train(c: Config, ev: TrainEvents = {}): Promise<TrainResul
   if (interrupted) log(`saved ${join(dir, CHECKPOINT)} at epoch ${progress.epoch + 1}, iteration ${progress.epochIteration}; run the same command to resume`);
   if (timeUp) log(`run.max_minutes (${c.run.max_minutes}) reached: stopped after ${progress.iteration} iterations; the checkpoint is saved`);
   const result: TrainResult = { epochsDone: progress.epoch, iterations: progress.iteration, interrupted };
-  if (c.run.knn_eval && !interrupted) {
+  if (c.run.knn_eval && !interrupted && (progress.epoch === c.optim.epochs || timeUp)) {
     result.knnTop1 = await evaluateKnn(model, c, log);
     metric({ type: 'eval', metric: 'knn_top1', value: result.knnTop1, k: c.run.knn_k, temperature: c.run.knn_temperature });
   }

@@ -442,6 +442,45 @@ def make_swav_steps(root):
     print(f"wrote {root}")
 
 
+# ---------------------------------------------------------------- multi-crop augmentation (torchvision's own)
+def make_augment():
+    import torchvision.transforms as T
+    import torchvision.transforms.functional as TF
+    torch.manual_seed(17)
+    n = 20000
+    res = {"n": n, "crops": []}
+    img = torch.zeros(3, 375, 500)
+    for scale in [(0.14, 1.0), (0.05, 0.14), (0.08, 1.0)]:
+        area, logr, fallback = [], [], 0
+        for _ in range(n):
+            i, j, h, w = T.RandomResizedCrop.get_params(img, scale=scale, ratio=(3 / 4, 4 / 3))
+            area.append(h * w / (375 * 500))
+            logr.append(math.log(w / h))
+        area, logr = np.array(area), np.array(logr)
+        res["crops"].append({"scale": scale, "area_mean": area.mean(), "area_std": area.std(), "logr_mean": logr.mean(),
+                             "logr_std": logr.std()})
+    cj = T.ColorJitter(0.8, 0.8, 0.8, 0.2)
+    b, c, s_, h = zip(*[cj.get_params(cj.brightness, cj.contrast, cj.saturation, cj.hue)[1:] for _ in range(n)])
+    res["jitter"] = {"brightness": [np.mean(b), np.std(b)], "contrast": [np.mean(c), np.std(c)],
+                     "saturation": [np.mean(s_), np.std(s_)], "hue": [np.mean(h), np.std(h)]}
+    # pixel operations on tensors, as torchvision's functional ops compute them
+    x = torch.rand(4, 3, 12, 10)
+    f = [1.3, 0.6, 1.7, 0.1]
+    hue = [0.15, -0.1, 0.05, -0.2]
+    res["pixels"] = {
+        "x": enc(x), "factors": f, "hue": hue,
+        "brightness": enc(torch.stack([TF.adjust_brightness(x[i], f[i]) for i in range(4)])),
+        "contrast": enc(torch.stack([TF.adjust_contrast(x[i], f[i]) for i in range(4)])),
+        "saturation": enc(torch.stack([TF.adjust_saturation(x[i], f[i]) for i in range(4)])),
+        "hue_out": enc(torch.stack([TF.adjust_hue(x[i], hue[i]) for i in range(4)])),
+        "grayscale": enc(torch.stack([TF.rgb_to_grayscale(x[i], 3) for i in range(4)])),
+        "crop_box": [2, 3, 7, 6], "crop_size": 9,
+        "resized_crop": enc(TF.resized_crop(x, 2, 3, 7, 6, [9, 9], antialias=False)),
+        "resized_crop_flip": enc(TF.hflip(TF.resized_crop(x, 2, 3, 7, 6, [9, 9], antialias=False))),
+    }
+    write("augment.json", res)
+
+
 # ---------------------------------------------------------------- checkpoints: zoo-like files, conversions, hostile files
 def swav_like(arch, hidden, protos):
     """A trunk with SwAV's head, named as the released files name it (flat, every key prefixed "module.")."""
@@ -544,6 +583,7 @@ if __name__ == "__main__":
         make_init_checksums()
         make_npy()
         make_swav()
+        make_augment()
     if a.models:
         make_models(a.models)
     if a.checkpoints:

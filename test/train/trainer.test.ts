@@ -1,0 +1,129 @@
+// `swav train`: exact resumption (by epochs, and after Ctrl-C in the middle of one), corrupt images skipped and
+// reported, a NaN stopping the run with the last good checkpoint kept, metrics.
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { spawn, spawnSync } from 'node:child_process';
+import { copyFileSync, mkdirSync, mkdtempSync, readFileSync, statSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { torch } from '../../src/index.js';
+import { root } from '../helpers.js';
+
+const dir = mkdtempSync(join(tmpdir(), 'swav-train-'));
+const cli = join(root, 'dist/src/cli/main.js');
+
+/** A tiny IDX dataset (MNIST's format): 48 random 12 x 12 images. */
+function idxData(): string {
+  const d = join(dir, 'idx');
+  mkdirSync(d, { recursive: true });
+  const n = 48;
+  const header = Buffer.from([0, 0, 8, 3, 0, 0, 0, n, 0, 0, 0, 12, 0, 0, 0, 12]);
+  const pixels = Buffer.alloc(n * 144);
+  let s = 7;
+  for (let i = 0; i < pixels.length; i++) { s = (s * 1103515245 + 12345) & 0x7fffffff; pixels[i] = (s >> 16) & 255; }
+  writeFileSync(join(d, 'train-images-idx3-ubyte'), Buffer.concat([header, pixels]));
+  writeFileSync(join(d, 'train-labels-idx1-ubyte'), Buffer.concat([Buffer.from([0, 0, 8, 1, 0, 0, 0, n]), Buffer.from(Array.from({ length: n }, (_, i) => i % 3))]));
+  return d;
+}
+
+const data = idxData();
+const config = join(dir, 'tiny.yaml');
+writeFileSync(config, `
+data: { type: idx, path: ${data} }
+crops: { nmb_crops: [2, 2], size_crops: [12, 8], min_scale_crops: [0.4, 0.1], max_scale_crops: [1, 0.4], mean: [0.5], std: [0.25] }
+model: { arch: resnet18, stem: small, width: 4, in_channels: 1, hidden_mlp: 8, feat_dim: 8, nmb_prototypes: 6 }
+swav: { queue_length: 16, epoch_queue_starts: 1, freeze_prototypes_niters: 4 }
+optim: { epochs: 3, batch_size: 8, base_lr: 0.5, final_lr: 0.01, warmup_epochs: 1, start_warmup: 0.1 }
+run: { log_every: 2, threads: 1 }
+`);
+
+const train = (...args: string[]) => spawnSync(process.execPath, [cli, 'train', '--config', config, ...args], { encoding: 'utf8' });
+
+/** Every tensor of two checkpoints is equal, bit for bit; so are the counters. */
+function assertSameCheckpoint(a: string, b: string): void {
+  torch.tidy(() => {
+    const x = torch.load(join(a, 'checkpoint.pth'));
+    const y = torch.load(join(b, 'checkpoint.pth'));
+    assert.deepEqual([x.epoch, x.iteration, x.epoch_iteration], [y.epoch, y.iteration, y.epoch_iteration]);
+    for (const k of Object.keys(x.state_dict)) assert.ok(x.state_dict[k].equal(y.state_dict[k]), `state_dict ${k}`);
+    for (const k of Object.keys(x.optimizer.state)) assert.ok(x.optimizer.state[k].momentum_buffer.equal(y.optimizer.state[k].momentum_buffer), `momentum ${k}`);
+    assert.ok(x.queue.equal(y.queue), 'queue');
+    assert.equal(x.use_the_queue, y.use_the_queue);
+  });
+}
+
+test('3 epochs straight equal 1 epoch + resume + 2 epochs, weights bit for bit', () => {
+  const straight = train(`run.out=${join(dir, 'straight')}`);
+  assert.equal(straight.status, 0, straight.stderr);
+  const first = train(`run.out=${join(dir, 'split')}`, 'run.stop_after_epochs=1');
+  assert.equal(first.status, 0, first.stderr);
+  assert.equal(torch.load(join(dir, 'split', 'checkpoint.pth')).epoch, 1);
+  const rest = train(`run.out=${join(dir, 'split')}`);
+  assert.equal(rest.status, 0, rest.stderr);
+  assert.match(rest.stderr, /resuming .* at epoch 2, iteration 0 of 6/);
+  assertSameCheckpoint(join(dir, 'straight'), join(dir, 'split'));
+  const metrics = readFileSync(join(dir, 'straight', 'metrics.jsonl'), 'utf8').trim().split('\n').map((l) => JSON.parse(l));
+  const line = metrics.find((m) => m.type === 'train');
+  for (const k of ['loss', 'lr', 'samples_per_s', 'data_wait_s', 'prototype_entropy', 'epoch', 'iteration']) assert.ok(k in line, k);
+  assert.equal(metrics.filter((m) => m.type === 'epoch').length, 3);
+});
+
+test('Ctrl-C in the middle of an epoch saves a checkpoint and exits; the resumed run ends as an uninterrupted one', async () => {
+  const epochs = 'optim.epochs=40'; // long enough for the signal to land in the middle
+  const straight = train(`run.out=${join(dir, 'straight40')}`, epochs);
+  assert.equal(straight.status, 0, straight.stderr);
+  const out = join(dir, 'interrupted');
+  const child = spawn(process.execPath, [cli, 'train', '--config', config, `run.out=${out}`, epochs]);
+  let stderr = '';
+  await new Promise<void>((resolve) => {
+    let sent = false;
+    child.stderr.on('data', (d) => {
+      stderr += d;
+      if (!sent && /epoch 2\/40: loss/.test(stderr)) { sent = true; child.kill('SIGINT'); }
+    });
+    child.on('exit', () => resolve());
+  });
+  assert.equal(child.exitCode, 130, stderr);
+  assert.match(stderr, /interrupted: saving a checkpoint/);
+  const ck = torch.load(join(out, 'checkpoint.pth'));
+  assert.ok(ck.epoch >= 2 && ck.epoch < 40, `stopped before the end (epoch ${ck.epoch}, iteration ${ck.epoch_iteration})`);
+  const rest = train(`run.out=${out}`, epochs);
+  assert.equal(rest.status, 0, rest.stderr);
+  assertSameCheckpoint(join(dir, 'straight40'), out);
+});
+
+test('a NaN loss stops the run with a clear message and keeps the last good checkpoint', () => {
+  const out = join(dir, 'nan');
+  assert.equal(train(`run.out=${out}`, 'run.stop_after_epochs=1').status, 0);
+  const before = statSync(join(out, 'checkpoint.pth')).mtimeMs;
+  const r = train(`run.out=${out}`, 'optim.larc=false', 'optim.base_lr=1e30', 'optim.final_lr=1e30');
+  assert.equal(r.status, 1);
+  assert.match(r.stderr, /swav: error: the loss is NaN at epoch 2.*last good checkpoint \(after epoch 1\) is kept/s);
+  assert.equal(statSync(join(out, 'checkpoint.pth')).mtimeMs, before);
+});
+
+test('a corrupt image in a folder is skipped, reported and counted; corrupt_images: fail ends the run', () => {
+  const folder = join(dir, 'folder');
+  mkdirSync(folder, { recursive: true });
+  spawnSync('/usr/bin/python3', ['-c', `
+import numpy as np
+from PIL import Image
+rng = np.random.default_rng(1)
+for i in range(18):
+    Image.fromarray(rng.integers(0, 255, (20 + i, 24, 3), dtype=np.uint8)).save('${folder}/img%02d.png' % i)
+`]);
+  writeFileSync(join(folder, 'img05.png'), 'this is not a png');
+  copyFileSync(join(folder, 'img00.png'), join(folder, 'img18.jpg'));
+  // 19 files, batches of 19: every file is read in the one iteration, the corrupt one replaced by another
+  const args = [`data.type=folder`, `data.path=${folder}`, 'model.in_channels=3', 'crops.mean=[0.5,0.5,0.5]', 'crops.std=[0.25,0.25,0.25]',
+    'optim.epochs=1', 'optim.warmup_epochs=0', 'optim.batch_size=19', 'swav.queue_length=0'];
+  const r = train(`run.out=${join(dir, 'folder-run')}`, ...args);
+  assert.equal(r.status, 0, r.stderr);
+  assert.match(r.stderr, /warning: skipped an unreadable image: .*img05\.png/);
+  const metrics = readFileSync(join(dir, 'folder-run', 'metrics.jsonl'), 'utf8');
+  assert.match(metrics, /"type":"skip","file":"[^"]*img05\.png"/);
+  assert.match(metrics, /"skipped_images":1/);
+  const f = train(`run.out=${join(dir, 'folder-fail')}`, ...args, 'data.corrupt_images=fail');
+  assert.equal(f.status, 1);
+  assert.match(f.stderr, /img05\.png: .*\(data\.corrupt_images: fail\)/);
+});
