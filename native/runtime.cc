@@ -133,6 +133,23 @@ Napi::Value setGrad(const Napi::CallbackInfo& info) {
   return env.Undefined();
 }
 
+// grads(hs) -> each tensor's gradient or null: one call for a whole parameter list.
+Napi::Value grads(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  auto arr = info[0].As<Napi::Array>();
+  auto out = Napi::Array::New(env, arr.Length());
+  for (uint32_t i = 0; i < arr.Length(); i++) out.Set(i, wrapTensor(env, unwrapTensor(env, arr.Get(i), "grads").grad()));
+  return out;
+}
+
+// clearGrads(hs): every gradient set to None, as zero_grad(set_to_none=True).
+Napi::Value clearGrads(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  auto arr = info[0].As<Napi::Array>();
+  for (uint32_t i = 0; i < arr.Length(); i++) unwrapTensor(env, arr.Get(i), "clearGrads").mutable_grad() = at::Tensor();
+  return env.Undefined();
+}
+
 Napi::Value setRequiresGrad(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
   const at::Tensor& t = unwrapTensor(env, info[0]);
@@ -175,6 +192,8 @@ void initRuntime(Napi::Env env, Napi::Object exports) {
   exports.Set("backward", Napi::Function::New<exported<backward>>(env, "backward"));
   exports.Set("grad", Napi::Function::New<exported<grad>>(env, "grad"));
   exports.Set("setGrad", Napi::Function::New<exported<setGrad>>(env, "setGrad"));
+  exports.Set("grads", Napi::Function::New<exported<grads>>(env, "grads"));
+  exports.Set("clearGrads", Napi::Function::New<exported<clearGrads>>(env, "clearGrads"));
   exports.Set("setRequiresGrad", Napi::Function::New<exported<setRequiresGrad>>(env, "setRequiresGrad"));
   exports.Set("isLeaf", Napi::Function::New<exported<isLeaf>>(env, "isLeaf"));
   exports.Set("gradFn", Napi::Function::New<exported<gradFn>>(env, "gradFn"));

@@ -5,6 +5,11 @@ import { normalizePrototypes, swavLoss } from '../methods/swav.js';
 import { Flags, UsageError, parseCrops } from './args.js';
 import type { Architecture } from '../models/resnet.js';
 import { architectures } from '../models/resnet.js';
+import { FrozenTrunk } from '../models/inference.js';
+import { listImages } from '../data/image.js';
+import { DecodePool } from '../data/workers.js';
+import { finishCrops } from '../data/loader.js';
+import { REFERENCE_MULTICROP } from '../data/multicrop.js';
 
 export type Amp = 'fp32' | 'bf16' | 'fp16';
 const autocastDtype = { fp32: null, bf16: 'bfloat16', fp16: 'float16' } as const;
@@ -27,6 +32,7 @@ function benchStep(f: Flags): Record<string, unknown> {
   const device = f.string('device', torch.cuda.isAvailable() ? 'cuda' : 'cpu');
   const stem = f.choice('stem', ['imagenet', 'small'] as const, 'imagenet');
   const width = f.optional('width');
+  const stemStride = f.int('stem-stride', 1);
   const inChannels = f.int('in-channels', 3);
   const hiddenMlp = f.int('hidden-mlp', 2048);
   const nmbPrototypes = f.int('prototypes', 3000);
@@ -34,7 +40,7 @@ function benchStep(f: Flags): Record<string, unknown> {
   f.done();
   if (batch < 2) throw new UsageError('bench step: --batch must be at least 2 (BatchNorm needs it)');
 
-  const model = models.architectures[arch]({ numClasses: 0, normalize: true, hiddenMlp, outputDim: 128, nmbPrototypes, stem,
+  const model = models.architectures[arch]({ numClasses: 0, normalize: true, hiddenMlp, outputDim: 128, nmbPrototypes, stem, stemStride,
     width: width === undefined ? undefined : Number(width), inChannels });
   model.to({ device, memoryFormat: channelsLast ? 'channelsLast' : undefined });
   const opt = new optim.LARC(new optim.SGD(model.parameters(), { lr: 0.1, momentum: 0.9, weightDecay: 1e-6 }),
@@ -78,14 +84,78 @@ function benchLoad(f: Flags): Record<string, unknown> {
   return { load_s: Number(dt.toFixed(4)), tensors: tensors.length, peak_rss_mib: Math.round(process.resourceUsage().maxRSS / 1024) };
 }
 
-const BENCHES: Record<string, (f: Flags) => Record<string, unknown>> = { step: benchStep, load: benchLoad };
+/** Feature extraction throughput (the peer is ../shared/peer/torch_infer.py): the inference trunk on random images. */
+function benchExtract(f: Flags): Record<string, unknown> {
+  const arch = f.choice('arch', Object.keys(architectures) as Architecture[], 'resnet50');
+  const batch = f.int('batch', 256);
+  const steps = f.int('steps', 20);
+  const size = f.int('size', 224);
+  const amp = f.choice('amp', ['fp32', 'bf16'] as const, 'bf16');
+  const device = f.string('device', torch.cuda.isAvailable() ? 'cuda' : 'cpu');
+  f.optional('json');
+  f.done();
+  const model = models.architectures[arch]({ numClasses: 0 }).eval();
+  const trunk = new FrozenTrunk(model, { dtype: amp === 'bf16' ? 'bfloat16' : 'float32', device });
+  model.dispose();
+  const x = torch.randn([batch, 3, size, size]).contiguous('channelsLast');
+  for (let i = 0; i < 3; i++) torch.tidy(() => trunk.forward(x).cpu());
+  const t0 = performance.now();
+  for (let i = 0; i < steps; i++) torch.tidy(() => trunk.forward(x).cpu());
+  const dt = (performance.now() - t0) / 1000 / steps;
+  trunk.dispose();
+  x.dispose();
+  return { arch, batch, size, amp, images_per_s: Number((batch / dt).toFixed(3)), libtorch: torch.version, peak_rss_mib: Math.round(process.resourceUsage().maxRSS / 1024) };
+}
 
-export function bench(argv: string[], parsedFlags: (argv: string[]) => Flags): void {
+/**
+ * Multi-crop data throughput per core (the peer is ../shared/peer/torch_multicrop_data.py): JPEG files decoded and
+ * cut by one worker thread, colored and normalized on the main thread with one libtorch thread; images per
+ * CPU-second of the whole process.
+ */
+async function benchData(f: Flags): Promise<Record<string, unknown>> {
+  const dir = f.string('dir');
+  const spec = parseCrops(f.string('crops', '2x224,6x96'));
+  const minScale = f.string('min-scale', '0.14,0.05').split(',').map(Number);
+  const maxScale = f.string('max-scale', '1,0.14').split(',').map(Number);
+  const rounds = f.int('rounds', 2);
+  const batch = f.int('batch', 16);
+  f.optional('json');
+  f.done();
+  const files = listImages(dir).filter((p) => p.endsWith('.jpg'));
+  if (!files.length) throw new UsageError(`bench data: no .jpg files in ${dir}`);
+  torch.setNumThreads(1);
+  const crops = { ...REFERENCE_MULTICROP, nmbCrops: spec.map((s) => s.n), sizeCrops: spec.map((s) => s.size), minScaleCrops: minScale, maxScaleCrops: maxScale };
+  const pool = new DecodePool(1);
+  let best = 0;
+  let bestWall = 0;
+  try {
+    for (let r = 0; r < rounds; r++) {
+      const cpu0 = process.cpuUsage();
+      const t0 = performance.now();
+      for (let i = 0; i < files.length; i += batch) {
+        const samples = await Promise.all(files.slice(i, i + batch).map((file, k) => pool.decode(file, i + k, 0, r, crops)));
+        torch.tidy(() => finishCrops(samples[0].crops.map((_, c) => DecodePool.stack(samples.map((s) => s.crops[c]))), samples.map((s) => s.params), crops));
+      }
+      const cpu = process.cpuUsage(cpu0);
+      best = Math.max(best, files.length / ((cpu.user + cpu.system) / 1e6));
+      bestWall = Math.max(bestWall, files.length / ((performance.now() - t0) / 1000));
+    }
+  } finally {
+    pool.close();
+  }
+  return { images_per_s: Number(best.toFixed(1)), wall_images_per_s: Number(bestWall.toFixed(1)), crops: spec.map((s) => `${s.n}x${s.size}`).join(','), images: files.length, cores: 1 };
+}
+
+const BENCHES: Record<string, (f: Flags) => Record<string, unknown> | Promise<Record<string, unknown>>> = {
+  step: benchStep, load: benchLoad, extract: benchExtract, data: benchData,
+};
+
+export async function bench(argv: string[], parsedFlags: (argv: string[]) => Flags): Promise<void> {
   const [what, ...rest] = argv;
   const run = BENCHES[what];
   if (!run) throw new UsageError(`bench: unknown benchmark '${what ?? ''}' (${Object.keys(BENCHES).join(', ')})`);
   const f = parsedFlags(rest);
-  const res = run(f);
+  const res = await run(f);
   if (f.bool('json')) console.log(JSON.stringify(res));
   else for (const [k, v] of Object.entries(res)) console.log(`${k.padEnd(16)} ${v}`);
 }

@@ -1,7 +1,8 @@
 // `swav extract`: pooled trunk features, in eval mode, of an .npy batch of images or of a folder of images.
 import { writeFileSync } from 'node:fs';
 import { torch } from '../index.js';
-import { architectures, type Architecture, type ResNet } from '../models/resnet.js';
+import { architectures, type Architecture } from '../models/resnet.js';
+import { FrozenTrunk } from '../models/inference.js';
 import { downloadModel, findModel, modelFromFile } from '../hub/index.js';
 import { listImages, loadEvalImages } from '../data/image.js';
 import { Flags, UsageError } from './args.js';
@@ -14,18 +15,13 @@ export async function resolveWeights(weights: string): Promise<string> {
   return downloadModel(weights, { onProgress: progressBar(process.stderr) });
 }
 
-/** Features of `images` (N x 3 x H x W, normalized), `batch` at a time. */
-export function features(model: ResNet, images: Tensor, batch: number, device: string): Tensor {
+/** Features of `images` (N x C x H x W, normalized), `batch` at a time, on the CPU. */
+export function features(trunk: FrozenTrunk, images: Tensor, batch: number): Tensor {
   const n = images.shape[0];
   const parts: Tensor[] = [];
-  torch.noGrad(() => {
-    for (let i = 0; i < n; i += batch) {
-      parts.push(torch.tidy(() => {
-        const x = images.narrow(0, i, Math.min(batch, n - i)).to({ device, dtype: 'float32' }).contiguous('channelsLast');
-        return model.forwardBackbone(x).cpu();
-      }));
-    }
-  });
+  for (let i = 0; i < n; i += batch) {
+    parts.push(torch.tidy(() => trunk.forward(images.narrow(0, i, Math.min(batch, n - i))).cpu()));
+  }
   try { return torch.cat(parts); } finally { parts.forEach((p) => p.dispose()); }
 }
 
@@ -37,18 +33,20 @@ export async function extract(f: Flags): Promise<void> {
   const out = f.string('out');
   const batch = f.int('batch', 64);
   const device = f.string('device', 'cpu');
+  const amp = f.choice('amp', ['fp32', 'bf16'] as const, 'fp32');
   f.done();
   if (!input === !data) throw new UsageError('extract: give exactly one of --input X.npy and --data DIR');
   if (!out.endsWith('.npy')) throw new UsageError('extract: --out must name an .npy file');
   const model = modelFromFile(arch, await resolveWeights(weights));
-  model.eval().to({ device, memoryFormat: 'channelsLast' });
+  const trunk = new FrozenTrunk(model.eval(), { dtype: amp === 'bf16' ? 'bfloat16' : 'float32', device });
+  model.dispose();
   let feats: Tensor;
   if (input) {
     const images = torch.load(input) as Tensor;
     if (!(images instanceof torch.Tensor) || images.ndim !== 4 || images.shape[1] !== 3) {
       throw new Error(`extract: ${input} must hold an N x 3 x H x W array of normalized images, it holds ${images instanceof torch.Tensor ? `shape [${images.shape}]` : 'no tensor'}`);
     }
-    feats = features(model, images, batch, device);
+    feats = features(trunk, images, batch);
     images.dispose();
   } else {
     const files = listImages(data!);
@@ -59,7 +57,7 @@ export async function extract(f: Flags): Promise<void> {
     for (let i = 0; i < files.length; i += batch) {
       const { images, ok, skipped } = await loadEvalImages(files.slice(i, i + batch));
       for (const s of skipped) process.stderr.write(`swav: warning: skipped ${s}\n`);
-      if (ok.length) parts.push(features(model, images, batch, device));
+      if (ok.length) parts.push(features(trunk, images, batch));
       images.dispose();
       names.push(...ok);
       bar({ status: 'progress', name: 'images', loaded: Math.min(i + batch, files.length), total: files.length, progress: (100 * Math.min(i + batch, files.length)) / files.length });
@@ -72,5 +70,5 @@ export async function extract(f: Flags): Promise<void> {
   torch.save(feats, out);
   process.stderr.write(`wrote ${out}: features [${feats.shape}]\n`);
   feats.dispose();
-  model.dispose();
+  trunk.dispose();
 }

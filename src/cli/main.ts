@@ -21,6 +21,9 @@ commands:
                  into the cache ($SWAV_HOME, default ~/.cache/swav)
   bench step     one SwAV training step on synthetic data (--arch --batch --crops --steps --warmup --device
                  --amp fp32|bf16|fp16 --channels-last 0|1 --json)
+  bench extract  feature extraction (--arch --batch --size --steps --amp fp32|bf16 --json)
+  bench data     multi-crop decoding and augmentation of the .jpg files in --dir, per core (--crops --json)
+  bench load     loading a checkpoint (--file --json)
 `;
 
 const BOOLEANS = ['json', 'help', 'force'] as const;
@@ -34,7 +37,7 @@ async function main(argv: string[]): Promise<number> {
   }
   switch (command) {
     case 'bench':
-      bench(rest, flagsFor('bench'));
+      await bench(rest, flagsFor('bench'));
       return 0;
     case 'train':
       return trainCommand(flagsFor('train')(rest));

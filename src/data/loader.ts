@@ -41,7 +41,7 @@ export function sampleParams(seed: number, epoch: number, index: number, height:
 }
 
 /** Colors, blurs and normalizes each crop position's B images (given as 0..1 floats). */
-function finishCrops(geometric: Tensor[], params: CropParams[][], c: MultiCropConfig): Tensor[] {
+export function finishCrops(geometric: Tensor[], params: CropParams[][], c: MultiCropConfig): Tensor[] {
   return geometric.map((g, k) => tidy(() => normalizeChannels(colorAugment(g, params.map((p) => p[k])), c.mean, c.std)));
 }
 

@@ -6,6 +6,7 @@ import { cat, normalize } from '../torch/functional.js';
 import { noGrad } from '../torch/autograd.js';
 import { tidy } from '../torch/scope.js';
 import type { ResNet } from '../models/resnet.js';
+import { FrozenTrunk } from '../models/inference.js';
 import type { Dataset } from '../data/datasets.js';
 import { normalizeChannels } from '../data/augment.js';
 import { loadEvalImages } from '../data/image.js';
@@ -47,40 +48,36 @@ export interface FeatureOptions {
   device?: string;
   mean: number[];
   std: number[];
+  /** Inference precision (default float32). */
+  dtype?: 'float32' | 'bfloat16';
   /** For image files: resize then center crop (default 256 / 224). */
   resize?: number;
   crop?: number;
 }
 
-/** Pooled trunk features (eval mode, no autograd) of a whole dataset, on the CPU. */
+/** Pooled trunk features (eval-mode BN folded, no autograd) of a whole dataset, on the CPU. */
 export async function datasetFeatures(model: ResNet, ds: Dataset, o: FeatureOptions): Promise<{ feats: Tensor; labels: Int32Array }> {
   const batch = o.batch ?? 256;
-  const device = o.device ?? 'cpu';
-  const wasTraining = model.training;
-  model.eval();
+  const trunk = new FrozenTrunk(model, { device: o.device ?? 'cpu', dtype: o.dtype });
   const parts: Tensor[] = [];
   const labels: number[] = [];
   try {
     for (let i = 0; i < ds.length; i += batch) {
       const n = Math.min(batch, ds.length - i);
       if (ds.kind === 'tensor') {
-        parts.push(noGrad(() => tidy(() => {
-          const x = normalizeChannels(ds.images.narrow(0, i, n).float().div(255), o.mean, o.std);
-          return model.forwardBackbone(x.to(device).contiguous('channelsLast')).cpu();
-        })));
+        parts.push(tidy(() => trunk.forward(normalizeChannels(ds.images.narrow(0, i, n).float().div(255), o.mean, o.std)).cpu()));
         labels.push(...ds.labels.subarray(i, i + n));
       } else {
         const files = ds.files.slice(i, i + n);
         const { images, ok } = await loadEvalImages(files, { resize: o.resize, crop: o.crop, mean: o.mean, std: o.std });
-        if (ok.length) parts.push(noGrad(() => tidy(() => model.forwardBackbone(images.to(device).contiguous('channelsLast')).cpu())));
+        if (ok.length) parts.push(tidy(() => trunk.forward(images).cpu()));
         images.dispose();
         for (const f of ok) labels.push(ds.labels[ds.files.indexOf(f, i)]);
       }
     }
-    const feats = cat(parts);
-    return { feats, labels: Int32Array.from(labels) };
+    return { feats: cat(parts), labels: Int32Array.from(labels) };
   } finally {
     parts.forEach((p) => p.dispose());
-    model.train(wasTraining);
+    trunk.dispose();
   }
 }

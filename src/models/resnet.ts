@@ -97,8 +97,10 @@ export interface ResNetOptions {
   widen?: number;
   /** Channels after the stem (default 64 * widen); stages have width, 2x, 4x, 8x. */
   width?: number;
-  /** 'imagenet': 7x7 stride-2 conv + max-pool; 'small': 3x3 stride-1 conv, no max-pool (28-32 px images). */
+  /** 'imagenet': 7x7 stride-2 conv + max-pool; 'small': 3x3 conv, no max-pool (28-32 px images). */
   stem?: 'imagenet' | 'small';
+  /** Stride of the 'small' stem's conv (default 1; 2 halves the resolution of every stage, 4x less compute). */
+  stemStride?: number;
   inChannels?: number;
   zeroInitResidual?: boolean;
   /** SwAV head: L2-normalize the projected features. */
@@ -136,7 +138,7 @@ export class ResNet extends Module {
     this.#inplanes = width;
     const small = o.stem === 'small';
     this.conv1 = this.registerModule('conv1', small
-      ? new Conv2d(o.inChannels ?? 3, width, 3, { stride: 1, padding: 1, bias: false })
+      ? new Conv2d(o.inChannels ?? 3, width, 3, { stride: o.stemStride ?? 1, padding: 1, bias: false })
       : new Conv2d(o.inChannels ?? 3, width, 7, { stride: 2, padding: 3, bias: false }));
     this.bn1 = this.registerModule('bn1', new BatchNorm2d(width));
     this.relu = this.registerModule('relu', new ReLU(true));

@@ -1,5 +1,6 @@
 // nn.Module: parameters, buffers and submodules under PyTorch's names, train/eval, state dicts, to().
-import { Tensor } from '../torch/tensor.js';
+import { Tensor, handles } from '../torch/tensor.js';
+import { native } from '../torch/native.js';
 import { keep } from '../torch/scope.js';
 import { noGrad } from '../torch/autograd.js';
 import { type DType, type Device, type MemoryFormat, isDType, isFloatingPoint } from '../torch/dtype.js';
@@ -87,13 +88,10 @@ export abstract class Module {
 
   /** Sets every parameter's gradient to None (setToNone) or to zero. */
   zeroGrad(setToNone = true): void {
-    for (const p of this.parameters()) {
-      if (setToNone) {
-        p.grad = null;
-      } else {
-        const g = p.grad;
-        if (g) { g.zero_(); g.dispose(); }
-      }
+    const ps = this.parameters();
+    if (setToNone) return native.clearGrads(handles(ps));
+    for (const g of native.grads(handles(ps))) {
+      if (g) { const t = new Tensor(g); t.zero_(); t.dispose(); }
     }
   }
 

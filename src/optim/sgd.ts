@@ -18,14 +18,14 @@ export interface ParamGroup extends Required<SGDOptions> {
 
 /** The parameters of a group that have a gradient, with those gradients (the caller disposes them). */
 export function withGrads(params: Tensor[]): { params: Tensor[]; grads: Tensor[] } {
+  const gs = native.grads(handles(params));
   const out = { params: [] as Tensor[], grads: [] as Tensor[] };
-  for (const p of params) {
-    const g = p.grad;
+  gs.forEach((g, i) => {
     if (g !== null) {
-      out.params.push(p);
-      out.grads.push(g);
+      out.params.push(params[i]);
+      out.grads.push(wrap(g));
     }
-  }
+  });
   return out;
 }
 
@@ -93,9 +93,12 @@ export class SGD {
 
   zeroGrad(setToNone = true): void {
     for (const g of this.paramGroups) {
-      for (const p of g.params) {
-        if (setToNone) p.grad = null;
-        else { const gr = p.grad; if (gr) { gr.zero_(); gr.dispose(); } }
+      if (setToNone) {
+        native.clearGrads(handles(g.params));
+      } else {
+        const { grads } = withGrads(g.params);
+        if (grads.length) run('_foreach_zero_', handles(grads));
+        disposeAll(grads);
       }
     }
   }

@@ -51,6 +51,8 @@ export interface Native {
   backward(tensors: Handle[], grads: Handle[] | null, retainGraph?: boolean): void;
   grad(h: Handle): Handle | null;
   setGrad(h: Handle, g: Handle | null): void;
+  grads(hs: Handle[]): (Handle | null)[];
+  clearGrads(hs: Handle[]): void;
   setRequiresGrad(h: Handle, on: boolean): void;
   isLeaf(h: Handle): boolean;
   gradFn(h: Handle): string | null;

@@ -41,6 +41,7 @@ export const SCHEMA = {
   model: {
     arch: f({ enum: Object.keys(architectures) }, 'resnet50', 'trunk architecture'),
     stem: f({ enum: ['imagenet', 'small'] }, 'imagenet', 'imagenet: 7x7/2 conv + max-pool; small: 3x3/1 conv (28-32 px images)'),
+    stem_stride: f('int', 1, "stride of the small stem's conv (2: every stage at half resolution)", { min: 1 }),
     width: f('int', null, 'channels after the stem (default 64, or 64 x widen)', { nullable: true, min: 1 }),
     in_channels: f('int', 3, 'input channels (1 for grayscale data)', { min: 1 }),
     hidden_mlp: f('int', 2048, 'projection head hidden width (0: one Linear)', { min: 0 }),
@@ -91,7 +92,7 @@ export interface Config {
     workers: number; corrupt_images: 'skip' | 'fail' };
   crops: { nmb_crops: number[]; size_crops: number[]; min_scale_crops: number[]; max_scale_crops: number[]; flip_p: number;
     jitter_p: number; jitter_strength: number; grayscale_p: number; blur_p: number; blur_radius: number[]; mean: number[]; std: number[] };
-  model: { arch: keyof typeof architectures; stem: 'imagenet' | 'small'; width: number | null; in_channels: number;
+  model: { arch: keyof typeof architectures; stem: 'imagenet' | 'small'; stem_stride: number; width: number | null; in_channels: number;
     hidden_mlp: number; feat_dim: number; nmb_prototypes: number };
   swav: { crops_for_assign: number[]; temperature: number; epsilon: number; sinkhorn_iterations: number; queue_length: number;
     epoch_queue_starts: number; freeze_prototypes_niters: number; stable_sinkhorn: boolean };

@@ -1,7 +1,8 @@
 // One SwAV training iteration, as main_swav.py's train() runs it: learning rate for this iteration, prototypes
 // normalized, multi-crop forward, codes from Sinkhorn (with the queue), swapped-prediction loss, backward,
 // prototype gradients dropped while frozen, LARC + SGD step.
-import { Tensor } from '../torch/tensor.js';
+import { Tensor, handles } from '../torch/tensor.js';
+import { native } from '../torch/native.js';
 import { autocast } from '../torch/autograd.js';
 import { tidy } from '../torch/scope.js';
 import type { ResNet } from '../models/resnet.js';
@@ -34,6 +35,14 @@ export interface StepResult {
   scores: Tensor;
 }
 
+const prototypeParams = new WeakMap<ResNet, Tensor[]>();
+/** The prototypes' parameters (cached: looked up once per model, not every step). */
+function prototypesOf(model: ResNet): Tensor[] {
+  let ps = prototypeParams.get(model);
+  if (!ps) prototypeParams.set(model, (ps = [...model.namedParameters()].filter(([n]) => n.includes('prototypes')).map(([, p]) => p)));
+  return ps;
+}
+
 function prototypeWeight(model: ResNet): Tensor {
   const p = model.prototypes;
   if (p === null || 'heads' in p) throw new Error('SwAV training needs one prototype head (nmb_prototypes: a number)');
@@ -57,9 +66,7 @@ export function swavStep(ctx: StepContext, crops: Tensor[], lr: number, iteratio
     });
     optimizer.zeroGrad();
     loss.backward();
-    if (iteration < hyper.freezePrototypesNiters) {
-      for (const [name, p] of model.namedParameters()) if (name.includes('prototypes')) p.grad = null;
-    }
+    if (iteration < hyper.freezePrototypesNiters) native.clearGrads(handles(prototypesOf(model)));
     optimizer.step();
     return { loss: loss.item(), scores: scores.narrow(0, bs * hyper.cropsForAssign[0], bs).detach() };
   });

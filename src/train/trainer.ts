@@ -49,7 +49,7 @@ export function multiCropConfig(c: Config): MultiCropConfig {
 /** The model a config describes (trunk, projection head, prototypes). */
 export function buildModel(c: Config): ResNet {
   return architectures[c.model.arch]({
-    numClasses: 0, stem: c.model.stem, width: c.model.width ?? undefined, inChannels: c.model.in_channels, normalize: true,
+    numClasses: 0, stem: c.model.stem, stemStride: c.model.stem_stride, width: c.model.width ?? undefined, inChannels: c.model.in_channels, normalize: true,
     hiddenMlp: c.model.hidden_mlp, outputDim: c.model.feat_dim, nmbPrototypes: c.model.nmb_prototypes,
   });
 }

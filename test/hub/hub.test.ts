@@ -56,7 +56,7 @@ test('hub.load with a local file gives the trunk with its weights (the features 
 
 test('a download from a server shows progress and lands atomically under the cache', async () => {
   const body = readFileSync(join(dir, 'resnet18_zip.pth'));
-  const { server, url } = await serve((req, res) => {
+  const { server, url } = await serve((_req, res) => {
     res.writeHead(200, { 'content-length': body.length });
     let i = 0;
     const pump = () => { // in pieces, so that progress is reported on the way
@@ -84,7 +84,7 @@ test('a download from a server shows progress and lands atomically under the cac
 });
 
 test('an interrupted download leaves no file under the final name; an unreachable host says how to pass a local file', async () => {
-  const { server, url } = await serve((req, res) => {
+  const { server, url } = await serve((_req, res) => {
     res.writeHead(200, { 'content-length': 1_000_000 });
     res.write(Buffer.alloc(300_000));
     setTimeout(() => res.destroy(), 20);

@@ -29,7 +29,6 @@ export interface UnpickleOptions {
   maxDepth?: number;
 }
 
-const MARK = Symbol('mark');
 
 function refuse(what: string): never {
   throw new UnpicklingError(`refused to load: the file calls ${what}, which is not a tensor or plain data ` +

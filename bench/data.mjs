@@ -1,0 +1,21 @@
+#!/usr/bin/env node
+// `swav bench data` against ../shared/peer/torch_multicrop_data.py (torchvision + PIL, the reference multi-crop
+// pipeline, one core) on the same JPEG files, alternating in one run. Both report images per second per core.
+// usage: node bench/data.mjs [--rounds 3] [--images 64] [--dir /tmp/swav-data-bench]
+import { mkdirSync, readdirSync } from 'node:fs';
+import { spawnSync } from 'node:child_process';
+import { compare, option } from './compare.mjs';
+
+const dir = option('dir', '/tmp/swav-data-bench');
+mkdirSync(dir, { recursive: true });
+if (!readdirSync(dir).some((f) => f.endsWith('.jpg'))) { // the peer writes its ImageNet-like JPEGs (500 x 375, q90)
+  spawnSync('/usr/bin/python3', ['../shared/peer/torch_multicrop_data.py', '--dir', dir, '--images', option('images', '64'), '--rounds', '1'], { stdio: 'inherit' });
+}
+compare({
+  title: 'Multi-crop data pipeline 2x224 + 6x96 from JPEG, per core',
+  metric: 'images_per_s',
+  ours: (c) => ['node', 'dist/src/cli/main.js', 'bench', 'data', ...c.args, '--json'],
+  peer: (c) => ['/usr/bin/python3', '../shared/peer/torch_multicrop_data.py', ...c.args],
+  configs: [{ name: '2x224+6x96', args: ['--dir', dir, '--crops', '2x224,6x96'] }],
+  out: option('out', 'bench/results/data.json'),
+});
