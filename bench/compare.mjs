@@ -1,6 +1,6 @@
 // Runs our command and the PyTorch peer's in alternation, round after round, and reports medians and ratios.
 import { spawnSync } from 'node:child_process';
-import { mkdirSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, writeFileSync } from 'node:fs';
 import { dirname } from 'node:path';
 import { cpus } from 'node:os';
 
@@ -14,11 +14,14 @@ const median = (xs) => {
   return s.length % 2 ? s[(s.length - 1) / 2] : (s[s.length / 2 - 1] + s[s.length / 2]) / 2;
 };
 
+/** Runs argv under GNU time, so that both sides' peak RSS is measured the same way (maxrss_mib). */
 function runJson(argv) {
-  const r = spawnSync(argv[0], argv.slice(1), { encoding: 'utf8', env: { ...process.env } });
+  const timed = existsSync('/usr/bin/time') ? ['/usr/bin/time', '-f', 'MAXRSS_KB=%M', ...argv] : argv;
+  const r = spawnSync(timed[0], timed.slice(1), { encoding: 'utf8', env: { ...process.env } });
   if (r.status !== 0) throw new Error(`${argv.join(' ')} failed:\n${r.stderr}`);
   const line = r.stdout.trim().split('\n').filter((l) => l.startsWith('{')).pop();
-  return JSON.parse(line);
+  const kb = Number(/MAXRSS_KB=(\d+)/.exec(r.stderr)?.[1] ?? NaN);
+  return { ...JSON.parse(line), maxrss_mib: Math.round(kb / 1024) };
 }
 
 /** {title, metric, lowerIsBetter?, ours(config) -> argv, peer(config) -> argv, configs: [{name, args}], out}; the ratio
@@ -42,13 +45,15 @@ export function compare(spec) {
     config: x.config, ours: median(x.ours), peer: median(x.peer),
     ratio: spec.lowerIsBetter ? median(x.peer) / median(x.ours) : median(x.ours) / median(x.peer),
     oursAll: x.ours, peerAll: x.peer,
-    oursPeakRssMiB: median(x.oursRaw.map((o) => o.peak_rss_mib ?? NaN)),
-    peerPeakRssMiB: median(x.peerRaw.map((o) => o.peak_rss_mib ?? NaN)),
+    oursPeakRssMiB: median(x.oursRaw.map((o) => o.maxrss_mib)),
+    peerPeakRssMiB: median(x.peerRaw.map((o) => o.maxrss_mib)),
   }));
   const report = { title: spec.title, metric: spec.metric, rounds, machine: `${cpus().length} x ${cpus()[0]?.model}`, date: new Date().toISOString(), rows };
   mkdirSync(dirname(spec.out), { recursive: true });
   writeFileSync(spec.out, `${JSON.stringify(report, null, 2)}\n`);
   console.log(`\n${spec.title} (${spec.metric}, median of ${rounds}, ${report.machine})\n`);
-  console.log('| config | swav | PyTorch | ratio |\n|---|---|---|---|');
-  for (const row of rows) console.log(`| ${row.config} | ${row.ours.toFixed(3)} | ${row.peer.toFixed(3)} | ${row.ratio.toFixed(2)}x |`);
+  console.log('| config | swav | PyTorch | ratio | peak RSS swav / PyTorch (MiB) |\n|---|---|---|---|---|');
+  for (const row of rows) {
+    console.log(`| ${row.config} | ${row.ours.toFixed(3)} | ${row.peer.toFixed(3)} | ${row.ratio.toFixed(2)}x | ${row.oursPeakRssMiB} / ${row.peerPeakRssMiB} |`);
+  }
 }

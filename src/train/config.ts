@@ -81,6 +81,7 @@ export const SCHEMA = {
     max_minutes: f('number', 0, 'stop training (checkpoint, then evaluate) after this long; 0: no limit', { min: 0 }),
     stop_after_epochs: f('int', 0, 'stop (with a checkpoint) after this many epochs of this invocation; run again to go on', { min: 0 }),
     knn_eval: f('bool', false, 'evaluate with kNN on the eval split after training'),
+    knn_every: f('int', 0, 'also evaluate with kNN every this many epochs during training (0: never)', { min: 0 }),
     knn_k: f('int', 200, 'kNN neighbours', { min: 1 }),
     knn_temperature: f('number', 0.1, 'kNN vote temperature', { min: 0 }),
   },
@@ -99,7 +100,7 @@ export interface Config {
   optim: { epochs: number; batch_size: number; base_lr: number; final_lr: number; warmup_epochs: number; start_warmup: number;
     wd: number; momentum: number; larc: boolean; trust_coefficient: number };
   run: { out: string; device: string; amp: 'fp32' | 'bf16' | 'fp16'; channels_last: boolean; threads: number; seed: number;
-    log_every: number; max_minutes: number; stop_after_epochs: number; knn_eval: boolean; knn_k: number; knn_temperature: number };
+    log_every: number; max_minutes: number; stop_after_epochs: number; knn_eval: boolean; knn_every: number; knn_k: number; knn_temperature: number };
 }
 
 function closest(word: string, options: string[]): string | null {

@@ -282,6 +282,11 @@ export async function train(c: Config, ev: TrainEvents = {}): Promise<TrainResul
         const secs = (performance.now() - epochStart) / 1000;
         metric({ type: 'epoch', epoch: epoch + 1, loss: epochLoss / Math.max(1, epochN), seconds: secs, skipped_images: skipped });
         log(`epoch ${epoch + 1}/${c.optim.epochs}: loss ${(epochLoss / Math.max(1, epochN)).toFixed(4)}, ${secs.toFixed(0)} s`);
+        if (c.run.knn_every > 0 && (epoch + 1) % c.run.knn_every === 0 && epoch + 1 < c.optim.epochs) {
+          const top1 = await evaluateKnn(model, c, log);
+          metric({ type: 'eval', metric: 'knn_top1', value: top1, epoch: epoch + 1, k: c.run.knn_k, temperature: c.run.knn_temperature });
+          model.train();
+        }
       }
     }
   } finally {
