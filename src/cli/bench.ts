@@ -36,6 +36,7 @@ function benchStep(f: Flags): Record<string, unknown> {
   const inChannels = f.int('in-channels', 3);
   const hiddenMlp = f.int('hidden-mlp', 2048);
   const nmbPrototypes = f.int('prototypes', 3000);
+  const profileSteps = f.int('profile', 0);
   f.optional('json');
   f.done();
   if (batch < 2) throw new UsageError('bench step: --batch must be at least 2 (BatchNorm needs it)');
@@ -63,11 +64,18 @@ function benchStep(f: Flags): Record<string, unknown> {
   let loss = 0;
   for (let i = 0; i < steps; i++) loss = step();
   const dt = (performance.now() - t0) / 1000 / steps;
+  // where the time goes: self time per operator over `profileSteps` more steps, the 15 largest
+  const profile = profileSteps > 0 ? (() => {
+    const { ops } = torch.profile(() => { for (let i = 0; i < profileSteps; i++) step(); });
+    const total = ops.reduce((a, o) => a + o.selfUs, 0);
+    return ops.slice(0, 15).map((o) => ({ op: o.name, calls: o.count / profileSteps, ms: Number((o.selfUs / 1000 / profileSteps).toFixed(2)),
+      share: Number((o.selfUs / total).toFixed(3)) }));
+  })() : undefined;
   return {
     arch, batch, crops: spec.map((s) => `${s.n}x${s.size}`).join(','), amp, channels_last: channelsLast ? 1 : 0,
     device, threads: torch.getNumThreads(), libtorch: torch.version,
     step_s: Number(dt.toFixed(5)), samples_per_s: Number((batch / dt).toFixed(3)), loss,
-    peak_rss_mib: Math.round(process.resourceUsage().maxRSS / 1024),
+    peak_rss_mib: Math.round(process.resourceUsage().maxRSS / 1024), profile,
   };
 }
 

@@ -20,7 +20,7 @@ commands:
   hub download NAME [--force]
                  into the cache ($SWAV_HOME, default ~/.cache/swav)
   bench step     one SwAV training step on synthetic data (--arch --batch --crops --steps --warmup --device
-                 --amp fp32|bf16|fp16 --channels-last 0|1 --json)
+                 --amp fp32|bf16|fp16 --channels-last 0|1 --json; --profile N: time per operator over N more steps)
   bench extract  feature extraction (--arch --batch --size --steps --amp fp32|bf16 --json)
   bench data     multi-crop decoding and augmentation of the .jpg files in --dir, per core (--crops --json)
   bench load     loading a checkpoint (--file --json)

@@ -1,4 +1,5 @@
 // Process-wide engine settings: threads, seeds, devices, and the live-tensor count.
+import { readFileSync } from 'node:fs';
 import { native } from './native.js';
 import { wrap, type Tensor } from './tensor.js';
 
@@ -15,6 +16,21 @@ export const version: string = native.version();
 export const cuda = {
   isAvailable: (): boolean => native.cudaIsAvailable(),
   deviceCount: (): number => native.cudaDeviceCount(),
+};
+
+let bf16Native: boolean | undefined;
+export const cpu = {
+  /** Whether the CPU computes bfloat16 dot products natively (AVX-512 BF16 or AMX): where bf16 autocast pays. */
+  hasNativeBf16: (): boolean => {
+    if (bf16Native === undefined) {
+      try {
+        bf16Native = /^flags\s*:.*\b(avx512_bf16|amx_bf16)\b/m.test(readFileSync('/proc/cpuinfo', 'utf8'));
+      } catch {
+        bf16Native = false; // not Linux: no cheap way to tell, and fp32 is never wrong
+      }
+    }
+    return bf16Native;
+  },
 };
 
 export interface OpTime { name: string; count: number; totalUs: number; selfUs: number }

@@ -73,7 +73,7 @@ export const SCHEMA = {
   run: {
     out: f('string', 'runs/swav', 'run directory (checkpoints, metrics.jsonl); training resumes from it'),
     device: f('string', 'cpu', "'cpu', 'cuda' or 'cuda:N'"),
-    amp: f({ enum: ['fp32', 'bf16', 'fp16'] }, 'fp32', 'autocast precision of the forward'),
+    amp: f({ enum: ['auto', 'fp32', 'bf16', 'fp16'] }, 'auto', "autocast precision of the forward; auto: bf16 on a CPU with native bf16, else fp32"),
     channels_last: f('bool', true, 'channels_last layout for the trunk'),
     threads: f('int', 0, 'libtorch threads (0: OMP_NUM_THREADS, else every core)', { min: 0 }),
     seed: f('int', 31, 'random seed', { min: 0 }),
@@ -99,7 +99,7 @@ export interface Config {
     epoch_queue_starts: number; freeze_prototypes_niters: number; stable_sinkhorn: boolean };
   optim: { epochs: number; batch_size: number; base_lr: number; final_lr: number; warmup_epochs: number; start_warmup: number;
     wd: number; momentum: number; larc: boolean; trust_coefficient: number };
-  run: { out: string; device: string; amp: 'fp32' | 'bf16' | 'fp16'; channels_last: boolean; threads: number; seed: number;
+  run: { out: string; device: string; amp: 'auto' | 'fp32' | 'bf16' | 'fp16'; channels_last: boolean; threads: number; seed: number;
     log_every: number; max_minutes: number; stop_after_epochs: number; knn_eval: boolean; knn_every: number; knn_k: number; knn_temperature: number };
 }
 

@@ -134,9 +134,21 @@ export async function evaluateKnn(model: ResNet, c: Config, log: (s: string) => 
   }
 }
 
+/**
+ * run.amp as used: 'auto' is bf16 on a CPU with native bf16, else fp32 (also on CUDA: fp16 there would need the
+ * dynamic loss scaling of the reference's apex O1, which is not built yet).
+ */
+export function resolveAmp(amp: Config['run']['amp'], deviceType: 'cpu' | 'cuda'): 'fp32' | 'bf16' | 'fp16' {
+  if (amp === 'auto') return deviceType === 'cpu' && torch.cpu.hasNativeBf16() ? 'bf16' : 'fp32';
+  if (amp === 'fp16' && deviceType === 'cpu') throw new TrainingError('run.amp: fp16 autocast needs CUDA; on a CPU use bf16, fp32 or auto');
+  return amp;
+}
+
 export async function train(c: Config, ev: TrainEvents = {}): Promise<TrainResult> {
   const log = ev.log ?? (() => {});
   const dir = c.run.out;
+  const deviceType = c.run.device.startsWith('cuda') ? 'cuda' as const : 'cpu' as const;
+  const amp = resolveAmp(c.run.amp, deviceType);
   mkdirSync(dir, { recursive: true });
   if (c.run.threads > 0) torch.setNumThreads(c.run.threads);
   const metricsFile = join(dir, 'metrics.jsonl');
@@ -185,17 +197,15 @@ export async function train(c: Config, ev: TrainEvents = {}): Promise<TrainResul
   } else {
     writeFileSync(join(dir, 'config.yaml'), toYaml(c));
     log(`training ${c.model.arch} (${(model.numParameters() / 1e6).toFixed(2)}M parameters) on ${dataset.name}: ` +
-      `${dataset.length} images, ${perEpoch} iterations of ${bs} per epoch, ${c.optim.epochs} epochs; run directory ${dir}`);
+      `${dataset.length} images, ${perEpoch} iterations of ${bs} per epoch, ${c.optim.epochs} epochs, ${amp}` +
+      `${c.run.channels_last ? ' channels_last' : ''}; run directory ${dir}`);
   }
 
   const hyper = {
     nmbCrops: c.crops.nmb_crops, cropsForAssign: c.swav.crops_for_assign, temperature: c.swav.temperature, epsilon: c.swav.epsilon,
     sinkhornIterations: c.swav.sinkhorn_iterations, freezePrototypesNiters: c.swav.freeze_prototypes_niters, stableSinkhorn: c.swav.stable_sinkhorn,
   };
-  const ctx = {
-    model, optimizer, hyper, amp: ({ fp32: null, bf16: 'bfloat16', fp16: 'float16' } as const)[c.run.amp],
-    deviceType: c.run.device.startsWith('cuda') ? 'cuda' as const : 'cpu' as const,
-  };
+  const ctx = { model, optimizer, hyper, amp: ({ fp32: null, bf16: 'bfloat16', fp16: 'float16' } as const)[amp], deviceType };
   let interrupted = false;
   const onSigint = () => {
     if (interrupted) process.exit(130);

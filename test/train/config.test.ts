@@ -51,3 +51,13 @@ test('swav train with an unknown key fails with its path and an ordinary error e
 test('every config in configs/ is valid', () => {
   for (const f of readdirSync(join(root, 'configs'))) loadConfig(join(root, 'configs', f));
 });
+
+test('run.amp auto is bf16 on a CPU with native bf16, else fp32; fp16 on a CPU is refused', async () => {
+  const { resolveAmp } = await import('../../src/train/trainer.js');
+  const { torch } = await import('../../src/index.js');
+  assert.equal(validateConfig({ data: { path: '/data' } }).run.amp, 'auto');
+  assert.equal(resolveAmp('auto', 'cuda'), 'fp32');
+  assert.equal(resolveAmp('auto', 'cpu'), torch.cpu.hasNativeBf16() ? 'bf16' : 'fp32');
+  assert.equal(resolveAmp('fp32', 'cpu'), 'fp32');
+  assert.throws(() => resolveAmp('fp16', 'cpu'), /fp16 autocast needs CUDA; on a CPU use bf16/);
+});
