@@ -37,7 +37,7 @@ const gray = (x: Tensor) => tidy(() => {
   return r.mul(0.2989).add(g.mul(0.587)).add(b.mul(0.114)).unsqueeze(1); // torchvision's tensor weights
 });
 
-const blend = (a: Tensor, b: Tensor, ratio: Tensor) => a.mul(ratio).add(b.mul(ratio.neg().add(1))).clamp(0, 1);
+const blend = (a: Tensor, b: Tensor, ratio: Tensor) => a.mul(ratio).add_(b.mul(ratio.neg().add(1))).clamp_(0, 1);
 
 function rgbToHsv(x: Tensor): Tensor {
   return tidy(() => {
@@ -77,7 +77,7 @@ function hsvToRgb(x: Tensor): Tensor {
 
 /** brightness, contrast, saturation (factor per row, shaped B x 1 x 1 x 1) and hue (shift per row, B). */
 const OPS: ((x: Tensor, f: Tensor) => Tensor)[] = [
-  (x, f) => x.mul(f).clamp(0, 1),
+  (x, f) => x.mul(f).clamp_(0, 1),
   (x, f) => tidy(() => blend(x, (x.shape[1] === 3 ? gray(x) : x).mean([1, 2, 3], true), f)),
   (x, f) => tidy(() => blend(x, gray(x), f)),
   (x, f) => tidy(() => {
@@ -114,29 +114,23 @@ function gaussianBlur(x: Tensor, sigmas: number[]): Tensor {
 }
 
 /**
- * Color jitter (each sample's order), grayscale and blur, as the parameters say. Brightness, contrast and
- * saturation run on the whole batch at each of the four positions of the order, with factor 1 (an exact
- * identity) for the samples that have another op there; hue, grayscale and blur run on the rows that need them.
+ * Color jitter (each sample's order), grayscale and blur, as the parameters say. At each of the four positions of
+ * the order, each op runs once, on the rows that have it there (the whole batch when all do): no identity passes.
  */
 export function colorAugment(x: Tensor, params: ColorParams[]): Tensor {
   return tidy(() => {
     const rgb = x.shape[1] === 3;
     let out = x;
-    const factor = (p: ColorParams, op: number) =>
-      [p.jitter?.brightness, p.jitter?.contrast, p.jitter?.saturation, p.jitter?.hue][op] ?? (op === 3 ? 0 : 1);
+    const amount = (p: ColorParams, op: number) => [p.jitter!.brightness, p.jitter!.contrast, p.jitter!.saturation, p.jitter!.hue][op];
     for (let slot = 0; slot < 4; slot++) {
       for (let op = 0; op < 4; op++) {
         if (!rgb && op >= 2) continue; // saturation and hue leave gray images unchanged
         // (a zero hue shift is skipped: the HSV round trip is not an exact identity)
-        const here = params.map((p) => p.jitter !== null && p.jitter.order[slot] === op && !(op === 3 && p.jitter.hue === 0));
-        if (!here.some(Boolean)) continue;
-        if (op < 3) {
-          const f = tensor(params.map((p, i) => (here[i] ? factor(p, op) : 1))).view(-1, 1, 1, 1);
-          out = OPS[op](out, f);
-        } else {
-          const rows = here.flatMap((h, i) => (h ? [i] : []));
-          out = onRows(out, rows, (r) => OPS[3](r, tensor(rows.map((i) => factor(params[i], 3)))));
-        }
+        const rows = params.flatMap((p, i) => (p.jitter !== null && p.jitter.order[slot] === op && !(op === 3 && p.jitter.hue === 0) ? [i] : []));
+        if (!rows.length) continue;
+        const amounts = tensor(rows.map((i) => amount(params[i], op)));
+        const apply = (r: Tensor) => OPS[op](r, op < 3 ? amounts.view(-1, 1, 1, 1) : amounts);
+        out = rows.length === params.length ? apply(out) : onRows(out, rows, apply);
       }
     }
     if (rgb) out = onRows(out, params.flatMap((p, i) => (p.grayscale ? [i] : [])), (r) => gray(r).expand(-1, 3, -1, -1));

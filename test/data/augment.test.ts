@@ -105,3 +105,15 @@ test('blur keeps the mean and lowers the variance; an image of one color stays a
     assert.ok(colorAugment(flat, [{ jitter: null, grayscale: false, blur: 2 }]).allclose(flat, 1e-5, 1e-6));
   });
 });
+
+test('a batch with each sample in its own jitter order, grayscale and blur equals each sample augmented alone', () => {
+  torch.tidy(() => {
+    torch.manualSeed(1);
+    const x = torch.rand([12, 3, 20, 20]);
+    const rng = new Rng(7, 0, 0);
+    const params: ColorParams[] = Array.from({ length: 12 }, () => sampleCrops(rng, 40, 40, REFERENCE_MULTICROP)[0]);
+    assert.ok(new Set(params.map((p) => p.jitter?.order.join(''))).size > 3, 'several orders in the batch');
+    const batched = colorAugment(x, params);
+    params.forEach((p, i) => assertClose(batched.index(i), colorAugment(x.index(`${i}:${i + 1}`), [p]).index(0), `sample ${i}`, 1e-5)); // (the batch blurs with the widest kernel it needs: tails differ by ~1e-6)
+  });
+});
