@@ -142,7 +142,7 @@ async function benchData(f: Flags): Promise<Record<string, unknown>> {
       const t0 = performance.now();
       for (let i = 0; i < files.length; i += batch) {
         const samples = await Promise.all(files.slice(i, i + batch).map((file, k) => pool.decode(file, i + k, 0, r, crops)));
-        torch.tidy(() => finishCrops(samples[0].crops.map((_, c) => DecodePool.stack(samples.map((s) => s.crops[c]))), samples.map((s) => s.params), crops));
+        torch.tidy(() => { finishCrops(samples[0].crops.map((_, c) => DecodePool.stack(samples.map((s) => s.crops[c]))), samples.map((s) => s.params), crops); }); // freed now, as the trainer does
       }
       const cpu = process.cpuUsage(cpu0);
       best = Math.max(best, files.length / ((cpu.user + cpu.system) / 1e6));

@@ -1,7 +1,7 @@
 // The pixel side of multi-crop, batched as libtorch ops: crop + resize (+ flip) of in-memory images through
 // an affine sampling grid, color jitter in each sample's own order, grayscale, Gaussian blur, normalization.
 // Images are float in [0, 1]; 1-channel images skip saturation, hue and grayscale (identities on gray).
-import { Tensor, call, wrap } from '../torch/tensor.js';
+import { Tensor, call, run, wrap } from '../torch/tensor.js';
 import { tensor, arange } from '../torch/creation.js';
 import { tidy } from '../torch/scope.js';
 import { gridSample, stack, where, conv2d } from '../torch/functional.js';
@@ -86,12 +86,15 @@ const OPS: ((x: Tensor, f: Tensor) => Tensor)[] = [
   }),
 ];
 
-/** Replaces rows `idx` of x by fn(those rows). */
-function onRows(x: Tensor, idx: number[], fn: (rows: Tensor, index: Tensor) => Tensor): Tensor {
+/** Replaces rows `idx` of x by fn(those rows): in place when `inPlace` (x is a temporary of our own). */
+function onRows(x: Tensor, idx: number[], fn: (rows: Tensor, index: Tensor) => Tensor, inPlace = false): Tensor {
   if (!idx.length) return x;
   return tidy(() => {
     const index = tensor(idx, { dtype: 'int64' });
-    return wrap(call('index_copy', x.h, 0, index.h, fn(x.indexSelect(0, index), index).h));
+    const rows = fn(x.indexSelect(0, index), index);
+    if (!inPlace) return wrap(call('index_copy', x.h, 0, index.h, rows.h));
+    run('index_copy_', x.h, 0, index.h, rows.h);
+    return x;
   });
 }
 
@@ -120,7 +123,14 @@ function gaussianBlur(x: Tensor, sigmas: number[]): Tensor {
 export function colorAugment(x: Tensor, params: ColorParams[]): Tensor {
   return tidy(() => {
     const rgb = x.shape[1] === 3;
+    // Each step's result replaces the last one, which is freed at once: a batch of 224 px crops is ~10 MB a
+    // tensor, and keeping every intermediate to the end of the scope costs hundreds of MB of fresh pages.
     let out = x;
+    const owned = () => out !== x;
+    const replace = (next: Tensor) => {
+      if (next !== out && owned()) out.dispose();
+      out = next;
+    };
     const amount = (p: ColorParams, op: number) => [p.jitter!.brightness, p.jitter!.contrast, p.jitter!.saturation, p.jitter!.hue][op];
     for (let slot = 0; slot < 4; slot++) {
       for (let op = 0; op < 4; op++) {
@@ -130,12 +140,12 @@ export function colorAugment(x: Tensor, params: ColorParams[]): Tensor {
         if (!rows.length) continue;
         const amounts = tensor(rows.map((i) => amount(params[i], op)));
         const apply = (r: Tensor) => OPS[op](r, op < 3 ? amounts.view(-1, 1, 1, 1) : amounts);
-        out = rows.length === params.length ? apply(out) : onRows(out, rows, apply);
+        replace(rows.length === params.length ? apply(out) : onRows(out, rows, apply, owned()));
       }
     }
-    if (rgb) out = onRows(out, params.flatMap((p, i) => (p.grayscale ? [i] : [])), (r) => gray(r).expand(-1, 3, -1, -1));
+    if (rgb) replace(onRows(out, params.flatMap((p, i) => (p.grayscale ? [i] : [])), (r) => gray(r).expand(-1, 3, -1, -1), owned()));
     const blurred = params.flatMap((p, i) => (p.blur !== null ? [i] : []));
-    out = onRows(out, blurred, (r) => gaussianBlur(r, blurred.map((i) => params[i].blur!)));
+    replace(onRows(out, blurred, (r) => gaussianBlur(r, blurred.map((i) => params[i].blur!)), owned()));
     return out === x ? x.clone() : out;
   });
 }

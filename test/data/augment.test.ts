@@ -113,7 +113,9 @@ test('a batch with each sample in its own jitter order, grayscale and blur equal
     const rng = new Rng(7, 0, 0);
     const params: ColorParams[] = Array.from({ length: 12 }, () => sampleCrops(rng, 40, 40, REFERENCE_MULTICROP)[0]);
     assert.ok(new Set(params.map((p) => p.jitter?.order.join(''))).size > 3, 'several orders in the batch');
+    const live = torch.liveTensors();
     const batched = colorAugment(x, params);
+    assert.equal(torch.liveTensors(), live + 1, 'only the result is left alive');
     params.forEach((p, i) => assertClose(batched.index(i), colorAugment(x.index(`${i}:${i + 1}`), [p]).index(0), `sample ${i}`, 1e-5)); // (the batch blurs with the widest kernel it needs: tails differ by ~1e-6)
   });
 });
