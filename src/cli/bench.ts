@@ -116,8 +116,8 @@ function benchExtract(f: Flags): Record<string, unknown> {
 }
 
 /**
- * Multi-crop data throughput per core (the peer is ../shared/peer/torch_multicrop_data.py): JPEG files decoded and
- * cut by one worker thread, colored and normalized on the main thread with one libtorch thread; images per
+ * Multi-crop data throughput per core (the peer is ../shared/peer/torch_multicrop_data.py): JPEG files decoded by
+ * one worker thread, cropped, colored and normalized on the main thread with one libtorch thread; images per
  * CPU-second of the whole process.
  */
 async function benchData(f: Flags): Promise<Record<string, unknown>> {
@@ -142,7 +142,7 @@ async function benchData(f: Flags): Promise<Record<string, unknown>> {
       const t0 = performance.now();
       for (let i = 0; i < files.length; i += batch) {
         const samples = await Promise.all(files.slice(i, i + batch).map((file, k) => pool.decode(file, i + k, 0, r, crops)));
-        torch.tidy(() => { finishCrops(samples[0].crops.map((_, c) => DecodePool.stack(samples.map((s) => s.crops[c]))), samples.map((s) => s.params), crops); }); // freed now, as the trainer does
+        torch.tidy(() => { finishCrops(DecodePool.cropBatches(samples), samples.map((s) => s.params), crops); }); // freed now, as the trainer does
       }
       const cpu = process.cpuUsage(cpu0);
       best = Math.max(best, files.length / ((cpu.user + cpu.system) / 1e6));

@@ -1,5 +1,5 @@
-// Worker thread: decodes one image file once, draws its crops' parameters, and cuts each crop (crop, resize
-// with a linear kernel, flip) from the decoded pixels. Replies with the crops' bytes (transferred, not copied).
+// Worker thread: decodes one image file and draws its crops' parameters; replies with the RGB pixels (transferred,
+// not copied). The crops are cut from them in one place for all datasets (augment.ts cropResize).
 import { parentPort } from 'node:worker_threads';
 import sharp from 'sharp';
 import { Rng } from './rng.js';
@@ -14,15 +14,9 @@ parentPort!.on('message', async (req: DecodeRequest) => {
       .raw().toBuffer({ resolveWithObject: true });
     if (info.channels !== 3) throw new Error(`decoded to ${info.channels} channels`);
     const params = sampleCrops(new Rng(req.seed, req.epoch, req.index), info.height, info.width, req.crops);
-    const raw = { raw: { width: info.width, height: info.height, channels: 3 as const } };
-    const crops = await Promise.all(params.map(async (p) => {
-      let img = sharp(data, raw).extract({ left: p.left, top: p.top, width: p.width, height: p.height })
-        .resize(p.size, p.size, { kernel: 'linear', fit: 'fill' });
-      if (p.flip) img = img.flop();
-      // a copy of our own, so that it can be transferred (sharp's buffers may be external memory)
-      return { data: new Uint8Array(await img.raw().toBuffer()), size: p.size };
-    }));
-    parentPort!.postMessage({ id: req.id, index: req.index, params, crops }, crops.map((c) => c.data.buffer as ArrayBuffer));
+    // a copy of our own, so that it can be transferred (sharp's buffers may be external memory)
+    const image = { data: new Uint8Array(data), height: info.height, width: info.width };
+    parentPort!.postMessage({ id: req.id, index: req.index, params, image }, [image.data.buffer as ArrayBuffer]);
   } catch (e) {
     parentPort!.postMessage({ id: req.id, error: (e as Error).message });
   }

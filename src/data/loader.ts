@@ -1,6 +1,6 @@
 // Multi-crop batches for training: a permutation of the dataset per epoch (drop_last), each sample's crops drawn
-// from the generator of (seed, epoch, index). In-memory datasets are augmented here with batched libtorch ops;
-// image files are decoded and cropped by worker threads (workers.ts), then colored here.
+// from the generator of (seed, epoch, index). Image files are decoded by worker threads (workers.ts); crops and
+// colors are batched libtorch ops here, the same for in-memory datasets and files.
 import type { Tensor } from '../torch/tensor.js';
 import { tensor } from '../torch/creation.js';
 import { tidy } from '../torch/scope.js';
@@ -84,7 +84,7 @@ export class MultiCropLoader {
   }
 
   /**
-   * Image files: workers decode and crop ahead of the trainer (two batches in flight). A file that fails to
+   * Image files: workers decode ahead of the trainer (two batches in flight). A file that fails to
    * decode is reported, remembered, and replaced by the next file of the epoch's order, so every batch is full.
    */
   async *#files(epoch: number, order: Int32Array, start: number): AsyncGenerator<Batch> {
@@ -127,8 +127,7 @@ export class MultiCropLoader {
       const samples = await ahead.shift()!;
       if (it + 2 < this.itersPerEpoch) ahead.push(batchAt(it + 2));
       const crops = tidy(() => {
-        const geometric = samples[0].crops.map((_, k) => tidy(() => DecodePool.stack(samples.map((s) => s.crops[k]))));
-        return finishCrops(geometric, samples.map((s) => s.params), this.o.crops);
+        return finishCrops(DecodePool.cropBatches(samples), samples.map((s) => s.params), this.o.crops);
       });
       yield { crops, indices: Int32Array.from(samples, (s) => s.index), waitSeconds: (performance.now() - t0) / 1000 };
     }

@@ -1,17 +1,19 @@
-// A pool of worker threads that decode image files and cut their crops (sharp), so that decoding runs beside
-// the training step instead of before it.
+// A pool of worker threads that decode image files (sharp), so that decoding runs beside the training step
+// instead of before it.
 import { Worker } from 'node:worker_threads';
 import { availableParallelism } from 'node:os';
 import type { Tensor } from '../torch/tensor.js';
 import { fromBytes } from '../torch/creation.js';
+import { cat } from '../torch/functional.js';
 import { tidy } from '../torch/scope.js';
+import { cropResize } from './augment.js';
 import type { CropParams, MultiCropConfig } from './multicrop.js';
 
 export interface DecodedSample {
   index: number;
   params: CropParams[];
-  /** Each crop: size x size x 3 bytes, RGB, row-major. */
-  crops: { data: Uint8Array; size: number }[];
+  /** The decoded image: height x width x 3 bytes, RGB, row-major. */
+  image: { data: Uint8Array; height: number; width: number };
 }
 
 export interface DecodeRequest {
@@ -41,7 +43,7 @@ export class DecodePool {
         this.#pending.delete(m.id);
         if (--this.#load[w] === 0) worker.unref(); // an idle worker does not keep the process alive
         if (m.error !== undefined) p.reject(new Error(m.error));
-        else p.resolve({ index: m.index!, params: m.params!, crops: m.crops! });
+        else p.resolve({ index: m.index!, params: m.params!, image: m.image! });
       });
       worker.on('error', (e) => {
         for (const p of this.#pending.values()) p.reject(e);
@@ -53,7 +55,7 @@ export class DecodePool {
     }
   }
 
-  /** Decodes `file` and cuts the crops of sample `index` in `epoch` (parameters drawn in the worker). */
+  /** Decodes `file` and draws the crop parameters of sample `index` in `epoch`. */
   decode(file: string, index: number, seed: number, epoch: number, crops: MultiCropConfig): Promise<DecodedSample> {
     const id = this.#next++;
     const w = this.#load.indexOf(Math.min(...this.#load));
@@ -64,13 +66,17 @@ export class DecodePool {
     });
   }
 
-  /** B crops of one size -> B x 3 x size x size floats in [0, 1]. */
-  static stack(crops: { data: Uint8Array; size: number }[]): Tensor {
+  /**
+   * Cuts the samples' crops (bilinear, as the in-memory datasets' crops: torchvision's resized_crop on tensors)
+   * -> one B x 3 x size x size batch of floats in [0, 1] per crop position.
+   */
+  static cropBatches(samples: DecodedSample[]): Tensor[] {
     return tidy(() => {
-      const s = crops[0].size;
-      const all = new Uint8Array(crops.length * s * s * 3);
-      crops.forEach((c, i) => all.set(c.data, i * s * s * 3));
-      return fromBytes(all, [crops.length, s, s, 3], 'uint8').permute(0, 3, 1, 2).float().div(255);
+      const perSample = samples.map(({ image, params }) => tidy(() => {
+        const pixels = fromBytes(image.data, [1, image.height, image.width, 3], 'uint8').permute(0, 3, 1, 2).float().div(255);
+        return params.map((p) => cropResize(pixels, [p], p.size, [p.flip]));
+      }));
+      return samples[0].params.map((_, k) => cat(perSample.map((crops) => crops[k])));
     });
   }
 
