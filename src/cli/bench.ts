@@ -8,15 +8,14 @@ import { architectures } from '../models/resnet.js';
 import { FrozenTrunk } from '../models/inference.js';
 import { listImages } from '../data/image.js';
 import { DecodePool } from '../data/workers.js';
-import { finishCrops } from '../data/loader.js';
+import { cropDecoded, finishCrops } from '../data/loader.js';
 import { REFERENCE_MULTICROP } from '../data/multicrop.js';
+import { AUTOCAST_DTYPE, type Amp } from '../train/step.js';
 
-export type Amp = 'fp32' | 'bf16' | 'fp16';
-const autocastDtype = { fp32: null, bf16: 'bfloat16', fp16: 'float16' } as const;
 
 /** Runs fn under autocast for `amp` on `device` (plain fp32 for 'fp32'). */
-export function withAmp<T>(amp: Amp, device: string, fn: () => T): T {
-  const dtype = autocastDtype[amp];
+function withAmp<T>(amp: Amp, device: string, fn: () => T): T {
+  const dtype = AUTOCAST_DTYPE[amp];
   if (dtype === null) return fn();
   return torch.autocast({ deviceType: device.startsWith('cuda') ? 'cuda' : 'cpu', dtype }, fn);
 }
@@ -142,7 +141,7 @@ async function benchData(f: Flags): Promise<Record<string, unknown>> {
       const t0 = performance.now();
       for (let i = 0; i < files.length; i += batch) {
         const samples = await Promise.all(files.slice(i, i + batch).map((file, k) => pool.decode(file, i + k, 0, r, crops)));
-        torch.tidy(() => { finishCrops(DecodePool.cropBatches(samples), samples.map((s) => s.params), crops); }); // freed now, as the trainer does
+        torch.tidy(() => { finishCrops(cropDecoded(samples), samples.map((s) => s.params), crops); }); // freed now, as the trainer does
       }
       const cpu = process.cpuUsage(cpu0);
       best = Math.max(best, files.length / ((cpu.user + cpu.system) / 1e6));

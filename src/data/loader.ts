@@ -2,7 +2,8 @@
 // from the generator of (seed, epoch, index). Image files are decoded by worker threads (workers.ts); crops and
 // colors are batched libtorch ops here, the same for in-memory datasets and files.
 import type { Tensor } from '../torch/tensor.js';
-import { tensor } from '../torch/creation.js';
+import { fromBytes, tensor } from '../torch/creation.js';
+import { cat } from '../torch/functional.js';
 import { tidy } from '../torch/scope.js';
 import { Rng } from './rng.js';
 import { sampleCrops, type CropParams, type MultiCropConfig } from './multicrop.js';
@@ -43,6 +44,20 @@ export function sampleParams(seed: number, epoch: number, index: number, height:
 /** Colors, blurs and normalizes each crop position's B images (given as 0..1 floats). */
 export function finishCrops(geometric: Tensor[], params: CropParams[][], c: MultiCropConfig): Tensor[] {
   return geometric.map((g, k) => tidy(() => normalizeChannels(colorAugment(g, params.map((p) => p[k])), c.mean, c.std)));
+}
+
+/**
+ * Cuts decoded images' crops (bilinear through grid_sample, as for in-memory datasets: torchvision's resized_crop
+ * on tensors) -> one B x 3 x size x size batch of floats in [0, 1] per crop position.
+ */
+export function cropDecoded(samples: DecodedSample[]): Tensor[] {
+  return tidy(() => {
+    const perSample = samples.map(({ image, params }) => tidy(() => {
+      const pixels = fromBytes(image.data, [1, image.height, image.width, 3], 'uint8').permute(0, 3, 1, 2).float().div(255);
+      return params.map((p) => cropResize(pixels, [p], p.size, [p.flip]));
+    }));
+    return samples[0].params.map((_, k) => cat(perSample.map((crops) => crops[k])));
+  });
 }
 
 export class MultiCropLoader {
@@ -127,7 +142,7 @@ export class MultiCropLoader {
       const samples = await ahead.shift()!;
       if (it + 2 < this.itersPerEpoch) ahead.push(batchAt(it + 2));
       const crops = tidy(() => {
-        return finishCrops(DecodePool.cropBatches(samples), samples.map((s) => s.params), this.o.crops);
+        return finishCrops(cropDecoded(samples), samples.map((s) => s.params), this.o.crops);
       });
       yield { crops, indices: Int32Array.from(samples, (s) => s.index), waitSeconds: (performance.now() - t0) / 1000 };
     }

@@ -2,11 +2,6 @@
 // instead of before it.
 import { Worker } from 'node:worker_threads';
 import { availableParallelism } from 'node:os';
-import type { Tensor } from '../torch/tensor.js';
-import { fromBytes } from '../torch/creation.js';
-import { cat } from '../torch/functional.js';
-import { tidy } from '../torch/scope.js';
-import { cropResize } from './augment.js';
 import type { CropParams, MultiCropConfig } from './multicrop.js';
 
 export interface DecodedSample {
@@ -63,20 +58,6 @@ export class DecodePool {
     return new Promise((resolve, reject) => {
       this.#pending.set(id, { resolve, reject });
       this.#workers[w].postMessage({ id, file, index, seed, epoch, crops } satisfies DecodeRequest);
-    });
-  }
-
-  /**
-   * Cuts the samples' crops (bilinear, as the in-memory datasets' crops: torchvision's resized_crop on tensors)
-   * -> one B x 3 x size x size batch of floats in [0, 1] per crop position.
-   */
-  static cropBatches(samples: DecodedSample[]): Tensor[] {
-    return tidy(() => {
-      const perSample = samples.map(({ image, params }) => tidy(() => {
-        const pixels = fromBytes(image.data, [1, image.height, image.width, 3], 'uint8').permute(0, 3, 1, 2).float().div(255);
-        return params.map((p) => cropResize(pixels, [p], p.size, [p.flip]));
-      }));
-      return samples[0].params.map((_, k) => cat(perSample.map((crops) => crops[k])));
     });
   }
 

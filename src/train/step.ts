@@ -49,6 +49,10 @@ function prototypeWeight(model: ResNet): Tensor {
   return p.weight;
 }
 
+export type Amp = 'fp32' | 'bf16' | 'fp16';
+/** The autocast dtype of each precision name (none for fp32). */
+export const AUTOCAST_DTYPE = { fp32: null, bf16: 'bfloat16', fp16: 'float16' } as const;
+
 export function swavStep(ctx: StepContext, crops: Tensor[], lr: number, iteration: number, queue: SwAVQueue | null): StepResult {
   const { model, optimizer, hyper } = ctx;
   for (const g of optimizer.paramGroups) g.lr = lr;

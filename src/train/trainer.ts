@@ -15,7 +15,7 @@ import { openDataset, type Dataset } from '../data/datasets.js';
 import { MultiCropLoader } from '../data/loader.js';
 import type { MultiCropConfig } from '../data/multicrop.js';
 import { knnTop1, datasetFeatures } from '../eval/knn.js';
-import { swavStep } from './step.js';
+import { AUTOCAST_DTYPE, swavStep, type Amp } from './step.js';
 import type { Config } from './config.js';
 
 export class TrainingError extends Error {}
@@ -138,7 +138,7 @@ export async function evaluateKnn(model: ResNet, c: Config, log: (s: string) => 
  * run.amp as used: 'auto' is bf16 on a CPU with native bf16, else fp32 (also on CUDA: fp16 there would need the
  * dynamic loss scaling of the reference's apex O1, which is not built yet).
  */
-export function resolveAmp(amp: Config['run']['amp'], deviceType: 'cpu' | 'cuda'): 'fp32' | 'bf16' | 'fp16' {
+export function resolveAmp(amp: Config['run']['amp'], deviceType: 'cpu' | 'cuda'): Amp {
   if (amp === 'auto') return deviceType === 'cpu' && torch.cpu.hasNativeBf16() ? 'bf16' : 'fp32';
   if (amp === 'fp16' && deviceType === 'cpu') throw new TrainingError('run.amp: fp16 autocast needs CUDA; on a CPU use bf16, fp32 or auto');
   return amp;
@@ -153,6 +153,11 @@ export async function train(c: Config, ev: TrainEvents = {}): Promise<TrainResul
   if (c.run.threads > 0) torch.setNumThreads(c.run.threads);
   const metricsFile = join(dir, 'metrics.jsonl');
   const metric = (m: Record<string, unknown>) => appendFileSync(metricsFile, `${JSON.stringify({ ...m, time: new Date().toISOString() })}\n`);
+  const knn = async (epoch: number) => {
+    const value = await evaluateKnn(model, c, log);
+    metric({ type: 'eval', metric: 'knn_top1', value, epoch, k: c.run.knn_k, temperature: c.run.knn_temperature });
+    return value;
+  };
 
   torch.manualSeed(c.run.seed);
   const dataset: Dataset = openDataset({ type: c.data.type, path: c.data.path!, split: c.data.split });
@@ -205,7 +210,7 @@ export async function train(c: Config, ev: TrainEvents = {}): Promise<TrainResul
     nmbCrops: c.crops.nmb_crops, cropsForAssign: c.swav.crops_for_assign, temperature: c.swav.temperature, epsilon: c.swav.epsilon,
     sinkhornIterations: c.swav.sinkhorn_iterations, freezePrototypesNiters: c.swav.freeze_prototypes_niters, stableSinkhorn: c.swav.stable_sinkhorn,
   };
-  const ctx = { model, optimizer, hyper, amp: ({ fp32: null, bf16: 'bfloat16', fp16: 'float16' } as const)[amp], deviceType };
+  const ctx = { model, optimizer, hyper, amp: AUTOCAST_DTYPE[amp], deviceType };
   let interrupted = false;
   const onSigint = () => {
     if (interrupted) process.exit(130);
@@ -292,11 +297,7 @@ export async function train(c: Config, ev: TrainEvents = {}): Promise<TrainResul
         const secs = (performance.now() - epochStart) / 1000;
         metric({ type: 'epoch', epoch: epoch + 1, loss: epochLoss / Math.max(1, epochN), seconds: secs, skipped_images: skipped });
         log(`epoch ${epoch + 1}/${c.optim.epochs}: loss ${(epochLoss / Math.max(1, epochN)).toFixed(4)}, ${secs.toFixed(0)} s`);
-        if (c.run.knn_every > 0 && (epoch + 1) % c.run.knn_every === 0 && epoch + 1 < c.optim.epochs) {
-          const top1 = await evaluateKnn(model, c, log);
-          metric({ type: 'eval', metric: 'knn_top1', value: top1, epoch: epoch + 1, k: c.run.knn_k, temperature: c.run.knn_temperature });
-          model.train();
-        }
+        if (c.run.knn_every > 0 && (epoch + 1) % c.run.knn_every === 0 && epoch + 1 < c.optim.epochs) await knn(epoch + 1);
       }
     }
   } finally {
@@ -308,8 +309,7 @@ export async function train(c: Config, ev: TrainEvents = {}): Promise<TrainResul
   if (timeUp) log(`run.max_minutes (${c.run.max_minutes}) reached: stopped after ${progress.iteration} iterations; the checkpoint is saved`);
   const result: TrainResult = { epochsDone: progress.epoch, iterations: progress.iteration, interrupted };
   if (c.run.knn_eval && !interrupted && (progress.epoch === c.optim.epochs || timeUp)) {
-    result.knnTop1 = await evaluateKnn(model, c, log);
-    metric({ type: 'eval', metric: 'knn_top1', value: result.knnTop1, k: c.run.knn_k, temperature: c.run.knn_temperature });
+    result.knnTop1 = await knn(progress.epoch);
   }
   queue?.dispose();
   model.dispose();

@@ -127,3 +127,14 @@ for i in range(18):
   assert.equal(f.status, 1);
   assert.match(f.stderr, /img05\.png: .*\(data\.corrupt_images: fail\)/);
 });
+
+test('kNN during training (run.knn_every) and after it is logged per epoch and leaves training unchanged', () => {
+  const out = join(dir, 'knn');
+  const r = train(`run.out=${out}`, 'run.knn_eval=true', 'run.knn_every=1', 'run.knn_k=5', 'data.eval_split=train', 'data.eval_train_split=train');
+  assert.equal(r.status, 0, r.stderr);
+  const evals = readFileSync(join(out, 'metrics.jsonl'), 'utf8').trim().split('\n').map((l) => JSON.parse(l)).filter((m) => m.type === 'eval');
+  assert.deepEqual(evals.map((m) => m.epoch), [1, 2, 3]);
+  for (const m of evals) assert.ok(m.metric === 'knn_top1' && m.value >= 0 && m.value <= 1 && m.k === 5, JSON.stringify(m));
+  assert.equal(JSON.parse(r.stdout.trim().split('\n').pop()!).knn_top1, evals[2].value);
+  assertSameCheckpoint(out, join(dir, 'straight'));
+});
