@@ -8,13 +8,14 @@
       "native/dispatch.cc",
       "native/data.cc",
       "native/runtime.cc",
-      "native/profiler.cc"
+      "native/profiler.cc",
+      "native/jpeg.cc"
     ],
     "include_dirs": [
       "<!(node -p \"require('node-addon-api').include_dir\")",
       "<!@(node scripts/find-libtorch.mjs --include)"
     ],
-    "defines": ["NAPI_VERSION=8", "NAPI_CPP_EXCEPTIONS", "<!@(node scripts/find-libtorch.mjs --defines)"],
+    "defines": ["NAPI_VERSION=8", "NAPI_CPP_EXCEPTIONS", "<!@(node scripts/find-libtorch.mjs --defines)", "<!@(node scripts/find-libjpeg.mjs --defines)"],
     "cflags!": ["-fno-exceptions", "-fno-rtti"],
     "cflags_cc!": ["-fno-exceptions", "-fno-rtti", "-std=gnu++17", "-std=gnu++20"],
     "cflags_cc": ["-std=c++17", "-fexceptions", "-frtti", "-O2", "-Wno-unused-parameter", "-Wno-deprecated-declarations"],
@@ -22,7 +23,8 @@
       "-L<!(node scripts/find-libtorch.mjs --libdir)",
       "-Wl,-rpath,<!(node scripts/find-libtorch.mjs --libdir)",
       "-Wl,--no-as-needed",
-      "<!@(node scripts/find-libtorch.mjs --libs)"
+      "<!@(node scripts/find-libtorch.mjs --libs)",
+      "<!@(node scripts/find-libjpeg.mjs --libs)"
     ]
   }]
 }

@@ -1,6 +1,6 @@
 // The swav native addon: libtorch reached from Node through the c10 dispatcher. Each concern has its file:
 // tensor_handle (ownership), convert (JS <-> IValue), dispatch (generic operator calls), data (bytes and
-// metadata), runtime (threads, seeds, devices, autograd, autocast), profiler.
+// metadata), runtime (threads, seeds, devices, autograd, autocast), profiler, jpeg (image decoding).
 #include <napi.h>
 
 namespace swav {
@@ -9,6 +9,7 @@ void initDispatch(Napi::Env env, Napi::Object exports);
 void initData(Napi::Env env, Napi::Object exports);
 void initRuntime(Napi::Env env, Napi::Object exports);
 void initProfiler(Napi::Env env, Napi::Object exports);
+void initJpeg(Napi::Env env, Napi::Object exports);
 }  // namespace swav
 
 Napi::Object Init(Napi::Env env, Napi::Object exports) {
@@ -17,6 +18,7 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
   swav::initData(env, exports);
   swav::initRuntime(env, exports);
   swav::initProfiler(env, exports);
+  swav::initJpeg(env, exports);
   return exports;
 }
 

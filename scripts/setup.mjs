@@ -30,6 +30,8 @@ const PACKAGES = [
   // the engine, and a fast BLAS for it (the reference BLAS is ~10x slower)
   ['libtorch-dev', () => !process.env.LIBTORCH && !process.env.TORCH_INSTALL_PREFIX],
   ['libopenblas0-openmp', () => true],
+  // JPEG decoding in the addon (the libjpeg-turbo that PIL uses; without it sharp decodes, several times slower)
+  ['libjpeg-dev', () => true],
   // the oracle of the differential tests
   ['python3-torch', () => true],
   ['python3-torchvision', () => true],
@@ -121,7 +123,7 @@ function nodeGyp() {
 
 function addon() {
   const out = 'build/Release/swav_native.node';
-  if (mtime(out) > newest(['native', 'binding.gyp', 'scripts/find-libtorch.mjs'])) return;
+  if (mtime(out) > newest(['native', 'binding.gyp', 'scripts/find-libtorch.mjs', 'scripts/find-libjpeg.mjs'])) return;
   const r = spawnSync(process.execPath, [join(root, 'scripts', 'find-libtorch.mjs'), '--json'], { encoding: 'utf8', cwd: root });
   if (r.status !== 0) fail(r.stderr.trim());
   say(`building the native addon against ${JSON.parse(r.stdout).source} (about a minute)`);

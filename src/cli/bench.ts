@@ -8,7 +8,7 @@ import { architectures } from '../models/resnet.js';
 import { FrozenTrunk } from '../models/inference.js';
 import { listImages } from '../data/image.js';
 import { DecodePool } from '../data/workers.js';
-import { cropDecoded, finishCrops } from '../data/loader.js';
+import { imageTensor, multiCropBatches } from '../data/loader.js';
 import { REFERENCE_MULTICROP } from '../data/multicrop.js';
 import { AUTOCAST_DTYPE, type Amp } from '../train/step.js';
 
@@ -141,7 +141,7 @@ async function benchData(f: Flags): Promise<Record<string, unknown>> {
       const t0 = performance.now();
       for (let i = 0; i < files.length; i += batch) {
         const samples = await Promise.all(files.slice(i, i + batch).map((file, k) => pool.decode(file, i + k, 0, r, crops)));
-        torch.tidy(() => { finishCrops(cropDecoded(samples), samples.map((s) => s.params), crops); }); // freed now, as the trainer does
+        torch.tidy(() => { multiCropBatches(samples.map((s) => imageTensor(s.image)), samples.map((s) => s.params), crops); }); // freed now, as the trainer does
       }
       const cpu = process.cpuUsage(cpu0);
       best = Math.max(best, files.length / ((cpu.user + cpu.system) / 1e6));

@@ -1,159 +1,147 @@
-// The pixel side of multi-crop, batched as libtorch ops: crop + resize (+ flip) of in-memory images through
-// an affine sampling grid, color jitter in each sample's own order, grayscale, Gaussian blur, normalization.
+// The pixel side of multi-crop as libtorch ops, one crop at a time: crop + resize (+ flip) into its row of the
+// batch, then color jitter in the crop's own order, grayscale, Gaussian blur, all in place on that row. Rows of
+// a batch are contiguous views, so no op gathers or scatters rows, and a crop's intermediates are small enough
+// to stay in cache (in this libtorch an in-place pass over a cached crop costs a tenth of a pass that allocates).
 // Images are float in [0, 1]; 1-channel images skip saturation, hue and grayscale (identities on gray).
 import { Tensor, call, run, wrap } from '../torch/tensor.js';
-import { tensor, arange } from '../torch/creation.js';
+import { empty, tensor } from '../torch/creation.js';
 import { tidy } from '../torch/scope.js';
-import { gridSample, stack, where, conv2d } from '../torch/functional.js';
 import type { ColorParams, CropBox } from './multicrop.js';
 
 /**
- * Crops `boxes` out of `images` (B x C x H x W) and resizes each to size x size, bilinear, exactly as cropping
- * then resizing does (torchvision's resized_crop, without antialiasing): pixel centers half-pixel aligned,
- * samples clamped inside the crop. Mirrored where `flips` says.
+ * Writes `box` of `image` (1 x C x H x W), resized to dst's size, bilinear, into `dst` (1 x C x S x S): exactly
+ * torchvision's resized_crop on tensors (no antialiasing: pixel centers half-pixel aligned, samples clamped
+ * inside the crop). Mirrored when `flip`.
  */
+export function resizedCropInto(image: Tensor, box: CropBox, flip: boolean, dst: Tensor): void {
+  tidy(() => {
+    const region = image.narrow(2, box.top, box.height).narrow(3, box.left, box.width);
+    const size = dst.shape.slice(2);
+    if (!flip) run('upsample_bilinear2d.out', region.h, size, false, null, null, dst.h);
+    else dst.copy_(wrap(call('upsample_bilinear2d', region.h, size, false, null, null)).flip(3)); // (every later op commutes with a flip)
+  });
+}
+
+/** Crops `boxes` out of `images` (B x C x H x W), one per row, each resized to size x size and mirrored where `flips` says. */
 export function cropResize(images: Tensor, boxes: CropBox[], size: number, flips: boolean[]): Tensor {
-  return tidy(() => {
-    const [B, , H, W] = images.shape;
-    // grid_sample coordinates (align_corners false) of each output column / row, per sample
-    const xs = new Float32Array(B * size);
-    const ys = new Float32Array(B * size);
-    boxes.forEach((b, i) => {
-      for (let k = 0; k < size; k++) {
-        const sx = Math.min(Math.max(((k + 0.5) * b.width) / size - 0.5, 0), b.width - 1);
-        const sy = Math.min(Math.max(((k + 0.5) * b.height) / size - 0.5, 0), b.height - 1);
-        xs[i * size + (flips[i] ? size - 1 - k : k)] = (2 * (b.left + sx) + 1) / W - 1;
-        ys[i * size + k] = (2 * (b.top + sy) + 1) / H - 1;
-      }
-    });
-    const gx = tensor(xs).view(B, 1, size).expand(B, size, size);
-    const gy = tensor(ys).view(B, size, 1).expand(B, size, size);
-    return gridSample(images, stack([gx, gy], 3), 'bilinear', 'border', false);
-  });
+  const out = empty([images.shape[0], images.shape[1], size, size]);
+  tidy(() => boxes.forEach((b, i) => resizedCropInto(images.narrow(0, i, 1), b, flips[i], out.narrow(0, i, 1))));
+  return out;
 }
 
-const gray = (x: Tensor) => tidy(() => {
-  const [r, g, b] = x.unbind(1);
-  return r.mul(0.2989).add(g.mul(0.587)).add(b.mul(0.114)).unsqueeze(1); // torchvision's tensor weights
-});
-
-const blend = (a: Tensor, b: Tensor, ratio: Tensor) => a.mul(ratio).add_(b.mul(ratio.neg().add(1))).clamp_(0, 1);
-
-function rgbToHsv(x: Tensor): Tensor {
-  return tidy(() => {
-    const [r, g, b] = x.unbind(1);
-    const maxc = x.amax(1);
-    const minc = x.amin(1);
-    const eqc = maxc.eq(minc);
-    const cr = maxc.sub(minc);
-    const ones = maxc.mul(0).add(1);
-    const s = cr.div(where(eqc, ones, maxc));
-    const crDiv = where(eqc, ones, cr);
-    const rc = maxc.sub(r).div(crDiv);
-    const gc = maxc.sub(g).div(crDiv);
-    const bc = maxc.sub(b).div(crDiv);
-    const isR = maxc.eq(r);
-    const isG = maxc.eq(g).logicalAnd(isR.logicalNot());
-    const isB = isG.logicalNot().logicalAnd(isR.logicalNot());
-    const h = bc.sub(gc).mul(isR).add(rc.sub(bc).add(2).mul(isG)).add(gc.sub(rc).add(4).mul(isB));
-    const hue = h.div(6).add(1).remainder(1);
-    return stack([hue, s, maxc], 1);
-  });
+/** The constant tensors the color ops broadcast, made once per batch rather than once per crop. */
+export interface ColorConstants {
+  /** torchvision's rgb_to_grayscale weights, 1 x 3 x 1 x 1 */
+  gray: Tensor;
+  /** per channel: the hue offset (in sixths) if it is the largest, the center, sign and base of its hue ramp */
+  hueOffset: Tensor;
+  rampCenter: Tensor;
+  rampSign: Tensor;
+  rampBase: Tensor;
 }
 
-function hsvToRgb(x: Tensor): Tensor {
-  return tidy(() => {
-    const [h, s, v] = x.unbind(1);
-    const i = h.mul(6).floor();
-    const f = h.mul(6).sub(i);
-    const sector = i.remainder(6).long();
-    const p = v.mul(s.neg().add(1)).clamp(0, 1);
-    const q = v.mul(s.mul(f).neg().add(1)).clamp(0, 1);
-    const t = v.mul(s.mul(f.neg().add(1)).neg().add(1)).clamp(0, 1);
-    const pick = (vals: Tensor[]) => stack(vals, 1).gather(1, sector.unsqueeze(1)).squeeze(1);
-    return stack([pick([v, q, p, p, t, v]), pick([t, v, v, q, p, p]), pick([p, p, t, v, v, q])], 1);
-  });
+export function colorConstants(): ColorConstants {
+  const t = (v: number[]) => tensor(v).view(1, 3, 1, 1);
+  return { gray: t([0.2989, 0.587, 0.114]), hueOffset: t([0, 2, 4]), rampCenter: t([3, 2, 4]), rampSign: t([1, -1, -1]), rampBase: t([-1, 2, 2]) };
 }
 
-/** brightness, contrast, saturation (factor per row, shaped B x 1 x 1 x 1) and hue (shift per row, B). */
-const OPS: ((x: Tensor, f: Tensor) => Tensor)[] = [
-  (x, f) => x.mul(f).clamp_(0, 1),
-  (x, f) => tidy(() => blend(x, (x.shape[1] === 3 ? gray(x) : x).mean([1, 2, 3], true), f)),
-  (x, f) => tidy(() => blend(x, gray(x), f)),
-  (x, f) => tidy(() => {
-    const [h, s, v] = rgbToHsv(x).unbind(1);
-    return hsvToRgb(stack([h.add(f.view(-1, 1, 1)).remainder(1), s, v], 1));
-  }),
-];
+const gray = (x: Tensor, k: ColorConstants) => x.mul(k.gray).sum(1, true);
 
-/** Replaces rows `idx` of x by fn(those rows): in place when `inPlace` (x is a temporary of our own). */
-function onRows(x: Tensor, idx: number[], fn: (rows: Tensor, index: Tensor) => Tensor, inPlace = false): Tensor {
-  if (!idx.length) return x;
-  return tidy(() => {
-    const index = tensor(idx, { dtype: 'int64' });
-    const rows = fn(x.indexSelect(0, index), index);
-    if (!inPlace) return wrap(call('index_copy', x.h, 0, index.h, rows.h));
-    run('index_copy_', x.h, 0, index.h, rows.h);
-    return x;
-  });
-}
-
-/** Separable Gaussian blur of each row with its own sigma (edges replicated), as PIL's GaussianBlur(radius). */
-function gaussianBlur(x: Tensor, sigmas: number[]): Tensor {
-  return tidy(() => {
-    const [B, C, H, W] = x.shape;
-    const half = Math.ceil(3 * Math.max(...sigmas));
-    const k = 2 * half + 1;
-    const pos = arange(-half, half + 1, 1, { dtype: 'float32' }).view(1, k);
-    const s = tensor(sigmas).view(B, 1);
-    const w = pos.square().div(s.square().mul(-2)).exp();
-    const kern = w.div(w.sum(1, true)).repeatInterleave(C, 0); // (B*C) x k
-    const flat = x.reshape(1, B * C, H, W);
-    const padded = wrap(call('replication_pad2d', flat.h, [half, half, half, half]));
-    const rows = conv2d(padded, kern.view(B * C, 1, k, 1), null, { groups: B * C });
-    const both = conv2d(rows, kern.view(B * C, 1, 1, k), null, { groups: B * C });
-    return both.view(B, C, H, W);
-  });
-}
+/** x <- clamp(x * f + other * (1 - f), 0, 1), torchvision's blend; `other` is consumed. */
+const blend_ = (x: Tensor, other: Tensor, f: number) => x.mul_(f).add_(other.mul_(1 - f)).clamp_(0, 1);
 
 /**
- * Color jitter (each sample's order), grayscale and blur, as the parameters say. At each of the four positions of
- * the order, each op runs once, on the rows that have it there (the whole batch when all do): no identity passes.
+ * Hue shift in place, as torchvision's RGB -> HSV -> RGB round trip: with max, min and the hue in sixths h6,
+ * each channel is min + (max - min) * clamp(ramp_c(h6), 0, 1), the ramps being |h6 - 3| - 1, 2 - |h6 - 2| and
+ * 2 - |h6 - 4| (the same pieces as HSV's p, q, t, v, in a third of the ops).
  */
-export function colorAugment(x: Tensor, params: ColorParams[]): Tensor {
-  return tidy(() => {
-    const rgb = x.shape[1] === 3;
-    // Each step's result replaces the last one, which is freed at once: a batch of 224 px crops is ~10 MB a
-    // tensor, and keeping every intermediate to the end of the scope costs hundreds of MB of fresh pages.
-    let out = x;
-    const owned = () => out !== x;
-    const replace = (next: Tensor) => {
-      if (next !== out && owned()) out.dispose();
-      out = next;
+function hue_(x: Tensor, shift: number, k: ColorConstants): void {
+  tidy(() => {
+    // (libtorch 1.13's max-with-indices and argmax over channels, and where(), are several times slower than
+    // amax, comparisons into float masks and fused multiply-adds)
+    const max = x.amax(1, true);
+    const min = x.amin(1, true);
+    const range = max.sub(min);
+    // the hue of each channel if it were the largest: 2c + (next - the one after) / range (0 for gray pixels)
+    const hues = x.roll(-1, 1).sub_(x.roll(-2, 1)).div_(range.clampMin(1e-30)).add_(k.hueOffset);
+    const isMax = (c: number) => {
+      const mask = empty(max.shape);
+      run('eq.Tensor_out', x.narrow(1, c, 1).h, max.h, mask.h);
+      return mask;
     };
-    const amount = (p: ColorParams, op: number) => [p.jitter!.brightness, p.jitter!.contrast, p.jitter!.saturation, p.jitter!.hue][op];
-    for (let slot = 0; slot < 4; slot++) {
-      for (let op = 0; op < 4; op++) {
-        if (!rgb && op >= 2) continue; // saturation and hue leave gray images unchanged
-        // (a zero hue shift is skipped: the HSV round trip is not an exact identity)
-        const rows = params.flatMap((p, i) => (p.jitter !== null && p.jitter.order[slot] === op && !(op === 3 && p.jitter.hue === 0) ? [i] : []));
-        if (!rows.length) continue;
-        const amounts = tensor(rows.map((i) => amount(params[i], op)));
-        const apply = (r: Tensor) => OPS[op](r, op < 3 ? amounts.view(-1, 1, 1, 1) : amounts);
-        replace(rows.length === params.length ? apply(out) : onRows(out, rows, apply, owned()));
-      }
-    }
-    if (rgb) replace(onRows(out, params.flatMap((p, i) => (p.grayscale ? [i] : [])), (r) => gray(r).expand(-1, 3, -1, -1), owned()));
-    const blurred = params.flatMap((p, i) => (p.blur !== null ? [i] : []));
-    replace(onRows(out, blurred, (r) => gaussianBlur(r, blurred.map((i) => params[i].blur!)), owned()));
-    return out === x ? x.clone() : out;
+    // the largest channel's: blue's, unless green is largest, unless red is (torchvision's order on ties)
+    const [hR, hG, hB] = [0, 1, 2].map((c) => hues.narrow(1, c, 1));
+    const h6 = hB.clone();
+    h6.addcmul_(hG.sub(h6), isMax(1));
+    h6.addcmul_(hR.sub(h6), isMax(0));
+    h6.add_(6 * shift);
+    const turns = h6.div(6); // wrapped into [0, 6]: 6 and 0 give the same ramps
+    run('floor_', turns.h);
+    h6.sub_(turns, 6);
+    x.copy_(h6.expandAs(x)).sub_(k.rampCenter);
+    run('abs_', x.h);
+    x.mul_(k.rampSign).add_(k.rampBase).clamp_(0, 1).mul_(range).add_(min);
   });
 }
 
-/** (x - mean) / std per channel (1-channel images use the first entries). */
-export function normalizeChannels(x: Tensor, mean: number[], std: number[]): Tensor {
-  return tidy(() => {
-    const C = x.shape[1];
-    return x.sub(tensor(mean.slice(0, C)).view(1, C, 1, 1)).div(tensor(std.slice(0, C)).view(1, C, 1, 1));
+/** brightness, contrast, saturation (factors) and hue (shift), in place on one crop. */
+const OPS: ((x: Tensor, f: number, k: ColorConstants) => void)[] = [
+  (x, f) => { x.mul_(f).clamp_(0, 1); },
+  (x, f, k) => tidy(() => { blend_(x, x.shape[1] === 3 ? x.mean([0, 2, 3], true).mul_(k.gray).sum() : x.mean(), f); }),
+  (x, f, k) => tidy(() => { blend_(x, gray(x, k), f); }),
+  hue_,
+];
+
+/**
+ * Separable Gaussian blur in place (edges replicated), as PIL's GaussianBlur(radius): sigma = radius, 3 sigma
+ * wide. As a weighted sum of shifted views, one fused multiply-add per tap: for these small kernels on one crop,
+ * several times faster than libtorch's depthwise convolution.
+ */
+function gaussianBlur_(x: Tensor, sigma: number): void {
+  tidy(() => {
+    const [, , H, W] = x.shape;
+    const half = Math.ceil(3 * sigma);
+    const w = Array.from({ length: 2 * half + 1 }, (_, i) => Math.exp(-((i - half) ** 2) / (2 * sigma * sigma)));
+    const sum = w.reduce((a, b) => a + b, 0);
+    const padded = wrap(call('replication_pad2d', x.h, [half, half, half, half]));
+    const rows = padded.narrow(2, 0, H).mul(w[0] / sum);
+    for (let j = 1; j < w.length; j++) rows.add_(padded.narrow(2, j, H), w[j] / sum);
+    x.copy_(rows.narrow(3, 0, W)).mul_(w[0] / sum);
+    for (let j = 1; j < w.length; j++) x.add_(rows.narrow(3, j, W), w[j] / sum);
   });
+}
+
+/** Color jitter (in the crop's own order), grayscale and blur of one crop (1 x C x S x S), in place. */
+export function colorAugmentCrop_(x: Tensor, p: ColorParams, k: ColorConstants): void {
+  const rgb = x.shape[1] === 3;
+  if (p.jitter !== null) {
+    const j = p.jitter;
+    const amounts = [j.brightness, j.contrast, j.saturation, j.hue];
+    for (const op of j.order) {
+      // saturation and hue leave gray images unchanged; a zero hue shift is skipped (the round trip is not exact)
+      if ((!rgb && op >= 2) || (op === 3 && j.hue === 0)) continue;
+      OPS[op](x, amounts[op], k);
+    }
+  }
+  if (rgb && p.grayscale) tidy(() => { x.copy_(gray(x, k).expandAs(x)); });
+  if (p.blur !== null) gaussianBlur_(x, p.blur);
+}
+
+/** Color jitter, grayscale and blur of each row of x as its parameters say (a new tensor). */
+export function colorAugment(x: Tensor, params: ColorParams[]): Tensor {
+  const out = x.clone();
+  tidy(() => {
+    const k = colorConstants();
+    params.forEach((p, i) => colorAugmentCrop_(out.narrow(0, i, 1), p, k));
+  });
+  return out;
+}
+
+/** x <- (x - mean) / std per channel, in place (1-channel images use the first entries). */
+export function normalizeChannels_(x: Tensor, mean: number[], std: number[]): Tensor {
+  tidy(() => {
+    const C = x.shape[1];
+    x.sub_(tensor(mean.slice(0, C)).view(1, C, 1, 1)).div_(tensor(std.slice(0, C)).view(1, C, 1, 1));
+  });
+  return x;
 }

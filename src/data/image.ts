@@ -5,6 +5,7 @@ import { extname, join } from 'node:path';
 import { fromBytes, tensor, zeros } from '../torch/creation.js';
 import { tidy } from '../torch/scope.js';
 import type { Tensor } from '../torch/tensor.js';
+import type { RGB } from './decode.js';
 
 export const IMAGE_EXTENSIONS = ['.jpg', '.jpeg', '.png', '.webp', '.bmp', '.tif', '.tiff', '.gif'];
 
@@ -20,20 +21,6 @@ export function listImages(dir: string): string[] {
   };
   walk(dir);
   return out;
-}
-
-export interface RGB {
-  data: Uint8Array;
-  width: number;
-  height: number;
-}
-
-/** Decodes a file to 8-bit RGB (grayscale and alpha images converted), honouring EXIF orientation. */
-export async function decodeRGB(path: string): Promise<RGB> {
-  const { data, info } = await sharp(path, { failOn: 'error' }).rotate().removeAlpha().toColourspace('srgb')
-    .raw().toBuffer({ resolveWithObject: true });
-  if (info.channels !== 3) throw new Error(`${path}: decoded to ${info.channels} channels`);
-  return { data: new Uint8Array(data.buffer, data.byteOffset, data.length), width: info.width, height: info.height };
 }
 
 /**

@@ -2,12 +2,11 @@
 // from the generator of (seed, epoch, index). Image files are decoded by worker threads (workers.ts); crops and
 // colors are batched libtorch ops here, the same for in-memory datasets and files.
 import type { Tensor } from '../torch/tensor.js';
-import { fromBytes, tensor } from '../torch/creation.js';
-import { cat } from '../torch/functional.js';
+import { empty, fromBytes, tensor } from '../torch/creation.js';
 import { tidy } from '../torch/scope.js';
 import { Rng } from './rng.js';
 import { sampleCrops, type CropParams, type MultiCropConfig } from './multicrop.js';
-import { colorAugment, cropResize, normalizeChannels } from './augment.js';
+import { colorAugmentCrop_, colorConstants, normalizeChannels_, resizedCropInto } from './augment.js';
 import type { Dataset, TensorDataset } from './datasets.js';
 import { DecodePool, type DecodedSample } from './workers.js';
 
@@ -41,22 +40,33 @@ export function sampleParams(seed: number, epoch: number, index: number, height:
   return sampleCrops(new Rng(seed, epoch, index), height, width, c);
 }
 
-/** Colors, blurs and normalizes each crop position's B images (given as 0..1 floats). */
-export function finishCrops(geometric: Tensor[], params: CropParams[][], c: MultiCropConfig): Tensor[] {
-  return geometric.map((g, k) => tidy(() => normalizeChannels(colorAugment(g, params.map((p) => p[k])), c.mean, c.std)));
+/**
+ * One batch per crop position from each sample's image (1 x C x H x W floats in [0, 1]): every crop cut, resized,
+ * colored and blurred straight into its row of the batch (while it is in cache), then the batch normalized.
+ */
+export function multiCropBatches(images: Tensor[], params: CropParams[][], c: MultiCropConfig): Tensor[] {
+  const channels = images[0].shape[1];
+  return params[0].map(({ size }, k) => {
+    const batch = empty([images.length, channels, size, size]);
+    tidy(() => {
+      const constants = colorConstants();
+      images.forEach((image, i) => {
+        const row = batch.narrow(0, i, 1);
+        const p = params[i][k];
+        resizedCropInto(image, p, p.flip, row);
+        colorAugmentCrop_(row, p, constants);
+      });
+    });
+    return normalizeChannels_(batch, c.mean, c.std);
+  });
 }
 
-/**
- * Cuts decoded images' crops (bilinear through grid_sample, as for in-memory datasets: torchvision's resized_crop
- * on tensors) -> one B x 3 x size x size batch of floats in [0, 1] per crop position.
- */
-export function cropDecoded(samples: DecodedSample[]): Tensor[] {
+/** A decoded image (height x width x 3 bytes) as 1 x 3 x height x width floats in [0, 1]. */
+export function imageTensor(image: DecodedSample['image']): Tensor {
   return tidy(() => {
-    const perSample = samples.map(({ image, params }) => tidy(() => {
-      const pixels = fromBytes(image.data, [1, image.height, image.width, 3], 'uint8').permute(0, 3, 1, 2).float().div(255);
-      return params.map((p) => cropResize(pixels, [p], p.size, [p.flip]));
-    }));
-    return samples[0].params.map((_, k) => cat(perSample.map((crops) => crops[k])));
+    const t = empty([1, 3, image.height, image.width]);
+    t.copy_(fromBytes(image.data, [1, image.height, image.width, 3], 'uint8').permute(0, 3, 1, 2));
+    return t.div_(255);
   });
 }
 
@@ -92,9 +102,8 @@ export class MultiCropLoader {
     return tidy(() => {
       const [, , H, W] = ds.images.shape;
       const params = Array.from(indices, (i) => sampleParams(this.o.seed, epoch, i, H, W, this.o.crops));
-      const images = ds.images.indexSelect(0, tensor(Array.from(indices), { dtype: 'int64' })).float().div(255);
-      const geometric = params[0].map((_, k) => cropResize(images, params.map((p) => p[k]), params[0][k].size, params.map((p) => p[k].flip)));
-      return finishCrops(geometric, params, this.o.crops);
+      const images = ds.images.indexSelect(0, tensor(Array.from(indices), { dtype: 'int64' })).float().div_(255);
+      return multiCropBatches(params.map((_, i) => images.narrow(0, i, 1)), params, this.o.crops);
     });
   }
 
@@ -141,9 +150,7 @@ export class MultiCropLoader {
       const t0 = performance.now();
       const samples = await ahead.shift()!;
       if (it + 2 < this.itersPerEpoch) ahead.push(batchAt(it + 2));
-      const crops = tidy(() => {
-        return finishCrops(cropDecoded(samples), samples.map((s) => s.params), this.o.crops);
-      });
+      const crops = tidy(() => multiCropBatches(samples.map((s) => imageTensor(s.image)), samples.map((s) => s.params), this.o.crops));
       yield { crops, indices: Int32Array.from(samples, (s) => s.index), waitSeconds: (performance.now() - t0) / 1000 };
     }
   }

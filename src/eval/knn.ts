@@ -8,7 +8,7 @@ import { tidy } from '../torch/scope.js';
 import type { ResNet } from '../models/resnet.js';
 import { FrozenTrunk } from '../models/inference.js';
 import type { Dataset } from '../data/datasets.js';
-import { normalizeChannels } from '../data/augment.js';
+import { normalizeChannels_ } from '../data/augment.js';
 import { loadEvalImages } from '../data/image.js';
 
 export interface KnnOptions {
@@ -65,7 +65,7 @@ export async function datasetFeatures(model: ResNet, ds: Dataset, o: FeatureOpti
     for (let i = 0; i < ds.length; i += batch) {
       const n = Math.min(batch, ds.length - i);
       if (ds.kind === 'tensor') {
-        parts.push(tidy(() => trunk.forward(normalizeChannels(ds.images.narrow(0, i, n).float().div(255), o.mean, o.std)).cpu()));
+        parts.push(tidy(() => trunk.forward(normalizeChannels_(ds.images.narrow(0, i, n).float().div_(255), o.mean, o.std)).cpu()));
         labels.push(...ds.labels.subarray(i, i + n));
       } else {
         const files = ds.files.slice(i, i + n);

@@ -1,9 +1,8 @@
 // Loads the native addon (build/Release/swav_native.node) and declares what it exports.
-import { createRequire } from 'node:module';
 import { availableParallelism } from 'node:os';
-import { fileURLToPath } from 'node:url';
-import { dirname, join } from 'node:path';
-import { existsSync } from 'node:fs';
+import { loadAddon } from './addon.js';
+
+export { root } from './addon.js';
 
 /** An opaque reference to one at::Tensor, owned by exactly one Tensor object. */
 export type Handle = { readonly __tensorHandle: unique symbol };
@@ -60,26 +59,12 @@ export interface Native {
   profilerStop(): { name: string; count: number; totalUs: number; selfUs: number }[];
   version(): string;
   configShow(): string;
+  /** Absent where the addon was built without libjpeg's headers. */
+  decodeJpeg?(bytes: Uint8Array): { data: Uint8Array; width: number; height: number };
 }
-
-function packageRoot(): string {
-  let dir = dirname(fileURLToPath(import.meta.url));
-  while (!existsSync(join(dir, 'package.json'))) {
-    const up = dirname(dir);
-    if (up === dir) throw new Error('swav: cannot find the package root');
-    dir = up;
-  }
-  return dir;
-}
-
-export const root = packageRoot();
 
 function load(): Native {
-  const file = process.env.SWAV_NATIVE || join(root, 'build', 'Release', 'swav_native.node');
-  if (!existsSync(file)) {
-    throw new Error(`swav: the native addon is not built (${file} is missing). Run \`npm run setup\` in ${root}.`);
-  }
-  const n = createRequire(import.meta.url)(file) as Native;
+  const n = loadAddon();
   // libtorch starts with one intra-op thread in a Node process: use what the user asked for, else every core.
   const fromEnv = Number.parseInt(process.env.OMP_NUM_THREADS ?? '', 10);
   n.setNumThreads(fromEnv > 0 ? fromEnv : availableParallelism());
