@@ -5,8 +5,8 @@
 // Images are float in [0, 1]; 1-channel images skip saturation, hue and grayscale (identities on gray).
 import { Tensor, run } from '../torch/tensor.js';
 import { empty, tensor } from '../torch/creation.js';
+import { cat, gridSample, stack } from '../torch/functional.js';
 import { tidy } from '../torch/scope.js';
-import { cat } from '../torch/functional.js';
 import type { ColorParams, CropBox } from './multicrop.js';
 
 /**
@@ -22,18 +22,36 @@ export function resizedCropInto(image: Tensor, box: CropBox, flip: boolean, dst:
   });
 }
 
-/** Crops `boxes` out of `images` (B x C x H x W), one per row, each resized to size x size and mirrored where `flips` says. */
+/**
+ * Crops `boxes` out of `images` (B x C x H x W, one image per box) and resizes each to size x size, as
+ * resizedCropInto does, all in one grid_sample: for in-memory datasets, whose images share one size and are
+ * small, one call instead of a few per crop.
+ */
 export function cropResize(images: Tensor, boxes: CropBox[], size: number, flips: boolean[]): Tensor {
-  const out = empty([images.shape[0], images.shape[1], size, size]);
-  tidy(() => boxes.forEach((b, i) => resizedCropInto(images.narrow(0, i, 1), b, flips[i], out.narrow(0, i, 1))));
-  return out;
+  return tidy(() => {
+    const [B, , H, W] = images.shape;
+    // grid_sample coordinates (align_corners false) of each output column / row, per sample
+    const xs = new Float32Array(B * size);
+    const ys = new Float32Array(B * size);
+    boxes.forEach((b, i) => {
+      for (let k = 0; k < size; k++) {
+        const sx = Math.min(Math.max(((k + 0.5) * b.width) / size - 0.5, 0), b.width - 1);
+        const sy = Math.min(Math.max(((k + 0.5) * b.height) / size - 0.5, 0), b.height - 1);
+        xs[i * size + (flips[i] ? size - 1 - k : k)] = (2 * (b.left + sx) + 1) / W - 1;
+        ys[i * size + k] = (2 * (b.top + sy) + 1) / H - 1;
+      }
+    });
+    const gx = tensor(xs).view(B, 1, size).expand(B, size, size);
+    const gy = tensor(ys).view(B, size, 1).expand(B, size, size);
+    return gridSample(images, stack([gx, gy], 3), 'bilinear', 'border', false);
+  });
 }
 
 /** torchvision's rgb_to_grayscale weights */
 const GRAY = [0.2989, 0.587, 0.114];
 
 /** The constant tensors the color ops broadcast, made once per batch rather than once per crop. */
-export interface ColorConstants {
+interface ColorConstants {
   /** torchvision's rgb_to_grayscale weights, 1 x 3 x 1 x 1 */
   gray: Tensor;
   /** per channel: the center, sign and base of its hue ramp */
@@ -42,7 +60,7 @@ export interface ColorConstants {
   rampBase: Tensor;
 }
 
-export function colorConstants(): ColorConstants {
+function colorConstants(): ColorConstants {
   const t = (v: number[]) => tensor(v).view(1, 3, 1, 1);
   return { gray: t(GRAY), rampCenter: t([3, 2, 4]), rampSign: t([1, -1, -1]), rampBase: t([-1, 2, 2]) };
 }
@@ -50,15 +68,21 @@ export function colorConstants(): ColorConstants {
 // torchvision's rgb_to_grayscale, on the channel planes (a third of the memory traffic of a weighted channel sum)
 const gray = (x: Tensor) => x.narrow(1, 0, 1).mul(GRAY[0]).add_(x.narrow(1, 1, 1), GRAY[1]).add_(x.narrow(1, 2, 1), GRAY[2]);
 
+/** Per-row amounts, n x 1 x 1 x 1, for an op on n rows. */
+const column = (values: number[]) => tensor(values).view(-1, 1, 1, 1);
+
 /** x <- clamp(x * f + other * (1 - f), 0, 1), torchvision's blend; `other` is consumed. */
-const blend_ = (x: Tensor, other: Tensor, f: number) => x.mul_(f).add_(other.mul_(1 - f)).clamp_(0, 1);
+const blend_ = (x: Tensor, other: Tensor, f: Tensor) => x.mul_(f).add_(other.mul_(f.neg().add_(1))).clamp_(0, 1);
+
+/** x <- `by` on the rows where mask (n x 1 x 1 x 1 of 0 and 1) is 1, exactly (x * (1 - m) + by * m); `by` is consumed. */
+const select_ = (x: Tensor, by: Tensor, mask: Tensor) => x.mul_(mask.neg().add_(1)).add_(by.mul_(mask));
 
 /**
  * Hue shift in place, as torchvision's RGB -> HSV -> RGB round trip: with max, min and the hue in sixths h6,
  * each channel is min + (max - min) * clamp(ramp_c(h6), 0, 1), the ramps being |h6 - 3| - 1, 2 - |h6 - 2| and
- * 2 - |h6 - 4| (the same pieces as HSV's p, q, t, v, in a third of the ops).
+ * 2 - |h6 - 4| (the same pieces as HSV's p, q, t, v, in a third of the ops). `shift` is in turns, per row.
  */
-function hue_(x: Tensor, shift: number, k: ColorConstants): void {
+function hue_(x: Tensor, shift: Tensor, k: ColorConstants): void {
   tidy(() => {
     // (libtorch 1.13's max-with-indices and argmax over channels, and where(), are several times slower than
     // amax, comparisons into float masks and fused multiply-adds)
@@ -79,7 +103,7 @@ function hue_(x: Tensor, shift: number, k: ColorConstants): void {
     const h6 = hueIf(r, g, 4);
     h6.addcmul_(hueIf(b, r, 2).sub_(h6), isMax(g));
     h6.addcmul_(hueIf(g, b, 0).sub_(h6), isMax(r));
-    h6.add_(6 * shift);
+    h6.add_(shift, 6);
     const turns = h6.div(6); // wrapped into [0, 6]: 6 and 0 give the same ramps
     run('floor_', turns.h);
     h6.sub_(turns, 6);
@@ -91,42 +115,50 @@ function hue_(x: Tensor, shift: number, k: ColorConstants): void {
   });
 }
 
-/** brightness, contrast, saturation (factors) and hue (shift), in place on one crop. */
-const OPS: ((x: Tensor, f: number, k: ColorConstants) => void)[] = [
+/** brightness, contrast, saturation (factors) and hue (shift), in place, each row by its own amount. */
+const OPS: ((x: Tensor, amount: Tensor, k: ColorConstants) => void)[] = [
   (x, f) => { x.mul_(f).clamp_(0, 1); },
-  (x, f, k) => tidy(() => { blend_(x, x.shape[1] === 3 ? x.mean([0, 2, 3], true).mul_(k.gray).sum() : x.mean(), f); }),
+  (x, f, k) => tidy(() => { blend_(x, x.shape[1] === 3 ? x.mean([2, 3], true).mul_(k.gray).sum(1, true) : x.mean([1, 2, 3], true), f); }),
   (x, f) => tidy(() => { blend_(x, gray(x), f); }),
   hue_,
 ];
+/** The amount that leaves a row as it is (hue has none: its round trip is not exact, rows are masked instead). */
+const IDENTITY = [1, 1, 1, null];
 
-/** The weights w (centered) applied along `dim` of x, past the edges the edge's value: one fused multiply-add per tap. */
-function filterAlong(x: Tensor, dim: number, w: number[]): Tensor {
+/** The weights (k x n x 1 x 1 x 1, centered) applied along `dim` of x, past the edges the edge's value. */
+function filterAlong(x: Tensor, dim: number, w: Tensor): Tensor {
   const n = x.shape[dim];
-  const half = (w.length - 1) / 2;
+  const half = (w.shape[0] - 1) / 2;
   const edge = (at: number) => x.narrow(dim, at, 1).expand(x.shape.map((s, i) => (i === dim ? half : s)));
   const padded = cat([edge(0), x, edge(n - 1)], dim); // (a copy, several times faster than replication_pad2d)
-  const out = padded.narrow(dim, 0, n).mul(w[0]);
-  for (let j = 1; j < w.length; j++) out.add_(padded.narrow(dim, j, n), w[j]);
+  const out = padded.narrow(dim, 0, n).mul(w.select(0, 0));
+  for (let j = 1; j < w.shape[0]; j++) out.addcmul_(padded.narrow(dim, j, n), w.select(0, j));
   return out;
 }
 
 /**
  * Separable Gaussian blur in place (edges replicated), as PIL's GaussianBlur(radius): sigma = radius, 3 sigma
- * wide. As weighted sums of shifted views: for these small kernels on one crop, several times faster than
- * libtorch's depthwise convolution.
+ * wide, each row with its own (null: none). As weighted sums of shifted views: one fused multiply-add per tap,
+ * several times faster than libtorch's depthwise convolution for these small kernels.
  */
-function gaussianBlur_(x: Tensor, sigma: number): void {
+function gaussianBlur_(x: Tensor, sigmas: (number | null)[]): void {
   tidy(() => {
-    const half = Math.ceil(3 * sigma);
-    const w = Array.from({ length: 2 * half + 1 }, (_, i) => Math.exp(-((i - half) ** 2) / (2 * sigma * sigma)));
-    const sum = w.reduce((a, b) => a + b, 0);
-    const normalized = w.map((v) => v / sum);
-    x.copy_(filterAlong(filterAlong(x, 2, normalized), 3, normalized));
+    const half = Math.max(...sigmas.map((s) => (s === null ? 0 : Math.ceil(3 * s))));
+    const k = 2 * half + 1;
+    const w = new Float32Array(k * sigmas.length); // tap-major; zero past a row's own 3 sigma
+    sigmas.forEach((s, row) => {
+      const own = s === null ? 0 : Math.ceil(3 * s);
+      const g = Array.from({ length: 2 * own + 1 }, (_, i) => (s === null ? 1 : Math.exp(-((i - own) ** 2) / (2 * s * s))));
+      const sum = g.reduce((a, b) => a + b, 0);
+      g.forEach((v, i) => { w[(half - own + i) * sigmas.length + row] = v / sum; });
+    });
+    const weights = tensor(w).view(k, sigmas.length, 1, 1, 1);
+    x.copy_(filterAlong(filterAlong(x, 2, weights), 3, weights));
   });
 }
 
 /** Color jitter (in the crop's own order), grayscale and blur of one crop (1 x C x S x S), in place. */
-export function colorAugmentCrop_(x: Tensor, p: ColorParams, k: ColorConstants): void {
+function colorAugmentCrop_(x: Tensor, p: ColorParams, k: ColorConstants): void {
   const rgb = x.shape[1] === 3;
   if (p.jitter !== null) {
     const j = p.jitter;
@@ -134,21 +166,68 @@ export function colorAugmentCrop_(x: Tensor, p: ColorParams, k: ColorConstants):
     for (const op of j.order) {
       // saturation and hue leave gray images unchanged; a zero hue shift is skipped (the round trip is not exact)
       if ((!rgb && op >= 2) || (op === 3 && j.hue === 0)) continue;
-      OPS[op](x, amounts[op], k);
+      tidy(() => OPS[op](x, column([amounts[op]]), k));
     }
   }
-  if (rgb && p.grayscale) tidy(() => { x.copy_(gray(x).expandAs(x)); });
-  if (p.blur !== null) gaussianBlur_(x, p.blur);
+  if (rgb && p.grayscale) tidy(() => { x.copy_(gray(x)); });
+  if (p.blur !== null) gaussianBlur_(x, [p.blur]);
+}
+
+/**
+ * The same for every row of a batch at once: each op runs on the whole batch at each position of the order,
+ * rows without it there left exactly as they are. Four times the arithmetic of cropwise, in a hundredth of the
+ * calls: the faster schedule for small crops, where calls cost more than pixels.
+ */
+function colorAugmentRows_(x: Tensor, params: ColorParams[], k: ColorConstants): void {
+  const rgb = x.shape[1] === 3;
+  for (let slot = 0; slot < 4; slot++) {
+    for (let op = 0; op < 4; op++) {
+      if (!rgb && op >= 2) continue;
+      const has = params.map((p) => p.jitter !== null && p.jitter.order[slot] === op && !(op === 3 && p.jitter.hue === 0));
+      if (!has.includes(true)) continue;
+      const amounts = params.map((p, i) => (has[i] ? [p.jitter!.brightness, p.jitter!.contrast, p.jitter!.saturation, p.jitter!.hue][op] : IDENTITY[op] ?? 0));
+      tidy(() => {
+        if (op !== 3 || !has.includes(false)) OPS[op](x, column(amounts), k);
+        else {
+          const hued = x.clone();
+          OPS[op](hued, column(amounts), k);
+          select_(x, hued, column(has.map(Number)));
+        }
+      });
+    }
+  }
+  if (rgb && params.some((p) => p.grayscale)) tidy(() => { select_(x, gray(x), column(params.map((p) => Number(p.grayscale)))); });
+  if (params.some((p) => p.blur !== null)) gaussianBlur_(x, params.map((p) => p.blur));
+}
+
+/**
+ * How the color ops are laid out: 'rows' runs each op on the whole batch (colorAugmentRows_), 'crops' on one crop
+ * at a time (colorAugmentCrop_). Same results; by default crops up to 48 x 48 go by rows.
+ */
+export type Schedule = 'rows' | 'crops';
+const scheduleFor = (x: Tensor): Schedule => (x.shape[2] * x.shape[3] <= 48 * 48 ? 'rows' : 'crops');
+
+/**
+ * Fills `batch` (n x C x S x S): row i is written by cut(i, row), then colored, grayed and blurred as params[i]
+ * says, in place. Large crops are augmented right after their cut, while they are in cache; small ones together.
+ */
+export function augmentInto_(batch: Tensor, params: ColorParams[], cut: (i: number, row: Tensor) => void, schedule = scheduleFor(batch)): Tensor {
+  tidy(() => {
+    const k = colorConstants();
+    const small = schedule === 'rows';
+    params.forEach((p, i) => {
+      const row = batch.narrow(0, i, 1);
+      cut(i, row);
+      if (!small) colorAugmentCrop_(row, p, k);
+    });
+    if (small) colorAugmentRows_(batch, params, k);
+  });
+  return batch;
 }
 
 /** Color jitter, grayscale and blur of each row of x as its parameters say (a new tensor). */
-export function colorAugment(x: Tensor, params: ColorParams[]): Tensor {
-  const out = x.clone();
-  tidy(() => {
-    const k = colorConstants();
-    params.forEach((p, i) => colorAugmentCrop_(out.narrow(0, i, 1), p, k));
-  });
-  return out;
+export function colorAugment(x: Tensor, params: ColorParams[], schedule = scheduleFor(x)): Tensor {
+  return augmentInto_(x.clone(), params, () => {}, schedule);
 }
 
 /** x <- (x - mean) / std per channel, in place (1-channel images use the first entries). */

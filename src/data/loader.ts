@@ -6,7 +6,7 @@ import { empty, fromBytes, tensor } from '../torch/creation.js';
 import { tidy } from '../torch/scope.js';
 import { Rng } from './rng.js';
 import { sampleCrops, type CropParams, type MultiCropConfig } from './multicrop.js';
-import { colorAugmentCrop_, colorConstants, normalizeChannels_, resizedCropInto } from './augment.js';
+import { augmentInto_, cropResize, normalizeChannels_, resizedCropInto } from './augment.js';
 import type { Dataset, TensorDataset } from './datasets.js';
 import { DecodePool, type DecodedSample } from './workers.js';
 
@@ -41,22 +41,16 @@ export function sampleParams(seed: number, epoch: number, index: number, height:
 }
 
 /**
- * One batch per crop position from each sample's image (1 x C x H x W floats in [0, 1]): every crop cut, resized,
- * colored and blurred straight into its row of the batch (while it is in cache), then the batch normalized.
+ * One batch per crop position, colored, blurred and normalized. `images` are an in-memory batch (B x C x H x W
+ * floats in [0, 1]: each position's crops cut by one grid_sample), or decoded files of their own sizes (one
+ * 1 x C x H x W each: every crop resized into its row of the batch and augmented while it is in cache).
  */
-export function multiCropBatches(images: Tensor[], params: CropParams[][], c: MultiCropConfig): Tensor[] {
-  const channels = images[0].shape[1];
+export function multiCropBatches(images: Tensor | Tensor[], params: CropParams[][], c: MultiCropConfig): Tensor[] {
   return params[0].map(({ size }, k) => {
-    const batch = empty([images.length, channels, size, size]);
-    tidy(() => {
-      const constants = colorConstants();
-      images.forEach((image, i) => {
-        const row = batch.narrow(0, i, 1);
-        const p = params[i][k];
-        resizedCropInto(image, p, p.flip, row);
-        colorAugmentCrop_(row, p, constants);
-      });
-    });
+    const crops = params.map((p) => p[k]);
+    const batch = Array.isArray(images)
+      ? augmentInto_(empty([images.length, images[0].shape[1], size, size]), crops, (i, row) => resizedCropInto(images[i], crops[i], crops[i].flip, row))
+      : augmentInto_(cropResize(images, crops, size, crops.map((p) => p.flip)), crops, () => {});
     return normalizeChannels_(batch, c.mean, c.std);
   });
 }
@@ -102,7 +96,7 @@ export class MultiCropLoader {
       const [, , H, W] = ds.images.shape;
       const params = Array.from(indices, (i) => sampleParams(this.o.seed, epoch, i, H, W, this.o.crops));
       const images = ds.images.indexSelect(0, tensor(Array.from(indices), { dtype: 'int64' })).float().div_(255);
-      return multiCropBatches(params.map((_, i) => images.narrow(0, i, 1)), params, this.o.crops);
+      return multiCropBatches(images, params, this.o.crops);
     });
   }
 

@@ -5,7 +5,7 @@ import assert from 'node:assert/strict';
 import { torch } from '../../src/index.js';
 import { Rng } from '../../src/data/rng.js';
 import { sampleCropBox, sampleCrops, REFERENCE_MULTICROP } from '../../src/data/multicrop.js';
-import { colorAugment, cropResize } from '../../src/data/augment.js';
+import { colorAugment, cropResize, resizedCropInto, type Schedule } from '../../src/data/augment.js';
 import type { ColorParams } from '../../src/data/multicrop.js';
 import { assertClose, decode, golden } from '../helpers.js';
 
@@ -71,25 +71,47 @@ test('the same seed, epoch and index give the same crops; another index others',
   assert.notDeepEqual(a, c);
 });
 
-test("pixel operations equal torchvision's functional ops on tensors", () => {
+for (const schedule of ['rows', 'crops'] as Schedule[]) {
+  test(`pixel operations equal torchvision's functional ops on tensors (${schedule})`, () => {
+    const p = g.pixels;
+    torch.tidy(() => {
+      const x = decode(p.x);
+      const only = (op: number, f: number[]): ColorParams[] => f.map((v) => ({
+        jitter: { order: [op, ...[0, 1, 2, 3].filter((o) => o !== op)],
+          brightness: op === 0 ? v : 1, contrast: op === 1 ? v : 1, saturation: op === 2 ? v : 1, hue: op === 3 ? v : 0 },
+        grayscale: false, blur: null,
+      }));
+      assertClose(colorAugment(x, only(0, p.factors), schedule), decode(p.brightness), 'brightness', 1e-6);
+      assertClose(colorAugment(x, only(1, p.factors), schedule), decode(p.contrast), 'contrast', 1e-6);
+      assertClose(colorAugment(x, only(2, p.factors), schedule), decode(p.saturation), 'saturation', 1e-6);
+      assertClose(colorAugment(x, only(3, p.hue), schedule), decode(p.hue_out), 'hue', 1e-5);
+      const grayRows = [0, 1, 2, 3].map(() => ({ jitter: null, grayscale: true, blur: null }));
+      assertClose(colorAugment(x, grayRows, schedule), decode(p.grayscale), 'grayscale', 1e-6);
+      // rows without an op are left exactly as they are
+      const mixed = only(3, p.hue).map((q, i) => (i % 2 ? { jitter: null, grayscale: i === 3, blur: null } : q));
+      const out = colorAugment(x, mixed, schedule);
+      assert.ok(out.index(1).equal(x.index(1)), 'a row without jitter, grayscale or blur is unchanged');
+      assertClose(out.index(3), decode(p.grayscale).index(3), 'grayscale beside hue', 1e-6);
+      assertClose(out.index(2), decode(p.hue_out).index(2), 'hue beside grayscale', 1e-5);
+    });
+  });
+}
+
+test("crops and resizes equal torchvision's resized_crop: in one grid_sample, and one crop at a time from either layout", () => {
   const p = g.pixels;
   torch.tidy(() => {
     const x = decode(p.x);
-    const only = (op: number, f: number[]): ColorParams[] => f.map((v) => ({
-      jitter: { order: [op, ...[0, 1, 2, 3].filter((o) => o !== op)],
-        brightness: op === 0 ? v : 1, contrast: op === 1 ? v : 1, saturation: op === 2 ? v : 1, hue: op === 3 ? v : 0 },
-      grayscale: false, blur: null,
-    }));
-    assertClose(colorAugment(x, only(0, p.factors)), decode(p.brightness), 'brightness', 1e-6);
-    assertClose(colorAugment(x, only(1, p.factors)), decode(p.contrast), 'contrast', 1e-6);
-    assertClose(colorAugment(x, only(2, p.factors)), decode(p.saturation), 'saturation', 1e-6);
-    assertClose(colorAugment(x, only(3, p.hue)), decode(p.hue_out), 'hue', 1e-5);
-    const gray = x.shape[0] === 4 ? colorAugment(x, [0, 1, 2, 3].map(() => ({ jitter: null, grayscale: true, blur: null }))) : x;
-    assertClose(gray, decode(p.grayscale), 'grayscale', 1e-6);
     const [top, left, h, w] = p.crop_box;
     const box = { top, left, height: h, width: w };
-    assertClose(cropResize(x, [box, box, box, box], p.crop_size, [false, false, false, false]), decode(p.resized_crop), 'resized crop', 1e-5);
-    assertClose(cropResize(x, [box, box, box, box], p.crop_size, [true, true, true, true]), decode(p.resized_crop_flip), 'flipped resized crop', 1e-5);
+    for (const flip of [false, true]) {
+      const want = decode(flip ? p.resized_crop_flip : p.resized_crop);
+      assertClose(cropResize(x, [box, box, box, box], p.crop_size, [flip, flip, flip, flip]), want, `grid_sample crop, flip ${flip}`, 1e-5);
+      for (const source of [x, x.contiguous('channelsLast')]) {
+        const out = torch.empty([4, 3, p.crop_size, p.crop_size]);
+        for (let i = 0; i < 4; i++) resizedCropInto(source.narrow(0, i, 1), box, flip, out.narrow(0, i, 1));
+        assertClose(out, want, `resized crop into rows, flip ${flip}`, 1e-5);
+      }
+    }
   });
 });
 
@@ -106,16 +128,22 @@ test('blur keeps the mean and lowers the variance; an image of one color stays a
   });
 });
 
-test('a batch with each sample in its own jitter order, grayscale and blur equals each sample augmented alone', () => {
+test('a batch with each sample in its own jitter order, grayscale and blur equals each sample augmented alone, by rows and by crops', () => {
   torch.tidy(() => {
     torch.manualSeed(1);
     const x = torch.rand([12, 3, 20, 20]);
     const rng = new Rng(7, 0, 0);
     const params: ColorParams[] = Array.from({ length: 12 }, () => sampleCrops(rng, 40, 40, REFERENCE_MULTICROP)[0]);
     assert.ok(new Set(params.map((p) => p.jitter?.order.join(''))).size > 3, 'several orders in the batch');
+    assert.ok(params.some((p) => p.blur !== null) && params.some((p) => p.blur === null) && params.some((p) => p.grayscale));
     const live = torch.liveTensors();
-    const batched = colorAugment(x, params);
+    const byRows = colorAugment(x, params, 'rows');
     assert.equal(torch.liveTensors(), live + 1, 'only the result is left alive');
-    params.forEach((p, i) => assertClose(batched.index(i), colorAugment(x.index(`${i}:${i + 1}`), [p]).index(0), `sample ${i}`, 1e-5)); // (the batch blurs with the widest kernel it needs: tails differ by ~1e-6)
+    const byCrops = colorAugment(x, params, 'crops');
+    params.forEach((p, i) => {
+      const alone = colorAugment(x.index(`${i}:${i + 1}`), [p], 'crops').index(0);
+      assertClose(byRows.index(i), alone, `sample ${i} by rows`, 1e-5);
+      assertClose(byCrops.index(i), alone, `sample ${i} by crops`, 1e-6);
+    });
   });
 });

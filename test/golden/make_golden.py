@@ -568,9 +568,31 @@ def make_checkpoints(root):
     print(f"wrote {root}")
 
 
+# ---------------------------------------------------------------- JPEG decoding (PIL, as the reference's loader)
+def make_jpeg():
+    from PIL import Image
+    rng = np.random.default_rng(5)
+    im = Image.fromarray(rng.integers(0, 255, (6, 8, 3), dtype=np.uint8)).resize((37, 23), Image.BICUBIC)
+    files = {"rgb420.jpg": dict(quality=85), "rgb444.jpg": dict(quality=95, subsampling=0)}
+    res = {}
+    for name, opts in files.items():
+        im.save(os.path.join(HERE, "data", name), **opts)
+    im.convert("L").save(os.path.join(HERE, "data", "gray.jpg"), quality=90)
+    exif = Image.Exif()
+    exif[0x0112] = 6  # stored sideways: shown rotated 90 degrees clockwise
+    im.save(os.path.join(HERE, "data", "rot6.jpg"), quality=90, exif=exif)
+    for name in [*files, "gray.jpg"]:
+        with Image.open(os.path.join(HERE, "data", name)) as f:
+            res[name] = enc(torch.from_numpy(np.asarray(f.convert("RGB")).copy()))
+    with Image.open(os.path.join(HERE, "data", "rot6.jpg")) as f:  # upright, as sharp turns it
+        res["rot6.jpg"] = enc(torch.from_numpy(np.asarray(f.convert("RGB").transpose(Image.Transpose.ROTATE_270)).copy()))
+    write("jpeg.json", res)
+
+
 if __name__ == "__main__":
     ap = argparse.ArgumentParser()
     ap.add_argument("--small", action="store_true")
+    ap.add_argument("--jpeg", action="store_true")
     ap.add_argument("--models", default=None)
     ap.add_argument("--checkpoints", default=None)
     ap.add_argument("--swav-steps", default=None)
@@ -584,6 +606,8 @@ if __name__ == "__main__":
         make_npy()
         make_swav()
         make_augment()
+    if a.small or a.jpeg:
+        make_jpeg()
     if a.models:
         make_models(a.models)
     if a.checkpoints:
