@@ -68,11 +68,16 @@ function colorConstants(): ColorConstants {
 // torchvision's rgb_to_grayscale, on the channel planes (a third of the memory traffic of a weighted channel sum)
 const gray = (x: Tensor) => x.narrow(1, 0, 1).mul(GRAY[0]).add_(x.narrow(1, 1, 1), GRAY[1]).add_(x.narrow(1, 2, 1), GRAY[2]);
 
-/** Per-row amounts, n x 1 x 1 x 1, for an op on n rows. */
+/** An op's amount: one number for one crop, or a column (n x 1 x 1 x 1) of per-row amounts for n rows. */
+type Amount = number | Tensor;
 const column = (values: number[]) => tensor(values).view(-1, 1, 1, 1);
 
 /** x <- clamp(x * f + other * (1 - f), 0, 1), torchvision's blend; `other` is consumed. */
-const blend_ = (x: Tensor, other: Tensor, f: Tensor) => x.mul_(f).add_(other.mul_(f.neg().add_(1))).clamp_(0, 1);
+function blend_(x: Tensor, other: Tensor, f: Amount): void {
+  if (typeof f === 'number') run('add.out', other.mul_(1 - f).h, x.h, f, x.h); // (one pass: other + f * x)
+  else x.mul_(f).add_(other.mul_(f.neg().add_(1)));
+  x.clamp_(0, 1);
+}
 
 /** x <- `by` on the rows where mask (n x 1 x 1 x 1 of 0 and 1) is 1, exactly (x * (1 - m) + by * m); `by` is consumed. */
 const select_ = (x: Tensor, by: Tensor, mask: Tensor) => x.mul_(mask.neg().add_(1)).add_(by.mul_(mask));
@@ -82,7 +87,7 @@ const select_ = (x: Tensor, by: Tensor, mask: Tensor) => x.mul_(mask.neg().add_(
  * each channel is min + (max - min) * clamp(ramp_c(h6), 0, 1), the ramps being |h6 - 3| - 1, 2 - |h6 - 2| and
  * 2 - |h6 - 4| (the same pieces as HSV's p, q, t, v, in a third of the ops). `shift` is in turns, per row.
  */
-function hue_(x: Tensor, shift: Tensor, k: ColorConstants): void {
+function hue_(x: Tensor, shift: Amount, k: ColorConstants): void {
   tidy(() => {
     // (libtorch 1.13's max-with-indices and argmax over channels, and where(), are several times slower than
     // amax, comparisons into float masks and fused multiply-adds)
@@ -103,7 +108,8 @@ function hue_(x: Tensor, shift: Tensor, k: ColorConstants): void {
     const h6 = hueIf(r, g, 4);
     h6.addcmul_(hueIf(b, r, 2).sub_(h6), isMax(g));
     h6.addcmul_(hueIf(g, b, 0).sub_(h6), isMax(r));
-    h6.add_(shift, 6);
+    if (typeof shift === 'number') h6.add_(6 * shift);
+    else h6.add_(shift, 6);
     const turns = h6.div(6); // wrapped into [0, 6]: 6 and 0 give the same ramps
     run('floor_', turns.h);
     h6.sub_(turns, 6);
@@ -116,7 +122,7 @@ function hue_(x: Tensor, shift: Tensor, k: ColorConstants): void {
 }
 
 /** brightness, contrast, saturation (factors) and hue (shift), in place, each row by its own amount. */
-const OPS: ((x: Tensor, amount: Tensor, k: ColorConstants) => void)[] = [
+const OPS: ((x: Tensor, amount: Amount, k: ColorConstants) => void)[] = [
   (x, f) => { x.mul_(f).clamp_(0, 1); },
   (x, f, k) => tidy(() => { blend_(x, x.shape[1] === 3 ? x.mean([2, 3], true).mul_(k.gray).sum(1, true) : x.mean([1, 2, 3], true), f); }),
   (x, f) => tidy(() => { blend_(x, gray(x), f); }),
@@ -125,14 +131,19 @@ const OPS: ((x: Tensor, amount: Tensor, k: ColorConstants) => void)[] = [
 /** The amount that leaves a row as it is (hue has none: its round trip is not exact, rows are masked instead). */
 const IDENTITY = [1, 1, 1, null];
 
-/** The weights (k x n x 1 x 1 x 1, centered) applied along `dim` of x, past the edges the edge's value. */
-function filterAlong(x: Tensor, dim: number, w: Tensor): Tensor {
+/** The weights (centered taps, each a number or a column of per-row weights) applied along `dim` of x, past the edges the edge's value. */
+function filterAlong(x: Tensor, dim: number, w: Amount[]): Tensor {
   const n = x.shape[dim];
-  const half = (w.shape[0] - 1) / 2;
+  const half = (w.length - 1) / 2;
   const edge = (at: number) => x.narrow(dim, at, 1).expand(x.shape.map((s, i) => (i === dim ? half : s)));
   const padded = cat([edge(0), x, edge(n - 1)], dim); // (a copy, several times faster than replication_pad2d)
-  const out = padded.narrow(dim, 0, n).mul(w.select(0, 0));
-  for (let j = 1; j < w.shape[0]; j++) out.addcmul_(padded.narrow(dim, j, n), w.select(0, j));
+  const out = padded.narrow(dim, 0, n).mul(w[0]);
+  for (let j = 1; j < w.length; j++) {
+    const tap = padded.narrow(dim, j, n);
+    const wj = w[j];
+    if (typeof wj === 'number') out.add_(tap, wj);
+    else out.addcmul_(tap, wj);
+  }
   return out;
 }
 
@@ -144,16 +155,16 @@ function filterAlong(x: Tensor, dim: number, w: Tensor): Tensor {
 function gaussianBlur_(x: Tensor, sigmas: (number | null)[]): void {
   tidy(() => {
     const half = Math.max(...sigmas.map((s) => (s === null ? 0 : Math.ceil(3 * s))));
-    const k = 2 * half + 1;
-    const w = new Float32Array(k * sigmas.length); // tap-major; zero past a row's own 3 sigma
+    // per tap, each row's weight: zero past the row's own 3 sigma, 1 at the center for a row without blur
+    const taps = Array.from({ length: 2 * half + 1 }, () => new Array<number>(sigmas.length).fill(0));
     sigmas.forEach((s, row) => {
       const own = s === null ? 0 : Math.ceil(3 * s);
       const g = Array.from({ length: 2 * own + 1 }, (_, i) => (s === null ? 1 : Math.exp(-((i - own) ** 2) / (2 * s * s))));
       const sum = g.reduce((a, b) => a + b, 0);
-      g.forEach((v, i) => { w[(half - own + i) * sigmas.length + row] = v / sum; });
+      g.forEach((v, i) => { taps[half - own + i][row] = v / sum; });
     });
-    const weights = tensor(w).view(k, sigmas.length, 1, 1, 1);
-    x.copy_(filterAlong(filterAlong(x, 2, weights), 3, weights));
+    const w = taps.map((t) => (t.length === 1 ? t[0] : column(t)));
+    x.copy_(filterAlong(filterAlong(x, 2, w), 3, w));
   });
 }
 
@@ -166,7 +177,7 @@ function colorAugmentCrop_(x: Tensor, p: ColorParams, k: ColorConstants): void {
     for (const op of j.order) {
       // saturation and hue leave gray images unchanged; a zero hue shift is skipped (the round trip is not exact)
       if ((!rgb && op >= 2) || (op === 3 && j.hue === 0)) continue;
-      tidy(() => OPS[op](x, column([amounts[op]]), k));
+      OPS[op](x, amounts[op], k);
     }
   }
   if (rgb && p.grayscale) tidy(() => { x.copy_(gray(x)); });
