@@ -9,7 +9,8 @@
       "native/data.cc",
       "native/runtime.cc",
       "native/profiler.cc",
-      "native/jpeg.cc"
+      "native/jpeg.cc",
+      "native/allocator.cc"
     ],
     "include_dirs": [
       "<!(node -p \"require('node-addon-api').include_dir\")",

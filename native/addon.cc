@@ -1,6 +1,6 @@
 // The swav native addon: libtorch reached from Node through the c10 dispatcher. Each concern has its file:
 // tensor_handle (ownership), convert (JS <-> IValue), dispatch (generic operator calls), data (bytes and
-// metadata), runtime (threads, seeds, devices, autograd, autocast), profiler, jpeg (image decoding).
+// metadata), runtime (threads, seeds, devices, autograd, autocast), profiler, jpeg (image decoding), allocator (a caching CPU allocator).
 #include <napi.h>
 
 namespace swav {
@@ -10,9 +10,11 @@ void initData(Napi::Env env, Napi::Object exports);
 void initRuntime(Napi::Env env, Napi::Object exports);
 void initProfiler(Napi::Env env, Napi::Object exports);
 void initJpeg(Napi::Env env, Napi::Object exports);
+void initAllocator(Napi::Env env, Napi::Object exports);
 }  // namespace swav
 
 Napi::Object Init(Napi::Env env, Napi::Object exports) {
+  swav::initAllocator(env, exports);
   swav::initTensorHandle(env, exports);
   swav::initDispatch(env, exports);
   swav::initData(env, exports);
