@@ -3,14 +3,16 @@
 // in and zeroes all of its activations again: ~12% of a ResNet-50 forward's CPU time here. Large blocks freed
 // by libtorch are kept (up to a cap) and handed out again for requests of nearly the same size; they are
 // 2 MiB-aligned and marked for transparent huge pages. Small blocks go to c10's own alloc_cpu / free_cpu.
-// Set SWAV_CPU_CACHE=0 to keep libtorch's default allocator.
+// SWAV_CPU_CACHE=N caps the idle cache at N MiB (default 256); 0 keeps libtorch's default allocator.
 #include <c10/core/Allocator.h>
 #include <c10/core/CPUAllocator.h>
 #include <c10/core/impl/alloc_cpu.h>
 #include <napi.h>
 #include <sys/mman.h>
 
+#include <cstdint>
 #include <cstdlib>
+#include <string>
 #include <map>
 #include <mutex>
 #include <unordered_map>
@@ -20,7 +22,21 @@ namespace {
 
 constexpr size_t kLarge = size_t{1} << 20;  // blocks from 1 MiB are cached
 constexpr size_t kHuge = size_t{2} << 20;   // the huge page size
-constexpr size_t kMaxIdle = size_t{1} << 30;  // idle cached bytes kept at most
+size_t maxIdle = size_t{256} << 20;  // idle cached bytes kept at most
+
+// Large blocks are mapped and unmapped directly, so that a block released is returned to the kernel at once
+// (through malloc it would stay in the heap, raising peak RSS); aligned to 2 MiB for huge pages.
+void* mapBlock(size_t size) {
+  void* raw = mmap(nullptr, size + kHuge, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+  if (raw == MAP_FAILED) return nullptr;
+  auto base = reinterpret_cast<uintptr_t>(raw);
+  uintptr_t aligned = (base + kHuge - 1) / kHuge * kHuge;
+  if (aligned > base) munmap(raw, aligned - base);
+  munmap(reinterpret_cast<void*>(aligned + size), base + kHuge - aligned);
+  void* p = reinterpret_cast<void*>(aligned);
+  madvise(p, size, MADV_HUGEPAGE);
+  return p;
+}
 
 struct CachingCPUAllocator final : c10::Allocator {
   mutable std::mutex mu;
@@ -44,12 +60,11 @@ struct CachingCPUAllocator final : c10::Allocator {
         return p;
       }
     }
-    void* p = nullptr;
-    if (posix_memalign(&p, kHuge, size) != 0) {
-      release(size);  // out of memory: give back what is idle and try once more
-      if (posix_memalign(&p, kHuge, size) != 0) throw std::bad_alloc();
+    void* p = mapBlock(size);
+    if (!p) {
+      release(SIZE_MAX / 2);  // out of memory: give back everything idle and try once more
+      if (!(p = mapBlock(size))) throw std::bad_alloc();
     }
-    madvise(p, size, MADV_HUGEPAGE);
     std::lock_guard<std::mutex> lock(mu);
     live.emplace(p, size);
     return p;
@@ -58,10 +73,10 @@ struct CachingCPUAllocator final : c10::Allocator {
   // Frees idle blocks until `wanted` more bytes would fit under the cap (everything when wanted is large).
   void release(size_t wanted) const {
     std::lock_guard<std::mutex> lock(mu);
-    while (!idle.empty() && idleBytes + wanted > kMaxIdle) {
+    while (!idle.empty() && idleBytes + wanted > maxIdle) {
       auto it = std::prev(idle.end());  // the largest first
       idleBytes -= it->first;
-      std::free(it->second);
+      munmap(it->second, it->first);
       idle.erase(it);
     }
   }
@@ -104,8 +119,14 @@ void CachingCPUAllocator::deleter(void* p) {
 void initAllocator(Napi::Env, Napi::Object) {
   static std::once_flag once;  // the addon is loaded again by each worker thread
   std::call_once(once, [] {
-    const char* env = std::getenv("SWAV_CPU_CACHE");
-    if (env && std::string(env) == "0") return;
+    if (const char* env = std::getenv("SWAV_CPU_CACHE")) {
+      char* end = nullptr;
+      const long mib = std::strtol(env, &end, 10);
+      if (end != env && *end == '\0' && mib >= 0) {
+        if (mib == 0) return;
+        maxIdle = static_cast<size_t>(mib) << 20;
+      }
+    }
     c10::SetCPUAllocator(&instance(), /*priority=*/1);
   });
 }
