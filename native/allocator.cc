@@ -1,8 +1,9 @@
-// A caching CPU allocator for libtorch. With glibc, every block above 32 MiB (and often smaller ones) is mapped
-// fresh from the kernel on each allocation and unmapped when freed, so each training step or forward pass faults
-// in and zeroes all of its activations again: ~12% of a ResNet-50 forward's CPU time here. Large blocks freed
-// by libtorch are kept (up to a cap) and handed out again for requests of nearly the same size; they are
-// 2 MiB-aligned and marked for transparent huge pages. Small blocks go to c10's own alloc_cpu / free_cpu.
+// A caching CPU allocator for libtorch. glibc maps every block of 32 MiB or more fresh from the kernel and unmaps
+// it when freed, so each forward pass faults in and zeroes its large activations again (~12% of a ResNet-50
+// forward's CPU time here, batch 16). Such blocks freed by libtorch are kept (up to a cap) and handed out again
+// for requests of nearly the same size; smaller ones go to c10's own alloc_cpu / free_cpu, whose heap glibc
+// reuses by itself. (Caching from 1 MiB, or with transparent huge pages, made the training step slower: its
+// working set is far above any cap worth its memory, and the churn cost more than glibc's own reuse.)
 // SWAV_CPU_CACHE=N caps the idle cache at N MiB (default 256); 0 keeps libtorch's default allocator.
 #include <c10/core/Allocator.h>
 #include <c10/core/CPUAllocator.h>
@@ -20,12 +21,12 @@
 namespace swav {
 namespace {
 
-constexpr size_t kLarge = size_t{1} << 20;  // blocks from 1 MiB are cached
-constexpr size_t kHuge = size_t{2} << 20;   // the huge page size
+constexpr size_t kLarge = size_t{32} << 20;  // blocks glibc always maps afresh (its mmap threshold's ceiling)
+constexpr size_t kHuge = size_t{2} << 20;   // alignment and size granule
 size_t maxIdle = size_t{256} << 20;  // idle cached bytes kept at most
 
-// Large blocks are mapped and unmapped directly, so that a block released is returned to the kernel at once
-// (through malloc it would stay in the heap, raising peak RSS); aligned to 2 MiB for huge pages.
+// Large blocks are mapped and unmapped directly, as glibc does, so that a block released goes back to the kernel
+// at once; aligned to 2 MiB.
 void* mapBlock(size_t size) {
   void* raw = mmap(nullptr, size + kHuge, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
   if (raw == MAP_FAILED) return nullptr;
@@ -34,7 +35,6 @@ void* mapBlock(size_t size) {
   if (aligned > base) munmap(raw, aligned - base);
   munmap(reinterpret_cast<void*>(aligned + size), base + kHuge - aligned);
   void* p = reinterpret_cast<void*>(aligned);
-  madvise(p, size, MADV_HUGEPAGE);
   return p;
 }
 
