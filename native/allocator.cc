@@ -84,9 +84,15 @@ struct CachingCPUAllocator final : c10::Allocator {
   static void deleter(void* p);
 
   c10::DataPtr allocate(size_t n) const override {
-    void* p = n >= kLarge ? take(n) : c10::alloc_cpu(n);
-    return {p, p, &deleter, c10::Device(c10::DeviceType::CPU)};
+    const c10::Device cpu(c10::DeviceType::CPU);
+    if (n < kLarge) {  // small blocks skip the lock: their deleter is c10's own
+      void* p = c10::alloc_cpu(n);
+      return {p, p, &c10::free_cpu, cpu};
+    }
+    void* p = take(n);
+    return {p, p, &deleter, cpu};
   }
+  // (raw_deallocate of a small block comes here too: not found among the large ones, it goes to free_cpu)
   c10::DeleterFnPtr raw_deleter() const override { return &deleter; }
 };
 
