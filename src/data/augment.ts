@@ -1,7 +1,8 @@
-// The pixel side of multi-crop as libtorch ops, one crop at a time: crop + resize (+ flip) into its row of the
-// batch, then color jitter in the crop's own order, grayscale, Gaussian blur, all in place on that row. Rows of
-// a batch are contiguous views, so no op gathers or scatters rows, and a crop's intermediates are small enough
-// to stay in cache (in this libtorch an in-place pass over a cached crop costs a tenth of a pass that allocates).
+// The pixel side of multi-crop as libtorch ops: crop + resize (+ flip), color jitter in each crop's own order,
+// grayscale, Gaussian blur. Large crops go one at a time, resized straight into their row of the batch and then
+// changed in place while they are in cache (a batch row is a contiguous view: nothing gathers or scatters rows,
+// and in this libtorch an in-place pass over a cached crop costs a tenth of one that allocates). Small crops go
+// as a batch, each op once over all rows (there the calls cost more than the pixels). Both give the same values.
 // Images are float in [0, 1]; 1-channel images skip saturation, hue and grayscale (identities on gray).
 import { Tensor, run } from '../torch/tensor.js';
 import { empty, tensor } from '../torch/creation.js';
