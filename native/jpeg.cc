@@ -41,6 +41,9 @@ void onMessage(j_common_ptr c, int level) {
   }
 }
 
+// A header may claim any size: beyond sharp's default limit (0x3FFF squared) the file is refused, not allocated.
+constexpr unsigned long long kMaxPixels = 0x3FFFull * 0x3FFF;
+
 struct Decoded {
   unsigned char* data;  // malloc'd, height x width x 3
   unsigned width, height;
@@ -69,6 +72,11 @@ bool decode(const unsigned char* src, size_t n, Decoded* out) {
   if (cinfo.jpeg_color_space == JCS_CMYK || cinfo.jpeg_color_space == JCS_YCCK) {
     jpeg_destroy_decompress(&cinfo);
     std::snprintf(out->message, sizeof out->message, "CMYK JPEG");
+    return false;
+  }
+  if (static_cast<unsigned long long>(cinfo.image_width) * cinfo.image_height > kMaxPixels) {
+    jpeg_destroy_decompress(&cinfo);
+    std::snprintf(out->message, sizeof out->message, "image too large (over %llu pixels)", kMaxPixels);
     return false;
   }
   cinfo.out_color_space = JCS_RGB;

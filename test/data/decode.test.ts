@@ -41,4 +41,13 @@ test('a truncated or garbled JPEG is refused with an error, not decoded', async 
   writeFileSync(join(dir, 'noise.jpg'), Buffer.concat([bytes.subarray(0, 4), Buffer.alloc(500, 7)]));
   for (const f of ['cut.jpg', 'noise.jpg']) await assert.rejects(decodeRGB(join(dir, f)), Error, f);
   assert.throws(() => native.decodeJpeg!(new Uint8Array(bytes.subarray(0, 300))), /JPEG: /);
+  // a header that claims 60000 x 60000 pixels is refused before anything is allocated
+  const huge = new Uint8Array(bytes);
+  for (let i = 2; i + 9 < huge.length; i++) {
+    if (huge[i] === 0xff && (huge[i + 1] === 0xc0 || huge[i + 1] === 0xc2)) { // SOF: length(2) precision(1) height(2) width(2)
+      huge.set([0xea, 0x60, 0xea, 0x60], i + 5);
+      break;
+    }
+  }
+  assert.throws(() => native.decodeJpeg!(huge), /too large/);
 });
