@@ -11,6 +11,8 @@
 #include <napi.h>
 #include <sys/mman.h>
 
+#include "errors.h"
+
 #include <cstdint>
 #include <cstdlib>
 #include <string>
@@ -22,29 +24,22 @@ namespace swav {
 namespace {
 
 constexpr size_t kLarge = size_t{32} << 20;  // blocks glibc always maps afresh (its mmap threshold's ceiling)
-constexpr size_t kHuge = size_t{2} << 20;   // alignment and size granule
-size_t maxIdle = size_t{256} << 20;  // idle cached bytes kept at most
-
-// Large blocks are mapped and unmapped directly, as glibc does, so that a block released goes back to the kernel
-// at once; aligned to 2 MiB.
-void* mapBlock(size_t size) {
-  void* raw = mmap(nullptr, size + kHuge, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
-  if (raw == MAP_FAILED) return nullptr;
-  auto base = reinterpret_cast<uintptr_t>(raw);
-  uintptr_t aligned = (base + kHuge - 1) / kHuge * kHuge;
-  if (aligned > base) munmap(raw, aligned - base);
-  munmap(reinterpret_cast<void*>(aligned + size), base + kHuge - aligned);
-  void* p = reinterpret_cast<void*>(aligned);
-  return p;
-}
+constexpr size_t kGranule = size_t{2} << 20;  // sizes are rounded up to this, so that near sizes share blocks
+size_t maxIdle = size_t{256} << 20;           // idle cached bytes kept at most
 
 struct CachingCPUAllocator final : c10::Allocator {
   mutable std::mutex mu;
   mutable std::unordered_map<void*, size_t> live;  // large blocks handed out, by address
   mutable std::multimap<size_t, void*> idle;        // large blocks free for reuse, by size
   mutable size_t idleBytes = 0;
+  mutable uint64_t reused = 0, mapped = 0;  // large allocations served from the cache / by the kernel
 
-  static size_t rounded(size_t n) { return (n + kHuge - 1) / kHuge * kHuge; }
+  // Mapped and unmapped directly, as glibc does for these sizes, so that a block released goes back at once.
+  static void* map(size_t size) {
+    void* p = mmap(nullptr, size, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+    return p == MAP_FAILED ? nullptr : p;
+  }
+  static size_t rounded(size_t n) { return (n + kGranule - 1) / kGranule * kGranule; }
 
   void* take(size_t n) const {
     const size_t size = rounded(n);
@@ -57,16 +52,18 @@ struct CachingCPUAllocator final : c10::Allocator {
         live.emplace(p, it->first);
         idleBytes -= it->first;
         idle.erase(it);
+        reused++;
         return p;
       }
     }
-    void* p = mapBlock(size);
+    void* p = map(size);
     if (!p) {
       release(SIZE_MAX / 2);  // out of memory: give back everything idle and try once more
-      if (!(p = mapBlock(size))) throw std::bad_alloc();
+      if (!(p = map(size))) throw std::bad_alloc();
     }
     std::lock_guard<std::mutex> lock(mu);
     live.emplace(p, size);
+    mapped++;
     return p;
   }
 
@@ -114,6 +111,7 @@ void CachingCPUAllocator::deleter(void* p) {
     }
   }
   if (size == 0) return c10::free_cpu(p);
+  if (size > maxIdle) return static_cast<void>(munmap(p, size));
   a.release(size);
   std::lock_guard<std::mutex> lock(a.mu);
   a.idle.emplace(size, p);
@@ -122,7 +120,20 @@ void CachingCPUAllocator::deleter(void* p) {
 
 }  // namespace
 
-void initAllocator(Napi::Env, Napi::Object) {
+// cpuCache() -> { enabled, idleBytes, reused, mapped }: what the cache holds and how it served large requests.
+Napi::Value cpuCache(const Napi::CallbackInfo& info) {
+  auto& a = instance();
+  auto o = Napi::Object::New(info.Env());
+  std::lock_guard<std::mutex> lock(a.mu);
+  o.Set("enabled", c10::GetCPUAllocator() == &a);
+  o.Set("idleBytes", static_cast<double>(a.idleBytes));
+  o.Set("reused", static_cast<double>(a.reused));
+  o.Set("mapped", static_cast<double>(a.mapped));
+  return o;
+}
+
+void initAllocator(Napi::Env env, Napi::Object exports) {
+  exports.Set("cpuCache", Napi::Function::New<exported<cpuCache>>(env, "cpuCache"));
   static std::once_flag once;  // the addon is loaded again by each worker thread
   std::call_once(once, [] {
     if (const char* env = std::getenv("SWAV_CPU_CACHE")) {

@@ -129,8 +129,13 @@ const OPS: ((x: Tensor, amount: Amount, k: ColorConstants) => void)[] = [
   (x, f) => tidy(() => { blend_(x, gray(x), f); }),
   hue_,
 ];
-/** The amount that leaves a row as it is (hue has none: its round trip is not exact, rows are masked instead). */
-const IDENTITY = [1, 1, 1, null];
+/** The amount that leaves a row as it is (for hue a shift of 0, but its round trip is not exact: rows are masked). */
+const IDENTITY = [1, 1, 1, 0];
+
+type Jitter = NonNullable<ColorParams['jitter']>;
+const amountOf = (j: Jitter, op: number) => [j.brightness, j.contrast, j.saturation, j.hue][op];
+/** Whether op runs on a crop: saturation and hue leave gray images unchanged; a zero hue shift is skipped. */
+const runs = (j: Jitter, op: number, rgb: boolean) => (rgb || op < 2) && !(op === 3 && j.hue === 0);
 
 /** The weights (centered taps, each a number or a column of per-row weights) applied along `dim` of x, past the edges the edge's value. */
 function filterAlong(x: Tensor, dim: number, w: Amount[]): Tensor {
@@ -173,13 +178,7 @@ function gaussianBlur_(x: Tensor, sigmas: (number | null)[]): void {
 function colorAugmentCrop_(x: Tensor, p: ColorParams, k: ColorConstants): void {
   const rgb = x.shape[1] === 3;
   if (p.jitter !== null) {
-    const j = p.jitter;
-    const amounts = [j.brightness, j.contrast, j.saturation, j.hue];
-    for (const op of j.order) {
-      // saturation and hue leave gray images unchanged; a zero hue shift is skipped (the round trip is not exact)
-      if ((!rgb && op >= 2) || (op === 3 && j.hue === 0)) continue;
-      OPS[op](x, amounts[op], k);
-    }
+    for (const op of p.jitter.order) if (runs(p.jitter, op, rgb)) OPS[op](x, amountOf(p.jitter, op), k);
   }
   if (rgb && p.grayscale) tidy(() => { x.copy_(gray(x)); });
   if (p.blur !== null) gaussianBlur_(x, [p.blur]);
@@ -194,10 +193,9 @@ function colorAugmentRows_(x: Tensor, params: ColorParams[], k: ColorConstants):
   const rgb = x.shape[1] === 3;
   for (let slot = 0; slot < 4; slot++) {
     for (let op = 0; op < 4; op++) {
-      if (!rgb && op >= 2) continue;
-      const has = params.map((p) => p.jitter !== null && p.jitter.order[slot] === op && !(op === 3 && p.jitter.hue === 0));
+      const has = params.map((p) => p.jitter !== null && p.jitter.order[slot] === op && runs(p.jitter, op, rgb));
       if (!has.includes(true)) continue;
-      const amounts = params.map((p, i) => (has[i] ? [p.jitter!.brightness, p.jitter!.contrast, p.jitter!.saturation, p.jitter!.hue][op] : IDENTITY[op] ?? 0));
+      const amounts = params.map((p, i) => (has[i] ? amountOf(p.jitter!, op) : IDENTITY[op]));
       tidy(() => {
         if (op !== 3 || !has.includes(false)) OPS[op](x, column(amounts), k);
         else {
@@ -220,26 +218,29 @@ export type Schedule = 'rows' | 'crops';
 const scheduleFor = (x: Tensor): Schedule => (x.shape[2] * x.shape[3] <= 48 * 48 ? 'rows' : 'crops');
 
 /**
- * Fills `batch` (n x C x S x S): row i is written by cut(i, row), then colored, grayed and blurred as params[i]
- * says, in place. Large crops are augmented right after their cut, while they are in cache; small ones together.
+ * Colors, grays and blurs each row of `batch` (n x C x S x S) as params[i] says, in place; when given, cut(i, row)
+ * first writes row i. Large crops are augmented right after their cut, while they are in cache; small ones together.
  */
-export function augmentInto_(batch: Tensor, params: ColorParams[], cut: (i: number, row: Tensor) => void, schedule = scheduleFor(batch)): Tensor {
+export function augmentInto_(batch: Tensor, params: ColorParams[], cut: ((i: number, row: Tensor) => void) | null, schedule = scheduleFor(batch)): Tensor {
   tidy(() => {
     const k = colorConstants();
-    const small = schedule === 'rows';
-    params.forEach((p, i) => {
-      const row = batch.narrow(0, i, 1);
-      cut(i, row);
-      if (!small) colorAugmentCrop_(row, p, k);
-    });
-    if (small) colorAugmentRows_(batch, params, k);
+    if (schedule === 'rows') {
+      if (cut) params.forEach((_, i) => cut(i, batch.narrow(0, i, 1)));
+      colorAugmentRows_(batch, params, k);
+    } else {
+      params.forEach((p, i) => {
+        const row = batch.narrow(0, i, 1);
+        cut?.(i, row);
+        colorAugmentCrop_(row, p, k);
+      });
+    }
   });
   return batch;
 }
 
 /** Color jitter, grayscale and blur of each row of x as its parameters say (a new tensor). */
 export function colorAugment(x: Tensor, params: ColorParams[], schedule = scheduleFor(x)): Tensor {
-  return augmentInto_(x.clone(), params, () => {}, schedule);
+  return augmentInto_(x.clone(), params, null, schedule);
 }
 
 /** x <- (x - mean) / std per channel, in place (1-channel images use the first entries). */

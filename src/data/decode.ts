@@ -42,6 +42,9 @@ export function exifOrientation(b: Uint8Array): number {
   return 1;
 }
 
+/** A sharp pipeline that reads `input` as 8-bit sRGB without alpha, upright by its EXIF orientation. */
+export const sharpRGB = (input: string | Buffer) => sharp(input, { failOn: 'error' }).rotate().removeAlpha().toColourspace('srgb');
+
 const isJpeg = (b: Uint8Array) => b.length > 3 && b[0] === 0xff && b[1] === 0xd8 && b[2] === 0xff;
 
 /** Decodes an image file to 8-bit RGB (grayscale and alpha images converted), honouring EXIF orientation. */
@@ -52,8 +55,7 @@ export async function decodeRGB(path: string): Promise<RGB> {
       return decodeJpeg(bytes);
     } catch { /* sharp judges it */ }
   }
-  const { data, info } = await sharp(bytes, { failOn: 'error' }).rotate().removeAlpha().toColourspace('srgb')
-    .raw().toBuffer({ resolveWithObject: true });
+  const { data, info } = await sharpRGB(bytes).raw().toBuffer({ resolveWithObject: true });
   if (info.channels !== 3) throw new Error(`decoded to ${info.channels} channels`);
   // a copy of our own, so that it can be transferred between threads (sharp's buffers may be external memory)
   return { data: new Uint8Array(data), width: info.width, height: info.height };

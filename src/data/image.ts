@@ -1,11 +1,10 @@
-// Image files in and out of tensors, decoded by sharp (libvips): JPEG, PNG, WebP, and the rest sharp reads.
-import sharp from 'sharp';
+// Image files in and out of tensors: listing, the evaluation transform (sharp / libvips), stacking.
 import { readdirSync, statSync } from 'node:fs';
 import { extname, join } from 'node:path';
 import { fromBytes, tensor, zeros } from '../torch/creation.js';
 import { tidy } from '../torch/scope.js';
 import type { Tensor } from '../torch/tensor.js';
-import type { RGB } from './decode.js';
+import { sharpRGB, type RGB } from './decode.js';
 
 export const IMAGE_EXTENSIONS = ['.jpg', '.jpeg', '.png', '.webp', '.bmp', '.tif', '.tiff', '.gif'];
 
@@ -28,7 +27,7 @@ export function listImages(dir: string): string[] {
  * Resize(256) + CenterCrop(224); 8-bit RGB, HWC.
  */
 export async function resizeCenterCrop(path: string, resize = 256, crop = 224): Promise<RGB> {
-  const img = sharp(path, { failOn: 'error' }).rotate().removeAlpha().toColourspace('srgb');
+  const img = sharpRGB(path);
   const meta = await img.metadata();
   let w = meta.autoOrient?.width ?? meta.width ?? 0;
   let h = meta.autoOrient?.height ?? meta.height ?? 0;

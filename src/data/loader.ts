@@ -1,6 +1,6 @@
 // Multi-crop batches for training: a permutation of the dataset per epoch (drop_last), each sample's crops drawn
 // from the generator of (seed, epoch, index). Image files are decoded by worker threads (workers.ts); crops and
-// colors are batched libtorch ops here, the same for in-memory datasets and files.
+// colors are libtorch ops here (augment.ts), with the same results for in-memory datasets and files.
 import type { Tensor } from '../torch/tensor.js';
 import { empty, fromBytes, tensor } from '../torch/creation.js';
 import { tidy } from '../torch/scope.js';
@@ -9,6 +9,7 @@ import { sampleCrops, type CropParams, type MultiCropConfig } from './multicrop.
 import { augmentInto_, cropResize, normalizeChannels_, resizedCropInto } from './augment.js';
 import type { Dataset, TensorDataset } from './datasets.js';
 import { DecodePool, type DecodedSample } from './workers.js';
+import type { RGB } from './decode.js';
 
 export interface Batch {
   /** One tensor per crop, crops in order (B x C x size x size, normalized). */
@@ -50,7 +51,7 @@ export function multiCropBatches(images: Tensor | Tensor[], params: CropParams[]
     const crops = params.map((p) => p[k]);
     const batch = Array.isArray(images)
       ? augmentInto_(empty([images.length, images[0].shape[1], size, size]), crops, (i, row) => resizedCropInto(images[i], crops[i], crops[i].flip, row))
-      : augmentInto_(cropResize(images, crops, size, crops.map((p) => p.flip)), crops, () => {});
+      : augmentInto_(cropResize(images, crops, size, crops.map((p) => p.flip)), crops, null);
     return normalizeChannels_(batch, c.mean, c.std);
   });
 }
@@ -59,7 +60,7 @@ export function multiCropBatches(images: Tensor | Tensor[], params: CropParams[]
  * A decoded image (height x width x 3 bytes) as 1 x 3 x height x width floats in [0, 1], left in the bytes' channels-
  * last order (converting is then one contiguous pass; the crops are resized from it as fast as from planes).
  */
-export function imageTensor(image: DecodedSample['image']): Tensor {
+export function imageTensor(image: RGB): Tensor {
   return tidy(() => fromBytes(image.data, [1, image.height, image.width, 3], 'uint8').float().div_(255).permute(0, 3, 1, 2));
 }
 

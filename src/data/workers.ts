@@ -1,14 +1,14 @@
-// A pool of worker threads that decode image files (sharp), so that decoding runs beside the training step
+// A pool of worker threads that decode image files (decode.ts), so that decoding runs beside the training step
 // instead of before it.
 import { Worker } from 'node:worker_threads';
 import { availableParallelism } from 'node:os';
 import type { CropParams, MultiCropConfig } from './multicrop.js';
+import type { RGB } from './decode.js';
 
 export interface DecodedSample {
   index: number;
   params: CropParams[];
-  /** The decoded image: height x width x 3 bytes, RGB, row-major. */
-  image: { data: Uint8Array; height: number; width: number };
+  image: RGB;
 }
 
 export interface DecodeRequest {

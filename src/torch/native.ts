@@ -4,6 +4,9 @@ import { loadAddon } from './addon.js';
 
 export { root } from './addon.js';
 
+/** The caching CPU allocator (native/allocator.cc): bytes held idle, large allocations reused / newly mapped. */
+export interface CpuCacheStats { enabled: boolean; idleBytes: number; reused: number; mapped: number }
+
 /** An opaque reference to one at::Tensor, owned by exactly one Tensor object. */
 export type Handle = { readonly __tensorHandle: unique symbol };
 
@@ -59,6 +62,7 @@ export interface Native {
   profilerStop(): { name: string; count: number; totalUs: number; selfUs: number }[];
   version(): string;
   configShow(): string;
+  cpuCache(): CpuCacheStats;
   /** Absent where the addon was built without libjpeg's headers. */
   decodeJpeg?(bytes: Uint8Array): { data: Uint8Array; width: number; height: number };
 }

@@ -1,6 +1,6 @@
 // Process-wide engine settings: threads, seeds, devices, and the live-tensor count.
 import { readFileSync } from 'node:fs';
-import { native } from './native.js';
+import { native, type CpuCacheStats } from './native.js';
 import { wrap, type Tensor } from './tensor.js';
 
 export function setNumThreads(n: number): void { native.setNumThreads(n); }
@@ -31,6 +31,8 @@ export const cpu = {
     }
     return bf16Native;
   },
+  /** The caching allocator's state (SWAV_CPU_CACHE: its idle cap in MiB, 0 turns it off). */
+  cacheStats: (): CpuCacheStats => native.cpuCache(),
 };
 
 export interface OpTime { name: string; count: number; totalUs: number; selfUs: number }
