@@ -1,10 +1,11 @@
-// A caching CPU allocator for libtorch. glibc maps every block of 32 MiB or more fresh from the kernel and unmaps
-// it when freed, so each forward pass faults in and zeroes its large activations again (~12% of a ResNet-50
-// forward's CPU time here, batch 16). Such blocks freed by libtorch are kept (up to a cap) and handed out again
-// for requests of nearly the same size; smaller ones go to c10's own alloc_cpu / free_cpu, whose heap glibc
-// reuses by itself. (Caching from 1 MiB, or with transparent huge pages, made the training step slower: its
-// working set is far above any cap worth its memory, and the churn cost more than glibc's own reuse.)
-// SWAV_CPU_CACHE=N caps the idle cache at N MiB (default 256); 0 keeps libtorch's default allocator.
+// A caching CPU allocator for libtorch. glibc maps blocks above its mmap threshold (128 KiB rising to 32 MiB)
+// fresh from the kernel and unmaps them when freed, and trims its heap, so each training step faulted in and
+// zeroed tens of thousands of pages again (10% of the CPU time of a ResNet-50 SwAV step here, in the kernel).
+// Blocks of 256 KiB and more freed by libtorch are kept and handed out again for requests of nearly the same
+// size; smaller ones go to c10's own alloc_cpu / free_cpu, whose heap glibc reuses by itself.
+// The memory held, in use and idle, never exceeds the most ever in use at once plus a margin: a steady step
+// reuses its own blocks and never maps, and a program whose sizes drift cannot grow without bound.
+// SWAV_CPU_CACHE=N sets the margin in MiB (default 256); 0 keeps libtorch's default allocator.
 #include <c10/core/Allocator.h>
 #include <c10/core/CPUAllocator.h>
 #include <c10/core/impl/alloc_cpu.h>
@@ -13,83 +14,107 @@
 
 #include "errors.h"
 
+#include <algorithm>
 #include <cstdint>
 #include <cstdlib>
-#include <string>
 #include <map>
 #include <mutex>
 #include <unordered_map>
+#include <vector>
 
 namespace swav {
 namespace {
 
-constexpr size_t kLarge = size_t{32} << 20;  // blocks glibc always maps afresh (its mmap threshold's ceiling)
-constexpr size_t kGranule = size_t{2} << 20;  // sizes are rounded up to this, so that near sizes share blocks
-size_t maxIdle = size_t{256} << 20;           // idle cached bytes kept at most
+constexpr size_t kMin = size_t{256} << 10;  // smaller blocks stay in glibc's heap
+size_t margin = size_t{256} << 20;          // held at most above the peak in use
 
 struct CachingCPUAllocator final : c10::Allocator {
   mutable std::mutex mu;
-  mutable std::unordered_map<void*, size_t> live;  // large blocks handed out, by address
-  mutable std::multimap<size_t, void*> idle;        // large blocks free for reuse, by size
-  mutable size_t idleBytes = 0;
-  mutable uint64_t reused = 0, mapped = 0;  // large allocations served from the cache / by the kernel
+  mutable std::unordered_map<void*, size_t> live;  // blocks handed out, by address
+  mutable std::multimap<size_t, void*> idle;        // blocks free for reuse, by size
+  mutable size_t liveBytes = 0, idleBytes = 0, peakLive = 0;
+  mutable uint64_t reused = 0, mapped = 0;  // allocations served from the cache / by the kernel
 
-  // Mapped and unmapped directly, as glibc does for these sizes, so that a block released goes back at once.
   static void* map(size_t size) {
     void* p = mmap(nullptr, size, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
     return p == MAP_FAILED ? nullptr : p;
   }
-  static size_t rounded(size_t n) { return (n + kGranule - 1) / kGranule * kGranule; }
+  // Sizes are rounded up to a sixteenth of their power of two (64 KiB at least), so that near sizes share blocks.
+  static size_t rounded(size_t n) {
+    size_t g = size_t{1} << (63 - __builtin_clzll(n));
+    g = std::max(g / 16, size_t{64} << 10);
+    return (n + g - 1) / g * g;
+  }
+
+  // Takes idle blocks out, the largest first, until `keep` bytes at most stay idle; the caller unmaps them.
+  std::vector<std::pair<void*, size_t>> evict(size_t keep) const {
+    std::vector<std::pair<void*, size_t>> out;
+    while (!idle.empty() && idleBytes > keep) {
+      auto it = std::prev(idle.end());
+      out.emplace_back(it->second, it->first);
+      idleBytes -= it->first;
+      idle.erase(it);
+    }
+    return out;
+  }
+  static void unmap(const std::vector<std::pair<void*, size_t>>& blocks) {
+    for (auto& [p, size] : blocks) munmap(p, size);
+  }
+
+  void handOut(void* p, size_t size) const {  // under mu
+    live.emplace(p, size);
+    liveBytes += size;
+    peakLive = std::max(peakLive, liveBytes);
+  }
 
   void* take(size_t n) const {
     const size_t size = rounded(n);
+    std::vector<std::pair<void*, size_t>> evicted;
     {
       std::lock_guard<std::mutex> lock(mu);
       // the smallest idle block that fits, if it wastes at most a quarter of itself
       auto it = idle.lower_bound(size);
       if (it != idle.end() && it->first - size <= it->first / 4) {
         void* p = it->second;
-        live.emplace(p, it->first);
         idleBytes -= it->first;
+        handOut(p, it->first);
         idle.erase(it);
         reused++;
         return p;
       }
+      // a new block: hold no more than the peak in use (counting this block) plus the margin
+      const size_t inUse = liveBytes + size;
+      const size_t limit = std::max(peakLive, inUse) + margin;
+      evicted = evict(limit > inUse ? limit - inUse : 0);
     }
+    unmap(evicted);
     void* p = map(size);
-    if (!p) {
-      release(SIZE_MAX / 2);  // out of memory: give back everything idle and try once more
+    if (!p) {  // out of memory: give back everything idle and try once more
+      {
+        std::lock_guard<std::mutex> lock(mu);
+        evicted = evict(0);
+      }
+      unmap(evicted);
       if (!(p = map(size))) throw std::bad_alloc();
     }
     std::lock_guard<std::mutex> lock(mu);
-    live.emplace(p, size);
+    handOut(p, size);
     mapped++;
     return p;
-  }
-
-  // Frees idle blocks until `wanted` more bytes would fit under the cap (everything when wanted is large).
-  void release(size_t wanted) const {
-    std::lock_guard<std::mutex> lock(mu);
-    while (!idle.empty() && idleBytes + wanted > maxIdle) {
-      auto it = std::prev(idle.end());  // the largest first
-      idleBytes -= it->first;
-      munmap(it->second, it->first);
-      idle.erase(it);
-    }
   }
 
   static void deleter(void* p);
 
   c10::DataPtr allocate(size_t n) const override {
     const c10::Device cpu(c10::DeviceType::CPU);
-    if (n < kLarge) {  // small blocks skip the lock: their deleter is c10's own
+    if (n < kMin) {  // small blocks skip the lock: their deleter is c10's own
       void* p = c10::alloc_cpu(n);
       return {p, p, &c10::free_cpu, cpu};
     }
     void* p = take(n);
     return {p, p, &deleter, cpu};
   }
-  // (raw_deallocate of a small block comes here too: not found among the large ones, it goes to free_cpu)
+  // (raw_deallocate of a small block comes here too: not found among the cached ones, it goes to free_cpu)
   c10::DeleterFnPtr raw_deleter() const override { return &deleter; }
 };
 
@@ -98,42 +123,58 @@ CachingCPUAllocator& instance() {
   return *a;
 }
 
+// Freeing never adds to what is held, so a freed block is always kept.
 void CachingCPUAllocator::deleter(void* p) {
   if (!p) return;
   auto& a = instance();
-  size_t size = 0;
   {
     std::lock_guard<std::mutex> lock(a.mu);
     auto it = a.live.find(p);
     if (it != a.live.end()) {
-      size = it->second;
+      a.liveBytes -= it->second;
+      a.idle.emplace(it->second, p);
+      a.idleBytes += it->second;
       a.live.erase(it);
+      return;
     }
   }
-  if (size == 0) return c10::free_cpu(p);
-  if (size > maxIdle) return static_cast<void>(munmap(p, size));
-  a.release(size);
-  std::lock_guard<std::mutex> lock(a.mu);
-  a.idle.emplace(size, p);
-  a.idleBytes += size;
+  c10::free_cpu(p);
 }
 
 }  // namespace
 
-// cpuCache() -> { enabled, idleBytes, reused, mapped }: what the cache holds and how it served large requests.
+// cpuCache() -> { enabled, liveBytes, idleBytes, peakBytes, reused, mapped }: what the cache holds and how it
+// served requests.
 Napi::Value cpuCache(const Napi::CallbackInfo& info) {
   auto& a = instance();
   auto o = Napi::Object::New(info.Env());
   std::lock_guard<std::mutex> lock(a.mu);
   o.Set("enabled", c10::GetCPUAllocator() == &a);
+  o.Set("liveBytes", static_cast<double>(a.liveBytes));
   o.Set("idleBytes", static_cast<double>(a.idleBytes));
+  o.Set("peakBytes", static_cast<double>(a.peakLive));
   o.Set("reused", static_cast<double>(a.reused));
   o.Set("mapped", static_cast<double>(a.mapped));
   return o;
 }
 
+// cpuEmptyCache(): gives every idle block back to the system, as torch.cuda.empty_cache does for the GPU, and
+// restarts the peak from what is in use now.
+Napi::Value cpuEmptyCache(const Napi::CallbackInfo& info) {
+  auto& a = instance();
+  std::vector<std::pair<void*, size_t>> evicted;
+  {
+    std::lock_guard<std::mutex> lock(a.mu);
+    evicted = a.evict(0);
+    a.peakLive = a.liveBytes;
+  }
+  CachingCPUAllocator::unmap(evicted);
+  return info.Env().Undefined();
+}
+
 void initAllocator(Napi::Env env, Napi::Object exports) {
   exports.Set("cpuCache", Napi::Function::New<exported<cpuCache>>(env, "cpuCache"));
+  exports.Set("cpuEmptyCache", Napi::Function::New<exported<cpuEmptyCache>>(env, "cpuEmptyCache"));
   static std::once_flag once;  // the addon is loaded again by each worker thread
   std::call_once(once, [] {
     if (const char* env = std::getenv("SWAV_CPU_CACHE")) {
@@ -141,7 +182,7 @@ void initAllocator(Napi::Env env, Napi::Object exports) {
       const long mib = std::strtol(env, &end, 10);
       if (end != env && *end == '\0' && mib >= 0) {
         if (mib == 0) return;
-        maxIdle = static_cast<size_t>(mib) << 20;
+        margin = static_cast<size_t>(mib) << 20;
       }
     }
     c10::SetCPUAllocator(&instance(), /*priority=*/1);

@@ -5,7 +5,9 @@ import { loadAddon } from './addon.js';
 export { root } from './addon.js';
 
 /** The caching CPU allocator (native/allocator.cc): bytes held idle, large allocations reused / newly mapped. */
-export interface CpuCacheStats { enabled: boolean; idleBytes: number; reused: number; mapped: number }
+/** The caching CPU allocator (native/allocator.cc): bytes handed out, kept idle, the most ever handed out at once,
+ * and how many requests it served from idle blocks / by mapping new ones. */
+export interface CpuCacheStats { enabled: boolean; liveBytes: number; idleBytes: number; peakBytes: number; reused: number; mapped: number }
 
 /** An opaque reference to one at::Tensor, owned by exactly one Tensor object. */
 export type Handle = { readonly __tensorHandle: unique symbol };
@@ -63,6 +65,7 @@ export interface Native {
   version(): string;
   configShow(): string;
   cpuCache(): CpuCacheStats;
+  cpuEmptyCache(): void;
   /** Absent where the addon was built without libjpeg's headers. */
   decodeJpeg?(bytes: Uint8Array): { data: Uint8Array; width: number; height: number };
 }

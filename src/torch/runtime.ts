@@ -3,6 +3,8 @@ import { readFileSync } from 'node:fs';
 import { native, type CpuCacheStats } from './native.js';
 import { wrap, type Tensor } from './tensor.js';
 
+export type { CpuCacheStats };
+
 export function setNumThreads(n: number): void { native.setNumThreads(n); }
 export function getNumThreads(): number { return native.getNumThreads(); }
 /** Seeds the global CPU (and CUDA) generators, as torch.manual_seed. */
@@ -31,8 +33,10 @@ export const cpu = {
     }
     return bf16Native;
   },
-  /** The caching allocator's state (SWAV_CPU_CACHE: its idle cap in MiB, 0 turns it off). */
+  /** The caching allocator's state (SWAV_CPU_CACHE=N: it holds at most N MiB above its peak in use; 0 turns it off). */
   cacheStats: (): CpuCacheStats => native.cpuCache(),
+  /** Gives the allocator's idle blocks back to the system, as torch.cuda.empty_cache. */
+  emptyCache: (): void => native.cpuEmptyCache(),
 };
 
 export interface OpTime { name: string; count: number; totalUs: number; selfUs: number }

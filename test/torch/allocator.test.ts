@@ -1,26 +1,48 @@
-// The caching CPU allocator (native/allocator.cc): a large block freed is handed out again for a request of nearly
-// its size, with the new tensor's values its own; small blocks bypass it.
+// The caching CPU allocator (native/allocator.cc): a block of 256 KiB or more, once freed, is handed out again for a
+// request of nearly its size, with the new tensor's values its own; small blocks bypass it; what it holds stays
+// within its peak in use plus a margin; emptyCache gives the idle blocks back.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { torch } from '../../src/index.js';
 
 const MiB = 1 << 20;
+const served = (s: torch.CpuCacheStats) => s.mapped + s.reused;
 
-test('a freed 40 MiB block is reused for the next request of nearly its size; small ones bypass the cache', () => {
+test('a freed block is reused for the next request of nearly its size; small ones bypass the cache', () => {
   const s0 = torch.cpu.cacheStats();
   assert.ok(s0.enabled, 'installed by default');
-  const a = torch.full([10 * MiB], 3); // 40 MiB of float32
+  for (const elements of [MiB / 8, 10 * MiB]) { // 512 KiB, 40 MiB of float32
+    const a = torch.full([elements], 3);
+    const s1 = torch.cpu.cacheStats();
+    assert.equal(served(s1), served(s0) + 1);
+    assert.ok(s1.liveBytes >= elements * 4);
+    a.dispose();
+    assert.ok(torch.cpu.cacheStats().idleBytes >= elements * 4, 'kept idle once freed');
+    const b = torch.full([elements - 1000], 1);
+    const s2 = torch.cpu.cacheStats();
+    assert.equal(s2.reused, s1.reused + 1, 'served from the cache');
+    assert.equal(s2.mapped, s1.mapped, 'nothing newly mapped');
+    assert.equal(b.sum().item(), elements - 1000, 'the reused block holds the new values');
+    b.dispose();
+    s0.mapped = s2.mapped;
+    s0.reused = s2.reused;
+  }
+  const before = torch.cpu.cacheStats();
+  torch.tidy(() => { torch.ones([1000]).add(1); torch.ones([60_000]).mul(2); }); // 4 KB, 240 KB
+  assert.equal(served(torch.cpu.cacheStats()), served(before), 'small tensors do not go through the cache');
+});
+
+test('the cache holds at most its peak in use plus the margin, and emptyCache gives idle blocks back', () => {
+  torch.cpu.emptyCache();
+  const s0 = torch.cpu.cacheStats();
+  assert.equal(s0.idleBytes, 0);
+  assert.equal(s0.peakBytes, s0.liveBytes, 'the peak restarts from what is in use');
+  // sizes that never fit each other's blocks: each is newly mapped, and old idle blocks are given back on the way
+  for (let i = 0; i < 12; i++) torch.tidy(() => { torch.empty([(40 + 20 * i) * MiB / 4]); });
   const s1 = torch.cpu.cacheStats();
-  assert.equal(s1.mapped + s1.reused, s0.mapped + s0.reused + 1);
-  a.dispose();
-  assert.ok(torch.cpu.cacheStats().idleBytes >= 40 * MiB, 'kept idle once freed');
-  const b = torch.full([10 * MiB - 1000], 1);
-  const s2 = torch.cpu.cacheStats();
-  assert.equal(s2.reused, s1.reused + 1, 'served from the cache');
-  assert.equal(s2.mapped, s1.mapped, 'nothing newly mapped');
-  assert.equal(b.sum().item(), 10 * MiB - 1000, 'the reused block holds the new values');
-  b.dispose();
-  torch.tidy(() => { torch.ones([1000]).add(1); });
-  const s3 = torch.cpu.cacheStats();
-  assert.equal(s3.reused + s3.mapped, s2.reused + s2.mapped, 'small tensors do not go through the cache');
+  assert.ok(s1.peakBytes >= 260 * MiB);
+  assert.ok(s1.liveBytes + s1.idleBytes <= s1.peakBytes + 256 * MiB, `holds ${s1.idleBytes / MiB} MiB idle`);
+  assert.ok(s1.idleBytes < 12 * 150 * MiB, 'not every block was kept');
+  torch.cpu.emptyCache();
+  assert.equal(torch.cpu.cacheStats().idleBytes, 0);
 });
