@@ -4,7 +4,6 @@ import { loadAddon } from './addon.js';
 
 export { root } from './addon.js';
 
-/** The caching CPU allocator (native/allocator.cc): bytes held idle, large allocations reused / newly mapped. */
 /** The caching CPU allocator (native/allocator.cc): bytes handed out, kept idle, the most ever handed out at once,
  * and how many requests it served from idle blocks / by mapping new ones. */
 export interface CpuCacheStats { enabled: boolean; liveBytes: number; idleBytes: number; peakBytes: number; reused: number; mapped: number }
