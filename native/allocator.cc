@@ -9,6 +9,7 @@
 #include <c10/core/Allocator.h>
 #include <c10/core/CPUAllocator.h>
 #include <c10/core/impl/alloc_cpu.h>
+#include <c10/util/Exception.h>
 #include <napi.h>
 #include <sys/mman.h>
 
@@ -17,6 +18,7 @@
 #include <algorithm>
 #include <cstdint>
 #include <cstdlib>
+#include <iomanip>
 #include <map>
 #include <mutex>
 #include <unordered_map>
@@ -98,7 +100,9 @@ struct CachingCPUAllocator final : c10::Allocator {
         evicted = evict(0);
       }
       unmap(evicted);
-      if (!(p = map(size))) throw std::bad_alloc();
+      p = map(size);
+      TORCH_CHECK(p, "not enough memory: tried to allocate ", n, " bytes (", std::fixed,
+                  std::setprecision(1), static_cast<double>(n) / (1 << 30), " GiB) on the CPU; use a smaller batch or free memory");
     }
     std::lock_guard<std::mutex> lock(mu);
     handOut(p, size);

@@ -46,3 +46,9 @@ test('the cache holds at most its peak in use plus the margin, and emptyCache gi
   torch.cpu.emptyCache();
   assert.equal(torch.cpu.cacheStats().idleBytes, 0);
 });
+
+test('a request the system cannot map is a clear error that names its size; the cache goes on working', () => {
+  // 1 PiB: beyond the user address space, so no mapping succeeds whatever the system's overcommit setting
+  assert.throws(() => torch.zeros([2 ** 48]), /not enough memory: tried to allocate 1125899906842624 bytes \(1048576\.0 GiB\).*smaller batch/);
+  assert.equal(torch.tidy(() => torch.ones([1 << 20]).sum().item()), 1 << 20);
+});
