@@ -1,6 +1,6 @@
 // A caching CPU allocator for libtorch. glibc maps blocks above its mmap threshold (128 KiB rising to 32 MiB)
 // fresh from the kernel and unmaps them when freed, and trims its heap, so each training step faulted in and
-// zeroed tens of thousands of pages again (10% of the CPU time of a ResNet-50 SwAV step here, in the kernel).
+// zeroed tens of thousands of pages again (a fifth to a quarter of a ResNet-50 SwAV step's CPU time here).
 // Blocks of 256 KiB and more freed by libtorch are kept and handed out again for requests of nearly the same
 // size; smaller ones go to c10's own alloc_cpu / free_cpu, whose heap glibc reuses by itself.
 // The memory held, in use and idle, never exceeds the most ever in use at once plus a margin: a steady step
@@ -38,7 +38,7 @@ struct CachingCPUAllocator final : c10::Allocator {
   mutable uint64_t reused = 0, mapped = 0;  // allocations served from the cache / by the kernel
 
   // Populated at once: the kernel fills the whole block in one call, where touching it page by page takes one
-  // fault each (loading a 380 MB checkpoint here: 1.7 s -> 0.8 s). A tensor's memory is nearly always written
+  // fault each (loading a 380 MB checkpoint here: 1.7 s -> 0.8-1.0 s). A tensor's memory is nearly always written
   // whole right after it is allocated, so nothing is mapped that would otherwise stay untouched.
   static void* map(size_t size) {
     void* p = mmap(nullptr, size, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_POPULATE, -1, 0);
