@@ -51,19 +51,19 @@ struct CachingCPUAllocator final : c10::Allocator {
     return (n + g - 1) / g * g;
   }
 
-  // Takes idle blocks out, the largest first, until `keep` bytes at most stay idle; the caller unmaps them.
-  std::vector<std::pair<void*, size_t>> evict(size_t keep) const {
+  // Gives idle blocks back to the system, the largest first, until `keep` bytes at most stay idle.
+  void shrinkTo(size_t keep) const {
     std::vector<std::pair<void*, size_t>> out;
-    while (!idle.empty() && idleBytes > keep) {
-      auto it = std::prev(idle.end());
-      out.emplace_back(it->second, it->first);
-      idleBytes -= it->first;
-      idle.erase(it);
+    {
+      std::lock_guard<std::mutex> lock(mu);
+      while (!idle.empty() && idleBytes > keep) {
+        auto it = std::prev(idle.end());
+        out.emplace_back(it->second, it->first);
+        idleBytes -= it->first;
+        idle.erase(it);
+      }
     }
-    return out;
-  }
-  static void unmap(const std::vector<std::pair<void*, size_t>>& blocks) {
-    for (auto& [p, size] : blocks) munmap(p, size);
+    for (auto& [p, size] : out) munmap(p, size);  // outside the lock: other threads go on allocating
   }
 
   void handOut(void* p, size_t size) const {  // under mu
@@ -74,7 +74,7 @@ struct CachingCPUAllocator final : c10::Allocator {
 
   void* take(size_t n) const {
     const size_t size = rounded(n);
-    std::vector<std::pair<void*, size_t>> evicted;
+    size_t keep;
     {
       std::lock_guard<std::mutex> lock(mu);
       // the smallest idle block that fits, if it wastes at most a quarter of itself
@@ -89,17 +89,12 @@ struct CachingCPUAllocator final : c10::Allocator {
       }
       // a new block: hold no more than the peak in use (counting this block) plus the margin
       const size_t inUse = liveBytes + size;
-      const size_t limit = std::max(peakLive, inUse) + margin;
-      evicted = evict(limit > inUse ? limit - inUse : 0);
+      keep = std::max(peakLive, inUse) + margin - inUse;
     }
-    unmap(evicted);
+    shrinkTo(keep);
     void* p = map(size);
     if (!p) {  // out of memory: give back everything idle and try once more
-      {
-        std::lock_guard<std::mutex> lock(mu);
-        evicted = evict(0);
-      }
-      unmap(evicted);
+      shrinkTo(0);
       p = map(size);
       TORCH_CHECK(p, "not enough memory: tried to allocate ", n, " bytes (", std::fixed,
                   std::setprecision(1), static_cast<double>(n) / (1 << 30), " GiB) on the CPU; use a smaller batch or free memory");
@@ -169,13 +164,9 @@ Napi::Value cpuCache(const Napi::CallbackInfo& info) {
 // restarts the peak from what is in use now.
 Napi::Value cpuEmptyCache(const Napi::CallbackInfo& info) {
   auto& a = instance();
-  std::vector<std::pair<void*, size_t>> evicted;
-  {
-    std::lock_guard<std::mutex> lock(a.mu);
-    evicted = a.evict(0);
-    a.peakLive = a.liveBytes;
-  }
-  CachingCPUAllocator::unmap(evicted);
+  a.shrinkTo(0);
+  std::lock_guard<std::mutex> lock(a.mu);
+  a.peakLive = a.liveBytes;
   return info.Env().Undefined();
 }
 

@@ -59,12 +59,12 @@ function benchStep(f: Flags): Record<string, unknown> {
     return loss.item(); // also synchronizes a GPU
   });
   for (let i = 0; i < warmup; i++) step();
-  const f0 = process.resourceUsage();
+  const usage0 = process.resourceUsage();
   const t0 = performance.now();
   let loss = 0;
   for (let i = 0; i < steps; i++) loss = step();
   const dt = (performance.now() - t0) / 1000 / steps;
-  const f1 = process.resourceUsage();
+  const usage1 = process.resourceUsage();
   // where the time goes: self time per operator over `profileSteps` more steps, the 15 largest
   const profile = profileSteps > 0 ? (() => {
     const { ops } = torch.profile(() => { for (let i = 0; i < profileSteps; i++) step(); });
@@ -77,9 +77,9 @@ function benchStep(f: Flags): Record<string, unknown> {
     device, threads: torch.getNumThreads(), libtorch: torch.version,
     step_s: Number(dt.toFixed(5)), samples_per_s: Number((batch / dt).toFixed(3)), loss,
     peak_rss_mib: Math.round(process.resourceUsage().maxRSS / 1024),
-    faults_per_step: Math.round((f1.minorPageFault - f0.minorPageFault) / steps),
-    cpu_s_per_step: Number(((f1.userCPUTime + f1.systemCPUTime - f0.userCPUTime - f0.systemCPUTime) / 1e6 / steps).toFixed(3)),
-    sys_s_per_step: Number(((f1.systemCPUTime - f0.systemCPUTime) / 1e6 / steps).toFixed(3)), profile,
+    faults_per_step: Math.round((usage1.minorPageFault - usage0.minorPageFault) / steps),
+    cpu_s_per_step: Number(((usage1.userCPUTime + usage1.systemCPUTime - usage0.userCPUTime - usage0.systemCPUTime) / 1e6 / steps).toFixed(3)),
+    sys_s_per_step: Number(((usage1.systemCPUTime - usage0.systemCPUTime) / 1e6 / steps).toFixed(3)), profile,
   };
 }
 
