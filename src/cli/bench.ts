@@ -10,7 +10,7 @@ import { listImages } from '../data/image.js';
 import { DecodePool } from '../data/workers.js';
 import { imageTensor, multiCropBatches } from '../data/loader.js';
 import { REFERENCE_MULTICROP } from '../data/multicrop.js';
-import { AUTOCAST_DTYPE, type Amp } from '../train/step.js';
+import { AUTOCAST_DTYPE, type Amp } from '../methods/common.js';
 
 
 /** Runs fn under autocast for `amp` on `device` (plain fp32 for 'fp32'). */

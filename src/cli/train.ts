@@ -2,7 +2,7 @@
 import { appendFileSync, existsSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { torch } from '../index.js';
-import { loadConfig, validateConfig, type Config } from '../train/config.js';
+import { configReference, loadConfig, validateConfig, type Config } from '../train/config.js';
 import { train, buildModel, evaluateKnn, CHECKPOINT } from '../train/trainer.js';
 import { modelFromFile } from '../hub/index.js';
 import { architectures, type Architecture } from '../models/resnet.js';
@@ -35,6 +35,11 @@ function reporter() {
 }
 
 export async function trainCommand(f: Flags): Promise<number> {
+  if (f.bool('help')) {
+    process.stdout.write('usage: swav train --config FILE [section.key=value ...] [method=NAME] [--data PATH] [--out DIR] [--device D]\n\n' +
+      `${configReference()}`);
+    return 0;
+  }
   const file = f.string('config');
   const overrides = [...f.parsed.positionals];
   const data = f.optional('data');

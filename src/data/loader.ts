@@ -76,20 +76,23 @@ export class MultiCropLoader {
     this.#pool = dataset.kind === 'files' ? new DecodePool(o.workers ?? 0) : null;
   }
 
-  /** Batches of `epoch` from iteration `start` on. */
-  async *batches(epoch: number, start = 0): AsyncGenerator<Batch> {
+  /**
+   * Batches of `epoch` from iteration `start` on. `augmentEpoch` keys the crops' random draws (default: the
+   * epoch's own); another value gives the same order with fresh augmentations.
+   */
+  async *batches(epoch: number, start = 0, augmentEpoch = epoch): AsyncGenerator<Batch> {
     const order = epochOrder(this.dataset.length, this.o.seed, epoch);
     if (this.dataset.kind === 'tensor') {
       for (let it = start; it < this.itersPerEpoch; it++) {
         const t0 = performance.now();
         const indices = order.subarray(it * this.o.batchSize, (it + 1) * this.o.batchSize);
-        const crops = this.#inMemory(this.dataset, epoch, indices);
+        const crops = this.#inMemory(this.dataset, augmentEpoch, indices);
         await new Promise(setImmediate); // let signals (Ctrl-C) through between iterations
         yield { crops, indices, waitSeconds: (performance.now() - t0) / 1000 };
       }
       return;
     }
-    yield* this.#files(epoch, order, start);
+    yield* this.#files(augmentEpoch, order, start);
   }
 
   #inMemory(ds: TensorDataset, epoch: number, indices: Int32Array): Tensor[] {
@@ -105,7 +108,7 @@ export class MultiCropLoader {
    * Image files: workers decode ahead of the trainer (two batches in flight). A file that fails to
    * decode is reported, remembered, and replaced by the next file of the epoch's order, so every batch is full.
    */
-  async *#files(epoch: number, order: Int32Array, start: number): AsyncGenerator<Batch> {
+  async *#files(augmentEpoch: number, order: Int32Array, start: number): AsyncGenerator<Batch> {
     const ds = this.dataset as Extract<Dataset, { kind: 'files' }>;
     const pool = this.#pool!;
     const bs = this.o.batchSize;
@@ -120,7 +123,7 @@ export class MultiCropLoader {
       return null;
     };
     const decode = (index: number): Promise<DecodedSample | null> =>
-      pool.decode(ds.files[index], index, this.o.seed, epoch, this.o.crops).then((s) => s, (e: Error) => {
+      pool.decode(ds.files[index], index, this.o.seed, augmentEpoch, this.o.crops).then((s) => s, (e: Error) => {
         this.badFiles.add(ds.files[index]);
         if (this.o.corruptImages === 'fail') throw new Error(`${ds.files[index]}: ${e.message} (data.corrupt_images: fail)`);
         this.o.onSkip?.(ds.files[index], e.message);

@@ -1,18 +1,23 @@
 // SwAV's method, exactly as main_swav.py computes it: Sinkhorn-Knopp assignments and the swapped-prediction
-// loss over multi-crop scores.
+// loss over multi-crop scores, the queue, and the training iteration.
 import { Tensor } from '../torch/tensor.js';
-import { cat } from '../torch/functional.js';
+import { cat, normalize } from '../torch/functional.js';
 import { zeros } from '../torch/creation.js';
 import { noGrad } from '../torch/autograd.js';
 import { keep, tidy } from '../torch/scope.js';
-import { normalize } from '../torch/functional.js';
 import type { ResNet } from '../models/resnet.js';
+import type { LARC } from '../optim/larc.js';
+import type { SGD } from '../optim/sgd.js';
+import { forwardCrops, optimizerStep, prototypeHeads } from './common.js';
+import type { IterationResult, MethodContext, TrainingMethod } from './method.js';
+import { singleProcess, type ProcessGroup } from '../dist/group.js';
+import { z } from 'zod';
+import { list, section } from './schema.js';
 
 /** L2-normalizes every prototype (each row of each head's weight) in place, before a step, as main_swav.py. */
 export function normalizePrototypes(model: ResNet): void {
-  const heads = model.prototypes === null ? [] : 'heads' in model.prototypes ? model.prototypes.heads : [model.prototypes];
   noGrad(() => tidy(() => {
-    for (const h of heads) h.weight.copy_(normalize(h.weight, 2, 1));
+    for (const w of prototypeHeads(model)) w.copy_(normalize(w, 2, 1));
   }));
 }
 
@@ -26,6 +31,8 @@ export interface SinkhornOptions {
    * scores / epsilon exceed float range. Off by default, as in the current reference.
    */
   stable?: boolean;
+  /** The processes whose samples share the equipartition (default: this one alone). */
+  group?: ProcessGroup;
 }
 
 /**
@@ -35,14 +42,16 @@ export interface SinkhornOptions {
 export function sinkhorn(scores: Tensor, o: SinkhornOptions = {}): Tensor {
   const epsilon = o.epsilon ?? 0.05;
   const iterations = o.iterations ?? 3;
+  const group = o.group ?? singleProcess;
   return noGrad(() => tidy(() => {
     let s = scores.dtype === 'float32' ? scores : scores.float();
     if (o.stable) s = s.sub(s.max());
     const Q = s.div(epsilon).exp().t(); // K x B, as in the paper's notation
-    const [K, B] = Q.shape;
-    Q.div_(Q.sum());
+    const K = Q.shape[0];
+    const B = Q.shape[1] * group.worldSize;
+    Q.div_(group.allReduceSum_(Q.sum()));
     for (let i = 0; i < iterations; i++) {
-      Q.div_(Q.sum(1, true)).div_(K); // each prototype's total weight 1/K
+      Q.div_(group.allReduceSum_(Q.sum(1, true))).div_(K); // each prototype's total weight 1/K
       Q.div_(Q.sum(0, true)).div_(B); // each sample's total weight 1/B
     }
     return Q.mul_(B).t();
@@ -144,4 +153,114 @@ export class SwAVQueue {
   }
 
   dispose(): void { this.tensor.dispose(); }
+}
+
+export interface SwAVHyper {
+  nmbCrops: number[];
+  cropsForAssign: number[];
+  temperature: number;
+  epsilon: number;
+  sinkhornIterations: number;
+  freezePrototypesNiters: number;
+  stableSinkhorn?: boolean;
+}
+
+export interface StepContext {
+  model: ResNet;
+  optimizer: LARC | SGD;
+  hyper: SwAVHyper;
+  /** Autocast dtype for the forward, or null for float32. */
+  amp: 'bfloat16' | 'float16' | null;
+  deviceType: 'cpu' | 'cuda';
+}
+
+export interface StepResult {
+  loss: number;
+  /** Prototype scores of the first assigned crop (kept for statistics; the caller disposes them). */
+  scores: Tensor;
+}
+
+function prototypeWeight(model: ResNet): Tensor {
+  const p = model.prototypes;
+  if (p === null || 'heads' in p) throw new Error('SwAV training needs one prototype head (nmb_prototypes: a number)');
+  return p.weight;
+}
+
+/**
+ * One iteration of main_swav.py's train(): prototypes normalized, multi-crop forward, codes from Sinkhorn (with
+ * the queue), swapped-prediction loss, backward, prototype gradients dropped while frozen, LARC + SGD step.
+ */
+export function swavStep(ctx: StepContext, crops: Tensor[], lr: number, iteration: number, queue: SwAVQueue | null): StepResult {
+  const { model, hyper } = ctx;
+  normalizePrototypes(model);
+  return tidy(() => {
+    const { embedding, output } = forwardCrops(ctx, crops);
+    const scores = output as Tensor;
+    const bs = crops[0].shape[0];
+    const queueScores = queue?.step(embedding.detach().float(), prototypeWeight(model), hyper.cropsForAssign, bs);
+    const loss = swavLoss(scores, {
+      batchSize: bs, nmbCrops: hyper.nmbCrops, cropsForAssign: hyper.cropsForAssign, temperature: hyper.temperature,
+      epsilon: hyper.epsilon, sinkhornIterations: hyper.sinkhornIterations, stableSinkhorn: hyper.stableSinkhorn,
+      queueScores,
+    });
+    optimizerStep(model, ctx.optimizer, loss, lr, iteration, hyper.freezePrototypesNiters);
+    return { loss: loss.item(), scores: scores.narrow(0, bs * hyper.cropsForAssign[0], bs).detach() };
+  });
+}
+
+/** The swav section of the configuration. */
+export const swavSection = section('SwAV (main_swav.py): swapped prediction of Sinkhorn-Knopp codes', {
+  crops_for_assign: list(z.int().min(0)).default([0, 1]).describe('crops whose codes are computed'),
+  temperature: z.number().min(0).default(0.1).describe('softmax temperature'),
+  epsilon: z.number().min(0).default(0.05).describe('Sinkhorn regularization'),
+  sinkhorn_iterations: z.int().min(1).default(3).describe('Sinkhorn iterations'),
+  queue_length: z.int().min(0).default(0).describe('queue length (0: none), rounded down to a multiple of the batch'),
+  epoch_queue_starts: z.int().min(0).default(15).describe('epoch from which the queue is used'),
+  freeze_prototypes_niters: z.int().min(0).default(313).describe('iterations during which the prototypes are not updated'),
+  stable_sinkhorn: z.boolean().default(false).describe('subtract the max score before exp (for float16 scores)'),
+});
+export type SwAVSection = z.output<typeof swavSection>;
+
+/** SwAV behind the trainer's method seam: the queue from epoch_queue_starts, reset every epoch, saved with the model. */
+export function createSwAV(o: SwAVSection, ctx: MethodContext): TrainingMethod {
+  const hyper: SwAVHyper = {
+    nmbCrops: ctx.nmbCrops, cropsForAssign: o.crops_for_assign, temperature: o.temperature, epsilon: o.epsilon,
+    sinkhornIterations: o.sinkhorn_iterations, freezePrototypesNiters: o.freeze_prototypes_niters, stableSinkhorn: o.stable_sinkhorn,
+  };
+  const step = { model: ctx.model, optimizer: ctx.optimizer, hyper, amp: ctx.amp, deviceType: ctx.deviceType };
+  const queueLength = o.queue_length - (o.queue_length % ctx.batchSize);
+  const lnK = Math.log(prototypeWeight(ctx.model).shape[0]);
+  let queue: SwAVQueue | null = null;
+  let nearLnK = 0;
+  let warned = false;
+  return {
+    nanHint: 'overflow in Sinkhorn under float16 (run.amp: bf16, or swav.stable_sinkhorn: true)',
+    startEpoch(epoch, fromIteration) {
+      if (queueLength > 0 && epoch >= o.epoch_queue_starts && queue === null) {
+        queue = SwAVQueue.zeros(o.crops_for_assign.length, queueLength, ctx.featDim, ctx.device);
+      }
+      if (queue && fromIteration === 0) queue.useTheQueue = false; // the reference resets it every epoch
+    },
+    iteration(batch, lr, it): IterationResult {
+      const r: IterationResult = swavStep(step, batch.crops, lr, it, queue);
+      if (it >= o.freeze_prototypes_niters && Math.abs(r.loss - lnK) < 0.01 * lnK) nearLnK++;
+      else nearLnK = 0;
+      if (nearLnK >= Math.max(200, ctx.itersPerEpoch) && !warned) {
+        warned = true;
+        r.warning = `warning: the loss has stayed at ln(K) = ${lnK.toFixed(3)} for ${nearLnK} iterations: every sample is assigned ` +
+          'uniformly, the representation has collapsed. Known remedies: keep the prototypes frozen longer at the start ' +
+          '(swav.freeze_prototypes_niters), lower optim.base_lr, use a queue when the batch is small next to the number of ' +
+          'prototypes (swav.queue_length, swav.epoch_queue_starts), fewer prototypes (model.nmb_prototypes ~ 10x the classes), ' +
+          'and check that the augmentations are on.';
+      }
+      return r;
+    },
+    state: () => ({ queue: queue?.tensor ?? null, use_the_queue: queue?.useTheQueue ?? false }),
+    loadState(s) {
+      queue?.dispose();
+      queue = s.queue instanceof Tensor ? new SwAVQueue(keep(s.queue.clone())) : null;
+      if (queue) queue.useTheQueue = s.use_the_queue === true;
+    },
+    dispose() { queue?.dispose(); },
+  };
 }

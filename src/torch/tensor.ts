@@ -434,6 +434,10 @@ export class Tensor {
   exp_(): this { run('exp_', this.h); return this; }
   relu_(): this { run('relu_', this.h); return this; }
   maskedFill_(mask: Tensor, value: number): this { run('masked_fill_.Scalar', this.h, mask.h, value); return this; }
+  /** self[index[i]] += alpha * source[i] along `dim`. */
+  indexAdd_(dim: number, index: Tensor, source: Tensor, alpha = 1): this { run('index_add_', this.h, dim, index.h, source.h, alpha); return this; }
+  /** self[index[i]] = source[i] along `dim`. */
+  indexCopy_(dim: number, index: Tensor, source: Tensor): this { run('index_copy_', this.h, dim, index.h, source.h); return this; }
   addcmul_(t1: Tensor, t2: Tensor, value = 1): this { run('addcmul_', this.h, t1.h, t2.h, value); return this; }
 
   toString(): string {

@@ -1,21 +1,22 @@
-// `swav train`: SwAV pretraining in a run directory. Checkpoints every epoch (and on Ctrl-C or a time limit)
-// hold everything needed to continue exactly as an uninterrupted run would: model, momentum buffers, queue,
-// RNG state, epoch and iteration. Running again on the same directory resumes.
+// `swav train`: self-supervised pretraining in a run directory, with the method the config names (src/methods).
+// Checkpoints every epoch (and on Ctrl-C or a time limit) hold everything needed to continue exactly as an
+// uninterrupted run would: model, momentum buffers, the method's state, RNG state, epoch and iteration. Running
+// again on the same directory resumes.
 import { appendFileSync, existsSync, mkdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { stringify as toYaml } from 'yaml';
-import { torch } from '../index.js';
-import { Tensor } from '../torch/tensor.js';
+import * as torch from '../torch/index.js';
+import type { Tensor } from '../torch/tensor.js';
 import { architectures, type ResNet } from '../models/resnet.js';
 import { SGD } from '../optim/sgd.js';
 import { LARC } from '../optim/larc.js';
 import { cosineSchedule } from '../optim/schedule.js';
-import { SwAVQueue } from '../methods/swav.js';
+import { AUTOCAST_DTYPE, createMethod, type Amp, type MethodBatch, type TrainingMethod } from '../methods/index.js';
+import { singleProcess } from '../dist/group.js';
 import { openDataset, type Dataset } from '../data/datasets.js';
 import { MultiCropLoader } from '../data/loader.js';
 import type { MultiCropConfig } from '../data/multicrop.js';
 import { knnTop1, datasetFeatures } from '../eval/knn.js';
-import { AUTOCAST_DTYPE, swavStep, type Amp } from './step.js';
 import type { Config } from './config.js';
 
 export class TrainingError extends Error {}
@@ -61,7 +62,7 @@ interface Progress {
   iteration: number;
 }
 
-function saveCheckpoint(dir: string, c: Config, model: ResNet, sgd: SGD, queue: SwAVQueue | null, p: Progress, badFiles: Set<string>): void {
+function saveCheckpoint(dir: string, c: Config, model: ResNet, sgd: SGD, method: TrainingMethod, p: Progress, badFiles: Set<string>): void {
   torch.tidy(() => {
     const params = sgd.allParams();
     const state = new Map<number, unknown>();
@@ -74,7 +75,7 @@ function saveCheckpoint(dir: string, c: Config, model: ResNet, sgd: SGD, queue: 
       epoch: p.epoch, epoch_iteration: p.epochIteration, iteration: p.iteration,
       state_dict: new Map(Object.entries(model.stateDict())),
       optimizer: { state, param_groups: groups },
-      queue: queue?.tensor ?? null, use_the_queue: queue?.useTheQueue ?? false,
+      ...method.state(),
       rng_state: torch.getRngState(),
       bad_files: [...badFiles],
       config: JSON.stringify(c),
@@ -82,20 +83,18 @@ function saveCheckpoint(dir: string, c: Config, model: ResNet, sgd: SGD, queue: 
   });
 }
 
-function loadCheckpoint(dir: string, model: ResNet, sgd: SGD, badFiles: Set<string>): { progress: Progress; queue: Tensor | null; useTheQueue: boolean; config: string } {
+/** Restores model, optimizer, the method's state, RNG and bad files; returns the progress and the saved config. */
+function loadCheckpoint(dir: string, model: ResNet, sgd: SGD, method: TrainingMethod, badFiles: Set<string>): { progress: Progress; config: Config } {
   return torch.tidy(() => {
     const ck = torch.load(join(dir, CHECKPOINT));
     model.loadStateDict(ck.state_dict);
     const state = new Map<number, Tensor>();
     for (const [i, s] of Object.entries<any>(ck.optimizer.state)) state.set(Number(i), s.momentum_buffer);
     sgd.loadStateDict({ state, paramGroups: ck.optimizer.param_groups.map(({ weight_decay, params: _p, ...g }: any) => ({ ...g, weightDecay: weight_decay })) });
+    method.loadState(ck);
     torch.setRngState(ck.rng_state);
     for (const f of ck.bad_files ?? []) badFiles.add(f);
-    const queue = ck.queue instanceof Tensor ? torch.keep(ck.queue.clone()) : null;
-    return {
-      progress: { epoch: ck.epoch, epochIteration: ck.epoch_iteration, iteration: ck.iteration },
-      queue, useTheQueue: ck.use_the_queue === true, config: ck.config,
-    };
+    return { progress: { epoch: ck.epoch, epochIteration: ck.epoch_iteration, iteration: ck.iteration }, config: JSON.parse(ck.config) };
   });
 }
 
@@ -144,7 +143,34 @@ export function resolveAmp(amp: Config['run']['amp'], deviceType: 'cpu' | 'cuda'
   return amp;
 }
 
-export async function train(c: Config, ev: TrainEvents = {}): Promise<TrainResult> {
+/** The augmentation key of the pass that prepares a method (epoch 0's order, crops of their own). */
+const PREPARE_PASS = -1;
+
+/** Everything one invocation of train() works with. */
+interface Run {
+  c: Config;
+  dir: string;
+  log: (line: string) => void;
+  ev: TrainEvents;
+  metric: (m: Record<string, unknown>) => void;
+  dataset: Dataset;
+  model: ResNet;
+  sgd: SGD;
+  loader: MultiCropLoader;
+  schedule: number[];
+  method: TrainingMethod;
+  amp: Amp;
+  progress: Progress;
+  /** When this invocation started training, and at which iteration (for the ETA). */
+  started: number;
+  firstIteration: number;
+  skipped: number;
+  interrupted: boolean;
+  timeUp: boolean;
+  warned: Set<string>;
+}
+
+function setup(c: Config, ev: TrainEvents): Run {
   const log = ev.log ?? (() => {});
   const dir = c.run.out;
   const deviceType = c.run.device.startsWith('cuda') ? 'cuda' as const : 'cpu' as const;
@@ -153,166 +179,187 @@ export async function train(c: Config, ev: TrainEvents = {}): Promise<TrainResul
   if (c.run.threads > 0) torch.setNumThreads(c.run.threads);
   const metricsFile = join(dir, 'metrics.jsonl');
   const metric = (m: Record<string, unknown>) => appendFileSync(metricsFile, `${JSON.stringify({ ...m, time: new Date().toISOString() })}\n`);
-  const knn = async (epoch: number) => {
-    const value = await evaluateKnn(model, c, log);
-    metric({ type: 'eval', metric: 'knn_top1', value, epoch, k: c.run.knn_k, temperature: c.run.knn_temperature });
-    return value;
-  };
-
   torch.manualSeed(c.run.seed);
   const dataset: Dataset = openDataset({ type: c.data.type, path: c.data.path!, split: c.data.split });
   const channels = dataset.kind === 'tensor' ? dataset.images.shape[1] : 3;
   if (channels !== c.model.in_channels) {
+    if (dataset.kind === 'tensor') dataset.images.dispose();
     throw new TrainingError(`${dataset.name} has ${channels}-channel images but model.in_channels is ${c.model.in_channels}`);
   }
   const model = buildModel(c);
   model.to({ device: c.run.device, memoryFormat: c.run.channels_last ? 'channelsLast' : undefined });
   const sgd = new SGD(model.parameters(), { lr: c.optim.base_lr, momentum: c.optim.momentum, weightDecay: c.optim.wd });
   const optimizer = c.optim.larc ? new LARC(sgd, { trustCoefficient: c.optim.trust_coefficient, clip: false }) : sgd;
-  let skipped = 0;
+  const run: Partial<Run> = { skipped: 0 };
   const loader = new MultiCropLoader(dataset, {
     batchSize: c.optim.batch_size, seed: c.run.seed, crops: multiCropConfig(c), workers: c.data.workers, corruptImages: c.data.corrupt_images,
     onSkip: (file, reason) => {
-      skipped++;
+      run.skipped!++;
       log(`warning: skipped an unreadable image: ${file} (${reason})`);
       metric({ type: 'skip', file, reason });
     },
   });
-  const perEpoch = loader.itersPerEpoch;
   const schedule = cosineSchedule({
-    baseLr: c.optim.base_lr, finalLr: c.optim.final_lr, epochs: c.optim.epochs, itersPerEpoch: perEpoch,
+    baseLr: c.optim.base_lr, finalLr: c.optim.final_lr, epochs: c.optim.epochs, itersPerEpoch: loader.itersPerEpoch,
     warmupEpochs: c.optim.warmup_epochs, startWarmup: c.optim.start_warmup,
   });
-  const bs = c.optim.batch_size;
-  const queueLength = c.swav.queue_length - (c.swav.queue_length % bs);
-  let queue: SwAVQueue | null = null;
-  let progress: Progress = { epoch: 0, epochIteration: 0, iteration: 0 };
+  const method = createMethod(c, {
+    model, optimizer, amp: AUTOCAST_DTYPE[amp], deviceType, device: c.run.device, group: singleProcess, datasetSize: dataset.length,
+    batchSize: c.optim.batch_size, itersPerEpoch: loader.itersPerEpoch, nmbCrops: c.crops.nmb_crops, featDim: c.model.feat_dim, log,
+  });
+  return Object.assign(run, {
+    c, dir, log, ev, metric, dataset, model, sgd, loader, schedule, method, amp, progress: { epoch: 0, epochIteration: 0, iteration: 0 },
+    started: 0, firstIteration: 0, interrupted: false, timeUp: false, warned: new Set<string>(),
+  }) as Run;
+}
 
+/** Continues from the run directory's checkpoint, or starts the run there. */
+function resumeOrStart(r: Run): void {
+  const { c, dir } = r;
   if (existsSync(join(dir, CHECKPOINT))) {
-    const r = loadCheckpoint(dir, model, sgd, loader.badFiles);
-    const was = JSON.parse(r.config) as Config;
-    const changed = (['model', 'swav', 'crops', 'optim'] as const).filter((s) => JSON.stringify(was[s]) !== JSON.stringify(c[s]));
-    if (changed.length) log(`note: the config's ${changed.join(', ')} differ from the checkpoint's; continuing with the new values`);
-    progress = r.progress;
-    if (r.queue) {
-      queue = new SwAVQueue(r.queue);
-      queue.useTheQueue = r.useTheQueue;
+    const was = loadCheckpoint(dir, r.model, r.sgd, r.method, r.loader.badFiles);
+    const wasMethod = was.config.method ?? 'swav';
+    if (wasMethod !== c.method) {
+      throw new TrainingError(`${dir} holds a ${wasMethod} run, but the config's method is ${c.method}: set run.out to another directory, or method: ${wasMethod}`);
     }
-    log(`resuming ${dir} at epoch ${progress.epoch + 1}, iteration ${progress.epochIteration} of ${perEpoch}`);
+    const changed = (['model', c.method, 'crops', 'optim'] as const).filter((s) => JSON.stringify((was as any)[s]) !== JSON.stringify((c as any)[s]));
+    if (changed.length) r.log(`note: the config's ${changed.join(', ')} differ from the checkpoint's; continuing with the new values`);
+    r.progress = was.progress;
+    r.log(`resuming ${dir} at epoch ${r.progress.epoch + 1}, iteration ${r.progress.epochIteration} of ${r.loader.itersPerEpoch}`);
   } else {
     writeFileSync(join(dir, 'config.yaml'), toYaml(c));
-    log(`training ${c.model.arch} (${(model.numParameters() / 1e6).toFixed(2)}M parameters) on ${dataset.name}: ` +
-      `${dataset.length} images, ${perEpoch} iterations of ${bs} per epoch, ${c.optim.epochs} epochs, ${amp}` +
+    r.log(`training ${c.model.arch} (${(r.model.numParameters() / 1e6).toFixed(2)}M parameters) with ${c.method} on ${r.dataset.name}: ` +
+      `${r.dataset.length} images, ${r.loader.itersPerEpoch} iterations of ${c.optim.batch_size} per epoch, ${c.optim.epochs} epochs, ${r.amp}` +
       `${c.run.channels_last ? ' channels_last' : ''}; run directory ${dir}`);
   }
+}
 
-  const hyper = {
-    nmbCrops: c.crops.nmb_crops, cropsForAssign: c.swav.crops_for_assign, temperature: c.swav.temperature, epsilon: c.swav.epsilon,
-    sinkhornIterations: c.swav.sinkhorn_iterations, freezePrototypesNiters: c.swav.freeze_prototypes_niters, stableSinkhorn: c.swav.stable_sinkhorn,
-  };
-  const ctx = { model, optimizer, hyper, amp: AUTOCAST_DTYPE[amp], deviceType };
-  let interrupted = false;
+/** The loader's batches with their crops on the training device (freed once the consumer moves on). */
+async function* deviceBatches(r: Run, epoch: number, start: number, augmentEpoch = epoch): AsyncGenerator<MethodBatch & { waitSeconds: number }> {
+  const memoryFormat = r.c.run.channels_last ? 'channelsLast' as const : undefined;
+  for await (const b of r.loader.batches(epoch, start, augmentEpoch)) {
+    const crops = b.crops.map((t) => t.to({ device: r.c.run.device, memoryFormat }));
+    try {
+      yield { crops, indices: b.indices, waitSeconds: b.waitSeconds };
+    } finally {
+      crops.forEach((t) => t.dispose());
+      b.crops.forEach((t) => t.dispose());
+    }
+    if (r.interrupted) return;
+  }
+}
+
+interface EpochStats { window: { loss: number; n: number; wait: number; t0: number }; loss: number; n: number; start: number }
+
+/** One training iteration through the method, then its bookkeeping: progress, metrics, warnings, limits. */
+function iterate(r: Run, batch: MethodBatch & { waitSeconds: number }, epoch: number, s: EpochStats): void {
+  const { c } = r;
+  const perEpoch = r.loader.itersPerEpoch;
+  const it = r.progress.iteration;
+  const lr = r.schedule[it] ?? r.schedule[r.schedule.length - 1];
+  const { loss, scores, warning } = r.method.iteration(batch, lr, it, r.progress.epochIteration);
+  try {
+    if (!Number.isFinite(loss)) {
+      throw new TrainingError(`the loss is ${loss} at epoch ${epoch + 1}, iteration ${r.progress.epochIteration + 1}: training stopped. ` +
+        `The last good checkpoint (after epoch ${r.progress.epoch}) is kept in ${r.dir}. Usual causes: a learning rate too high ` +
+        `(optim.base_lr), ${r.method.nanHint}, broken input data.`);
+    }
+    r.progress = { epoch, epochIteration: r.progress.epochIteration + 1, iteration: it + 1 };
+    s.window.loss += loss; s.window.n++; s.window.wait += batch.waitSeconds;
+    s.loss += loss; s.n++;
+    if (warning && !r.warned.has(warning)) {
+      r.warned.add(warning);
+      r.log(warning);
+      r.metric({ type: 'warning', message: warning });
+    }
+    if (r.progress.epochIteration % c.run.log_every === 0 || r.progress.epochIteration === perEpoch) {
+      const seconds = (performance.now() - s.window.t0) / 1000;
+      r.metric({
+        type: 'train', epoch: epoch + 1, iteration: it + 1, loss: s.window.loss / s.window.n, lr,
+        samples_per_s: (s.window.n * c.optim.batch_size) / seconds, data_wait_s: s.window.wait / s.window.n, prototype_entropy: usageEntropy(scores),
+      });
+      s.window = { loss: 0, n: 0, wait: 0, t0: performance.now() };
+    }
+  } finally {
+    scores.dispose();
+  }
+  const elapsed = (performance.now() - r.started) / 1000;
+  const remaining = ((c.optim.epochs * perEpoch - r.progress.iteration) * elapsed) / (r.progress.iteration - r.firstIteration);
+  const bar = Math.round((r.progress.epochIteration / perEpoch) * 20);
+  r.ev.progress?.(`epoch ${epoch + 1}/${c.optim.epochs} [${'#'.repeat(bar)}${'.'.repeat(20 - bar)}] ${r.progress.epochIteration}/${perEpoch} ` +
+    `loss ${(s.loss / s.n).toFixed(4)} lr ${lr.toPrecision(3)} ETA ${fmtTime(remaining)}`);
+  if (c.run.max_minutes > 0 && elapsed > c.run.max_minutes * 60) r.timeUp = true;
+}
+
+/** One epoch (or the rest of one), then its checkpoint, and kNN when asked. */
+async function runEpoch(r: Run, epoch: number): Promise<void> {
+  const { c } = r;
+  r.method.startEpoch(epoch, r.progress.epochIteration);
+  const s: EpochStats = { window: { loss: 0, n: 0, wait: 0, t0: performance.now() }, loss: 0, n: 0, start: performance.now() };
+  for await (const batch of deviceBatches(r, epoch, r.progress.epochIteration)) {
+    iterate(r, batch, epoch, s);
+    if (r.timeUp || r.interrupted) break;
+  }
+  const finished = r.progress.epochIteration === r.loader.itersPerEpoch;
+  if (finished) r.progress = { epoch: epoch + 1, epochIteration: 0, iteration: r.progress.iteration };
+  saveCheckpoint(r.dir, c, r.model, r.sgd, r.method, r.progress, r.loader.badFiles);
+  r.ev.progress?.(null);
+  if (!finished) return;
+  const secs = (performance.now() - s.start) / 1000;
+  r.metric({ type: 'epoch', epoch: epoch + 1, loss: s.loss / Math.max(1, s.n), seconds: secs, skipped_images: r.skipped });
+  r.log(`epoch ${epoch + 1}/${c.optim.epochs}: loss ${(s.loss / Math.max(1, s.n)).toFixed(4)}, ${secs.toFixed(0)} s`);
+  if (c.run.knn_every > 0 && (epoch + 1) % c.run.knn_every === 0 && epoch + 1 < c.optim.epochs) await knn(r, epoch + 1);
+}
+
+async function knn(r: Run, epoch: number): Promise<number> {
+  const value = await evaluateKnn(r.model, r.c, r.log);
+  r.metric({ type: 'eval', metric: 'knn_top1', value, epoch, k: r.c.run.knn_k, temperature: r.c.run.knn_temperature });
+  return value;
+}
+
+/** The method's pass before the first epoch (a method whose state came from the checkpoint skips it). */
+async function prepare(r: Run): Promise<void> {
+  if (!r.method.prepare) return;
+  const t0 = performance.now();
+  await r.method.prepare(deviceBatches(r, 0, 0, PREPARE_PASS));
+  const secs = (performance.now() - t0) / 1000;
+  if (secs > 1) r.log(`${r.c.method}: prepared in ${secs.toFixed(0)} s`);
+}
+
+export async function train(c: Config, ev: TrainEvents = {}): Promise<TrainResult> {
+  const r = setup(c, ev);
   const onSigint = () => {
-    if (interrupted) process.exit(130);
-    interrupted = true;
-    log('\ninterrupted: saving a checkpoint after this iteration (Ctrl-C again to quit at once)');
+    if (r.interrupted) process.exit(130);
+    r.interrupted = true;
+    r.log('\ninterrupted: saving a checkpoint after this iteration (Ctrl-C again to quit at once)');
   };
   process.on('SIGINT', onSigint);
-  const started = performance.now();
-  const firstIteration = progress.iteration;
-  const lnK = Math.log(c.model.nmb_prototypes);
-  let nearLnK = 0;
-  let warnedCollapse = false;
-  let timeUp = false;
+  let trained = false;
   try {
-    model.train();
-    const lastEpoch = c.run.stop_after_epochs > 0 ? Math.min(c.optim.epochs, progress.epoch + c.run.stop_after_epochs) : c.optim.epochs;
-    for (let epoch = progress.epoch; epoch < lastEpoch && !interrupted && !timeUp; epoch++) {
-      if (queueLength > 0 && epoch >= c.swav.epoch_queue_starts && queue === null) {
-        queue = SwAVQueue.zeros(c.swav.crops_for_assign.length, queueLength, c.model.feat_dim, c.run.device);
-      }
-      if (queue && progress.epochIteration === 0) queue.useTheQueue = false; // the reference resets it every epoch
-      const epochStart = performance.now();
-      let window = { loss: 0, n: 0, wait: 0, t0: performance.now() };
-      let epochLoss = 0;
-      let epochN = 0;
-      for await (const batch of loader.batches(epoch, progress.epochIteration)) {
-        const it = progress.iteration;
-        const lr = schedule[it] ?? schedule[schedule.length - 1];
-        const crops = batch.crops.map((t) => t.to({ device: c.run.device, memoryFormat: c.run.channels_last ? 'channelsLast' : undefined }));
-        let result;
-        try {
-          result = swavStep(ctx, crops, lr, it, queue);
-        } finally {
-          crops.forEach((t) => t.dispose());
-          batch.crops.forEach((t) => t.dispose());
-        }
-        const { loss, scores } = result;
-        if (!Number.isFinite(loss)) {
-          scores.dispose();
-          throw new TrainingError(`the loss is ${loss} at epoch ${epoch + 1}, iteration ${progress.epochIteration + 1}: training stopped. ` +
-            `The last good checkpoint (after epoch ${progress.epoch}) is kept in ${dir}. Usual causes: a learning rate too high ` +
-            '(optim.base_lr), overflow in Sinkhorn under float16 (run.amp: bf16, or swav.stable_sinkhorn: true), broken input data.');
-        }
-        progress = { epoch, epochIteration: progress.epochIteration + 1, iteration: it + 1 };
-        window.loss += loss; window.n++; window.wait += batch.waitSeconds;
-        epochLoss += loss; epochN++;
-        if (it >= c.swav.freeze_prototypes_niters && Math.abs(loss - lnK) < 0.01 * lnK) nearLnK++;
-        else nearLnK = 0;
-        if (nearLnK >= Math.max(200, perEpoch) && !warnedCollapse) {
-          warnedCollapse = true;
-          const msg = `warning: the loss has stayed at ln(K) = ${lnK.toFixed(3)} for ${nearLnK} iterations: every sample is assigned ` +
-            'uniformly, the representation has collapsed. Known remedies: keep the prototypes frozen longer at the start ' +
-            '(swav.freeze_prototypes_niters), lower optim.base_lr, use a queue when the batch is small next to the number of ' +
-            'prototypes (swav.queue_length, swav.epoch_queue_starts), fewer prototypes (model.nmb_prototypes ~ 10x the classes), ' +
-            'and check that the augmentations are on.';
-          log(msg);
-          metric({ type: 'warning', message: msg });
-        }
-        const elapsed = (performance.now() - started) / 1000;
-        if (progress.epochIteration % c.run.log_every === 0 || progress.epochIteration === perEpoch) {
-          const seconds = (performance.now() - window.t0) / 1000;
-          metric({
-            type: 'train', epoch: epoch + 1, iteration: it + 1, loss: window.loss / window.n, lr,
-            samples_per_s: (window.n * bs) / seconds, data_wait_s: window.wait / window.n, prototype_entropy: usageEntropy(scores),
-          });
-          window = { loss: 0, n: 0, wait: 0, t0: performance.now() };
-        }
-        scores.dispose();
-        const remaining = ((c.optim.epochs * perEpoch - progress.iteration) * elapsed) / (progress.iteration - firstIteration);
-        const bar = Math.round((progress.epochIteration / perEpoch) * 20);
-        ev.progress?.(`epoch ${epoch + 1}/${c.optim.epochs} [${'#'.repeat(bar)}${'.'.repeat(20 - bar)}] ${progress.epochIteration}/${perEpoch} ` +
-          `loss ${(epochLoss / epochN).toFixed(4)} lr ${lr.toPrecision(3)} ETA ${fmtTime(remaining)}`);
-        if (c.run.max_minutes > 0 && elapsed > c.run.max_minutes * 60) {
-          timeUp = true;
-          break;
-        }
-        if (interrupted) break;
-      }
-      const finished = progress.epochIteration === perEpoch;
-      if (finished) progress = { epoch: epoch + 1, epochIteration: 0, iteration: progress.iteration };
-      saveCheckpoint(dir, c, model, sgd, queue, progress, loader.badFiles);
-      ev.progress?.(null);
-      if (finished) {
-        const secs = (performance.now() - epochStart) / 1000;
-        metric({ type: 'epoch', epoch: epoch + 1, loss: epochLoss / Math.max(1, epochN), seconds: secs, skipped_images: skipped });
-        log(`epoch ${epoch + 1}/${c.optim.epochs}: loss ${(epochLoss / Math.max(1, epochN)).toFixed(4)}, ${secs.toFixed(0)} s`);
-        if (c.run.knn_every > 0 && (epoch + 1) % c.run.knn_every === 0 && epoch + 1 < c.optim.epochs) await knn(epoch + 1);
-      }
+    resumeOrStart(r);
+    r.model.train();
+    await prepare(r);
+    r.started = performance.now();
+    r.firstIteration = r.progress.iteration;
+    const lastEpoch = c.run.stop_after_epochs > 0 ? Math.min(c.optim.epochs, r.progress.epoch + c.run.stop_after_epochs) : c.optim.epochs;
+    for (let epoch = r.progress.epoch; epoch < lastEpoch && !r.interrupted && !r.timeUp; epoch++) {
+      trained = true;
+      await runEpoch(r, epoch);
     }
   } finally {
     process.off('SIGINT', onSigint);
-    loader.close();
-    if (dataset.kind === 'tensor') dataset.images.dispose();
+    r.loader.close();
+    if (r.dataset.kind === 'tensor') r.dataset.images.dispose();
   }
-  if (interrupted) log(`saved ${join(dir, CHECKPOINT)} at epoch ${progress.epoch + 1}, iteration ${progress.epochIteration}; run the same command to resume`);
-  if (timeUp) log(`run.max_minutes (${c.run.max_minutes}) reached: stopped after ${progress.iteration} iterations; the checkpoint is saved`);
-  const result: TrainResult = { epochsDone: progress.epoch, iterations: progress.iteration, interrupted };
-  if (c.run.knn_eval && !interrupted && (progress.epoch === c.optim.epochs || timeUp)) {
-    result.knnTop1 = await knn(progress.epoch);
+  if (r.interrupted) {
+    r.log(trained ? `saved ${join(r.dir, CHECKPOINT)} at epoch ${r.progress.epoch + 1}, iteration ${r.progress.epochIteration}; run the same command to resume`
+      : 'interrupted before the first iteration: nothing to save');
   }
-  queue?.dispose();
-  model.dispose();
-  for (const b of sgd.momentumBuffers.values()) b.dispose();
+  if (r.timeUp) r.log(`run.max_minutes (${c.run.max_minutes}) reached: stopped after ${r.progress.iteration} iterations; the checkpoint is saved`);
+  const result: TrainResult = { epochsDone: r.progress.epoch, iterations: r.progress.iteration, interrupted: r.interrupted };
+  if (c.run.knn_eval && !r.interrupted && (r.progress.epoch === c.optim.epochs || r.timeUp)) result.knnTop1 = await knn(r, r.progress.epoch);
+  r.method.dispose();
+  r.model.dispose();
+  for (const b of r.sgd.momentumBuffers.values()) b.dispose();
   return result;
 }

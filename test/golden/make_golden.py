@@ -1,9 +1,10 @@
 """Golden files for the differential tests, written by PyTorch (Debian's python3-torch).
 
-usage: python3 test/golden/make_golden.py [--small] [--models DIR]
+usage: python3 test/golden/make_golden.py [--small] [--models DIR] [--deepcluster DIR]
   --small       ops, BatchNorm statistics, SGD/LARC steps, schedules, init checksums -> test/golden/data/*.json
   --models DIR  resnet18 / resnet50 / resnet50w2 weights, inputs, outputs and gradients -> DIR (large; the
                 test harness writes them to test/.cache/golden when missing)
+  --deepcluster DIR  DeepCluster-v2 k-means, loss, SeLa-v2 labels and 3 training iterations of each -> DIR
 Tensors in the JSON files: {"shape", "dtype", "data": base64 of little-endian bytes}.
 """
 import argparse, base64, json, math, os, sys
@@ -442,6 +443,246 @@ def make_swav_steps(root):
     print(f"wrote {root}")
 
 
+# ---------------------------------------------------------------- DeepCluster-v2 and SeLa-v2 (main_deepclusterv2.py)
+def ref_kmeans(bank, k, iterations, seed):
+    """cluster_memory's k-means of one head, world size 1. The M step sums each cluster's rows with torch.sum in
+    float32 over the rows in ascending index order, one cluster at a time, as the reference's loop over
+    get_indices_sparse does. Returns (centroids, assignments, empty clusters of each M step)."""
+    torch.manual_seed(seed)
+    random_idx = torch.randperm(len(bank))[:k]
+    centroids = bank[random_idx]
+    empty = []
+    for n_iter in range(iterations + 1):
+        assignments = torch.mm(bank, centroids.t()).max(dim=1)[1]
+        if n_iter == iterations:
+            break
+        counts = torch.zeros(k).int()
+        sums = torch.zeros(k, bank.shape[1])
+        for c in range(k):
+            rows = torch.nonzero(assignments == c).squeeze(1)
+            if len(rows) > 0:
+                sums[c] = torch.sum(bank[rows], dim=0)
+                counts[c] = len(rows)
+        mask = counts > 0
+        empty.append(int((~mask).sum()))
+        centroids[mask] = sums[mask] / counts[mask].unsqueeze(1)
+        centroids = F.normalize(centroids, dim=1, p=2)
+    return centroids, assignments, empty
+
+
+def clustered_bank(n, d, clusters, noise=0.3):
+    """Rows on the unit sphere around `clusters` random centers."""
+    centers = F.normalize(torch.randn(clusters, d), dim=1)
+    labels = torch.randint(0, clusters, (n,))
+    return F.normalize(centers[labels] + noise * torch.randn(n, d) / math.sqrt(d), dim=1)
+
+
+def dc_loss(output, targets, nmb_crops, temperature):
+    """main_deepclusterv2.py's train() loss: cross-entropy of each head, targets repeated over the crops, mean of heads."""
+    ce = nn.CrossEntropyLoss(ignore_index=-100)
+    loss = 0
+    for h in range(len(output)):
+        loss += ce(output[h] / temperature, targets[h].repeat(sum(nmb_crops)))
+    return loss / len(output)
+
+
+def cluster_memory(model, index, bank, n_data, nmb_prototypes, iterations=10):
+    """main_deepclusterv2.py's cluster_memory, world size 1: k-means of head h on bank j (j = 0, 1, 0, ...), its
+    centroids copied into prototypes{h}; assignments (heads, n_data) with -100 where no bank row has the index."""
+    assignments = -100 * torch.ones(len(nmb_prototypes), n_data).long()
+    j = 0
+    with torch.no_grad():
+        for h, k in enumerate(nmb_prototypes):
+            centroids = bank[j][torch.randperm(len(bank[j]))[:k]]
+            for n_iter in range(iterations + 1):
+                local = torch.mm(bank[j], centroids.t()).max(dim=1)[1]
+                if n_iter == iterations:
+                    break
+                counts = torch.zeros(k).int()
+                sums = torch.zeros(k, bank.shape[2])
+                for c in range(k):
+                    rows = torch.nonzero(local == c).squeeze(1)
+                    if len(rows) > 0:
+                        sums[c] = torch.sum(bank[j][rows], dim=0)
+                        counts[c] = len(rows)
+                mask = counts > 0
+                centroids[mask] = sums[mask] / counts[mask].unsqueeze(1)
+                centroids = F.normalize(centroids, dim=1, p=2)
+            getattr(model.prototypes, f"prototypes{h}").weight.copy_(centroids)
+            assignments[h][index] = local
+            j = (j + 1) % len(bank)
+    return assignments
+
+
+def normalize_prototypes(model):
+    """main_swav.py's in-place L2 normalization of the prototypes, for every head."""
+    with torch.no_grad():
+        for m in model.prototypes.children():
+            w = F.normalize(m.weight.data.clone(), dim=1, p=2)
+            m.weight.copy_(w)
+
+
+def sela_assign(model, bank, index, n_data, eps=0.05, iters=3):
+    """SeLa-v2's labels (no reference code: the rule of this project's goldens). For head h on bank j = h mod len(bank):
+    the prototypes are L2-normalized in place first, scores = bank[j] @ prototypes{h}.weight^T, labels = argmax over
+    the clusters of SwAV's Sinkhorn-Knopp codes ref_sinkhorn(scores, eps, iters). The prototypes are not overwritten.
+    Returns the (heads, n_data) int64 table, -100 where no bank row has the index."""
+    heads = list(model.prototypes.children())
+    assignments = -100 * torch.ones(len(heads), n_data).long()
+    normalize_prototypes(model)
+    with torch.no_grad():
+        for h, m in enumerate(heads):
+            scores = bank[h % len(bank)] @ m.weight.t()
+            assignments[h][index] = ref_sinkhorn(scores, eps, iters).argmax(dim=1)
+    return assignments
+
+
+def make_dc_cases(root):
+    # a) k-means of one head
+    kmeans = []
+    for i, (n, d, k, iters, seed, clusters) in enumerate([(4000, 32, 40, 10, 31, 30), (3000, 128, 300, 10, 7, 100),
+                                                           (2000, 16, 10, 3, 123, 12)]):
+        torch.manual_seed(1000 + i)
+        bank = clustered_bank(n, d, clusters)
+        if i == 1:  # exact duplicates among the initial picks: two centroids coincide, the second one gets no row
+            torch.manual_seed(seed)
+            picks = torch.randperm(n)[:k]
+            for a, b in [(0, 1), (4, 5), (10, 11), (20, 21)]:
+                bank[picks[b]] = bank[picks[a]]
+        centroids, assignments, empty = ref_kmeans(bank, k, iters, seed)
+        save_npy_dir(os.path.join(root, f"kmeans{i}"), {"bank": bank, "centroids": centroids, "assignments": assignments})
+        kmeans.append({"dir": f"kmeans{i}", "seed": seed, "k": k, "iterations": iters, "empty_clusters": sum(empty),
+                       "empty_per_iteration": empty})
+        print(f"kmeans{i}: N={n} D={d} K={k} empty clusters per M step {empty}")
+    assert kmeans[1]["empty_clusters"] > 0
+    # b) the loss
+    torch.manual_seed(41)
+    losses = []
+    for i, (nmb, bs, ks, temp) in enumerate([([2, 3], 4, [7, 7, 5], 0.1), ([2], 6, [9], 0.1), ([2, 6], 3, [4, 6], 0.2)]):
+        scores = [scores_like(sum(nmb) * bs, k)[2].clone().requires_grad_(True) for k in ks]
+        targets = torch.stack([torch.randint(0, k, (bs,)) for k in ks])
+        targets[torch.rand(targets.shape) < 0.25] = -100
+        targets[0, 0] = -100  # at least one ignored entry
+        if i == 0:  # one head with a single known target
+            targets[2] = -100
+            targets[2, 1] = 3
+        loss = dc_loss(scores, targets, nmb, temp)
+        loss.backward()
+        t = {f"scores{h}": s for h, s in enumerate(scores)}
+        t.update({f"grad{h}": s.grad for h, s in enumerate(scores)})
+        t["targets"] = targets
+        save_npy_dir(os.path.join(root, f"loss{i}"), t)
+        losses.append({"dir": f"loss{i}", "nmb_crops": nmb, "batch_size": bs, "temperature": temp, "heads": len(ks),
+                       "loss": float(loss)})
+    # c) SeLa-v2's labels
+    torch.manual_seed(43)
+    sela = []
+    for i, (n, k, eps, iters) in enumerate([(500, 20, 0.05, 3), (2000, 100, 0.05, 3), (300, 10, 0.1, 5)]):
+        scores = scores_like(n, k, dim=16)[2]
+        codes = ref_sinkhorn(scores.clone(), eps, iters)
+        save_npy_dir(os.path.join(root, f"sela{i}"), {"scores": scores, "codes": codes, "labels": codes.argmax(dim=1)})
+        sela.append({"dir": f"sela{i}", "epsilon": eps, "iterations": iters})
+    for name, obj in [("kmeans", kmeans), ("loss", losses), ("sela", sela)]:
+        with open(os.path.join(root, name + ".json"), "w") as f:
+            json.dump(obj, f)
+
+
+def make_dc_steps(root, method):
+    """Init of the memory bank, clustering, 3 iterations of train() and the next epoch's clustering on a small model:
+    DeepCluster-v2 as main_deepclusterv2.py (k-means, prototypes frozen) or SeLa-v2 (sela_assign, prototypes trained
+    and normalized as main_swav.py)."""
+    from swav_reference import SwAVOnTorchvision
+    os.makedirs(root, exist_ok=True)
+    nmb_protos, n_data, bs, nmb, assign, temp, kiters = [10, 10, 8], 14, 4, [2, 2], [0, 1], 0.1, 10
+    freeze = 300000 if method == "dc" else 0
+    torch.manual_seed(9)
+    model = SwAVOnTorchvision("resnet18", hidden_mlp=32, output_dim=16, nmb_prototypes=nmb_protos)
+    save_npy_dir(os.path.join(root, "init"), model.state_dict())
+    opt = torch.optim.SGD(model.parameters(), lr=0.1, momentum=0.9, weight_decay=1e-6)
+    torch.manual_seed(77)  # the data: the init batches, then the training batches
+    def batches():
+        perm = torch.randperm(n_data)
+        return [(perm[b * bs:(b + 1) * bs].clone(),
+                 [torch.randn(bs, 3, 32, 32) for _ in range(2)] + [torch.randn(bs, 3, 16, 16) for _ in range(2)])
+                for b in range(n_data // bs)]
+    init_batches, train_batches = batches(), batches()
+    for name, bl in [("initb", init_batches), ("batch", train_batches)]:
+        for b, (idx, crops) in enumerate(bl):
+            save_npy_dir(os.path.join(root, f"{name}{b}"), {"idx": idx, **{str(c): x for c, x in enumerate(crops)}})
+    # init_memory: train mode (BatchNorm statistics move), one forward per crop used
+    model.train()
+    size = len(init_batches) * bs
+    index, bank = torch.zeros(size).long(), torch.zeros(len(assign), size, 16)
+    with torch.no_grad():
+        start = 0
+        for idx, crops in init_batches:
+            outs = [model(crops[c])[0] for c in assign]
+            index[start:start + len(idx)] = idx
+            for m, e in enumerate(outs):
+                bank[m][start:start + len(idx)] = e
+            start += len(idx)
+    np.save(os.path.join(root, "bank_init.npy"), bank.numpy())
+    np.save(os.path.join(root, "bank_index_init.npy"), index.numpy())
+
+    def cluster(epoch, seed):
+        torch.manual_seed(seed)
+        if method == "dc":
+            a = cluster_memory(model, index, bank, n_data, nmb_protos, kiters)
+        else:
+            a = sela_assign(model, bank, index, n_data, 0.05, 3)
+        np.save(os.path.join(root, f"assign_epoch{epoch}.npy"), a.numpy())
+        for h, m in enumerate(model.prototypes.children()):
+            np.save(os.path.join(root, f"protos_epoch{epoch}_{h}.npy"), m.weight.detach().numpy())
+        return a
+
+    assignments = cluster(0, 1234)
+    lrs, losses = [0.05, 0.1, 0.2], []
+    start = 0
+    for it, ((idx, crops), lr) in enumerate(zip(train_batches, lrs)):
+        for g in opt.param_groups:
+            g["lr"] = lr
+        if method == "sela":
+            normalize_prototypes(model)
+        emb, output = model(crops)
+        emb = emb.detach()
+        loss = dc_loss(output, assignments[:, idx], nmb, temp)
+        opt.zero_grad()
+        loss.backward()
+        if it < freeze:
+            for name, p in model.named_parameters():
+                if "prototypes" in name:
+                    p.grad = None
+        larc_step(list(model.parameters()), opt)
+        index[start:start + bs] = idx
+        for m, c in enumerate(assign):
+            bank[m][start:start + bs] = emb[c * bs:(c + 1) * bs]
+        start += bs
+        losses.append(float(loss))
+    save_npy_dir(os.path.join(root, "final"), model.state_dict())
+    np.save(os.path.join(root, "bank_final.npy"), bank.numpy())
+    np.save(os.path.join(root, "bank_index_final.npy"), index.numpy())
+    cluster(1, 4321)
+    meta = {"method": method, "lrs": lrs, "losses": losses, "batch_size": bs, "nmb_crops": nmb, "crops_for_assign": assign,
+            "nmb_prototypes": nmb_protos, "n_data": n_data, "temperature": temp,
+            "kmeans_iterations": kiters if method == "dc" else None, "seeds": [1234, 4321],
+            "freeze_prototypes_niters": freeze, "state": list(model.state_dict().keys())}
+    if method == "sela":
+        meta.update(epsilon=0.05, sinkhorn_iterations=3)
+    with open(os.path.join(root, "steps.json"), "w") as f:
+        json.dump(meta, f)
+    print(f"{method} steps: losses {[round(x, 5) for x in losses]}; epoch-0 assignments\n{assignments.numpy()}")
+
+
+def make_deepcluster(root):
+    import time
+    t0 = time.perf_counter()
+    os.makedirs(root, exist_ok=True)
+    make_dc_cases(root)
+    make_dc_steps(os.path.join(root, "steps"), "dc")
+    make_dc_steps(os.path.join(root, "sela_steps"), "sela")
+    print(f"wrote {root} in {time.perf_counter() - t0:.1f} s")
+
+
 # ---------------------------------------------------------------- multi-crop augmentation (torchvision's own)
 def make_augment():
     import torchvision.transforms as T
@@ -596,6 +837,7 @@ if __name__ == "__main__":
     ap.add_argument("--models", default=None)
     ap.add_argument("--checkpoints", default=None)
     ap.add_argument("--swav-steps", default=None)
+    ap.add_argument("--deepcluster", default=None)
     a = ap.parse_args()
     torch.set_num_threads(2)
     if a.small:
@@ -614,3 +856,5 @@ if __name__ == "__main__":
         make_checkpoints(a.checkpoints)
     if a.swav_steps:
         make_swav_steps(a.swav_steps)
+    if a.deepcluster:
+        make_deepcluster(a.deepcluster)

@@ -100,11 +100,18 @@ class SwAVOnTorchvision(nn.Module):
         dim = t.fc.in_features
         self.projection_head = nn.Sequential(nn.Linear(dim, hidden_mlp), nn.BatchNorm1d(hidden_mlp), nn.ReLU(inplace=True),
                                              nn.Linear(hidden_mlp, output_dim))
-        self.prototypes = nn.Linear(output_dim, nmb_prototypes, bias=False)
+        if isinstance(nmb_prototypes, list):  # SwAV's MultiPrototypes: prototypes0, prototypes1, ... (DeepCluster-v2)
+            self.prototypes = nn.Module()
+            for i, k in enumerate(nmb_prototypes):
+                self.prototypes.add_module(f"prototypes{i}", nn.Linear(output_dim, k, bias=False))
+        else:
+            self.prototypes = nn.Linear(output_dim, nmb_prototypes, bias=False)
 
     forward_backbone = SwAVResNet.forward_backbone
 
     def forward(self, inputs):
+        if not isinstance(inputs, list):  # one tensor, as SwAV's resnet takes it
+            inputs = [inputs]
         feats, start = [], 0
         while start < len(inputs):
             end = start + 1
@@ -113,4 +120,6 @@ class SwAVOnTorchvision(nn.Module):
             feats.append(self.forward_backbone(torch.cat(inputs[start:end])))
             start = end
         x = F.normalize(self.projection_head(torch.cat(feats)), dim=1, p=2)
-        return x, self.prototypes(x)
+        if isinstance(self.prototypes, nn.Linear):
+            return x, self.prototypes(x)
+        return x, [getattr(self.prototypes, f"prototypes{i}")(x) for i in range(len(self.prototypes._modules))]

@@ -5,7 +5,7 @@ import assert from 'node:assert/strict';
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { torch, swav, models, optim } from '../../src/index.js';
-import { swavStep } from '../../src/train/step.js';
+import { swavStep } from '../../src/methods/swav.js';
 import type { Tensor } from '../../src/torch/tensor.js';
 import { assertClose, decode, golden, largeGoldens } from '../helpers.js';
 

@@ -5,7 +5,7 @@ import { mkdtempSync, readdirSync, writeFileSync } from 'node:fs';
 import { spawnSync } from 'node:child_process';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { loadConfig, validateConfig, ConfigError } from '../../src/train/config.js';
+import { loadConfig, validateConfig, applyOverrides, configReference, ConfigError, METHOD_NAMES, type Config, type ConfigOf, type MethodName } from '../../src/train/config.js';
 import { root } from '../helpers.js';
 
 const dir = mkdtempSync(join(tmpdir(), 'swav-config-'));
@@ -60,4 +60,104 @@ test('run.amp auto is bf16 on a CPU with native bf16, else fp32; fp16 on a CPU i
   assert.equal(resolveAmp('auto', 'cpu'), torch.cpu.hasNativeBf16() ? 'bf16' : 'fp32');
   assert.equal(resolveAmp('fp32', 'cpu'), 'fp32');
   assert.throws(() => resolveAmp('fp16', 'cpu'), /fp16 autocast needs CUDA; on a CPU use bf16/);
+});
+
+test('method: swav when not given; each method its section, with its defaults', () => {
+  const swav = validateConfig({ data: { path: '/d' } });
+  assert.equal(swav.method, 'swav');
+  assert.deepEqual(METHOD_NAMES, ['swav', 'deepclusterv2', 'selav2']);
+  const dc = validateConfig({ method: 'deepclusterv2', data: { path: '/d' } });
+  assert.deepEqual(dc.deepclusterv2, { crops_for_assign: [0, 1], temperature: 0.1, freeze_prototypes_niters: 300000, kmeans_iterations: 10 });
+  assert.deepEqual(dc.model.nmb_prototypes, [3000, 3000, 3000]);
+  const sela = validateConfig({ method: 'selav2', data: { path: '/d' }, selav2: null });
+  assert.deepEqual(sela.selav2, { crops_for_assign: [0, 1], temperature: 0.1, epsilon: 0.05, sinkhorn_iterations: 3, freeze_prototypes_niters: null });
+  assert.deepEqual(sela.model.nmb_prototypes, [3000, 3000, 3000]);
+  assert.equal(validateConfig({ method: 'selav2', data: { path: '/d' }, model: { nmb_prototypes: 100 }, selav2: { freeze_prototypes_niters: 5 } }).model.nmb_prototypes, 100);
+  assert.deepEqual(validateConfig({ method: 'deepclusterv2', data: { path: '/d' }, model: { nmb_prototypes: 50 } }).model.nmb_prototypes, 50);
+  assert.ok(!('deepclusterv2' in swav) && !('swav' in dc), 'only the method in use has a section');
+});
+
+test('Config is a union that narrows on method', () => {
+  const raw: unknown = { method: 'deepclusterv2', data: { path: '/d' } };
+  const c: Config = validateConfig(raw);
+  // @ts-expect-error: not every method has a swav section
+  assert.equal(c.swav, undefined);
+  const prototypes: number | number[] = c.model.nmb_prototypes;
+  assert.deepEqual(prototypes, [3000, 3000, 3000]);
+  let iterations = 0;
+  if (c.method === 'deepclusterv2') iterations = c.deepclusterv2.kmeans_iterations;
+  assert.equal(iterations, 10);
+  const selaOf = (x: Config): ConfigOf<'selav2'> | null => (x.method === 'selav2' ? x : null);
+  assert.equal(selaOf(c), null);
+  const m: MethodName = c.method;
+  assert.equal(m, 'deepclusterv2');
+});
+
+test("a method's errors: another method's section, an option in the wrong section, an unknown method", () => {
+  const d = { path: '/d' };
+  assert.throws(() => validateConfig({ method: 'deepclusterv2', data: d, swav: { epsilon: 0.05 } }),
+    { message: 'swav: options of method swav, but method is deepclusterv2 (set method: swav, or move them to the deepclusterv2 section)' });
+  assert.throws(() => validateConfig({ data: d, selav2: {} }), /selav2: options of method selav2, but method is swav \(set method: selav2/);
+  assert.throws(() => validateConfig({ method: 'deepclusterv2', data: d, deepclusterv2: { epsilon: 0.05 } }),
+    { message: 'deepclusterv2.epsilon: unknown key (epsilon is an option of selav2, swav); keys of deepclusterv2: crops_for_assign, temperature, freeze_prototypes_niters, kmeans_iterations' });
+  assert.throws(() => validateConfig({ data: d, swav: { kmeans_iterations: 3 } }), /swav\.kmeans_iterations: unknown key \(kmeans_iterations is an option of deepclusterv2\)/);
+  assert.throws(() => validateConfig({ method: 'dc', data: d }), { message: 'method: must be one of swav, deepclusterv2, selav2, got "dc"' });
+  assert.throws(() => validateConfig({ data: d, model: { nmb_prototypes: [3000, 3000] } }),
+    { message: 'model.nmb_prototypes: SwAV trains one prototype head: give a number, got [3000,3000]' });
+  assert.throws(() => validateConfig({ method: 'selav2', data: d, model: { nmb_prototypes: [3000, 0] } }), /model\.nmb_prototypes\[1\]: must be at least 1, got 0$/);
+  assert.throws(() => validateConfig({ method: 'deepclusterv2', data: d, deepclusterv2: { crops_for_assign: [0, 2] } }),
+    /deepclusterv2\.crops_for_assign\[1\]: crop 2 does not exist \(2 crops\)$/);
+  assert.throws(() => validateConfig({ method: 'deepclusterv2', data: d, deepclusterv2: { kmeans_iterations: 0 } }), /deepclusterv2\.kmeans_iterations: must be at least 1, got 0$/);
+  assert.throws(() => validateConfig({ method: 'selav2', data: d, selav2: { freeze_prototypes_niters: 1.5 } }), /selav2\.freeze_prototypes_niters: must be an integer, got 1\.5$/);
+});
+
+test('the messages of every kind of value error', () => {
+  const d = { path: '/d' };
+  const fails = (raw: unknown, message: string) => assert.throws(() => validateConfig(raw), { message });
+  fails({ data: d, optim: { batch_size: 1 } }, 'optim.batch_size: must be at least 2, got 1');
+  fails({ data: d, optim: { epochs: 'x' } }, 'optim.epochs: must be an integer, got "x"');
+  fails({ data: d, optim: { larc: 'yes' } }, 'optim.larc: must be true or false, got "yes"');
+  fails({ data: d, run: { device: null } }, 'run.device: must not be empty');
+  fails({ data: d, run: { out: 3 } }, 'run.out: must be a string, got 3');
+  fails({ data: d, crops: { size_crops: [] } }, 'crops.size_crops: must be a list of numbers, got []');
+  fails({ data: d, crops: { max_scale_crops: 1.5 } }, 'crops.max_scale_crops[0]: must be at most 1, got 1.5');
+  fails({ data: d, optim: 3 }, 'optim: must be a mapping');
+  fails({ data: d, optimizer: {} }, "optimizer: unknown section (did you mean 'optim'?); sections: data, crops, model, swav, optim, run (and the key method)");
+  fails({ data: d, optim: { temperature: 0.1 } }, "optim.temperature: unknown key (did you mean 'swav.temperature'?); keys of optim: " +
+    'epochs, batch_size, base_lr, final_lr, warmup_epochs, start_warmup, wd, momentum, larc, trust_coefficient');
+  fails({ data: d, model: { nmb_prototypes: 'many' } }, 'model.nmb_prototypes: must be an integer or a list of integers, got "many"');
+  fails({ data: d, optim: { epochs: 2, warmup_epochs: 3 } }, 'optim.warmup_epochs: 3 exceeds optim.epochs');
+  fails({ data: d, crops: { blur_radius: 1 } }, 'crops.blur_radius: needs [min, max]');
+  fails({ data: d, crops: { nmb_crops: 1 } }, 'crops.nmb_crops: SwAV needs at least 2 crops');
+  fails('x', 'config: the top level must be a mapping of sections');
+  // a bare number is a one-element list; an empty section takes the defaults
+  const c = validateConfig({ data: d, crops: { nmb_crops: 2, size_crops: 96, min_scale_crops: 0.2, max_scale_crops: 1 }, optim: null });
+  assert.deepEqual([c.crops.nmb_crops, c.crops.size_crops, c.optim.epochs], [[2], [96], 100]);
+});
+
+test('method=NAME as an override; other keys still need section.key', () => {
+  const f = file('m.yaml', 'data: { path: /d }\nmodel: { nmb_prototypes: [30, 30] }\n');
+  const c = loadConfig(f, ['method=selav2', 'selav2.epsilon=0.1']);
+  assert.equal(c.method, 'selav2');
+  assert.equal(c.method === 'selav2' && c.selav2.epsilon, 0.1);
+  assert.deepEqual(applyOverrides({}, ['method=deepclusterv2']), { method: 'deepclusterv2' });
+  assert.throws(() => applyOverrides({}, ['epochs=3']), /override 'epochs=3': expected section\.key=value/);
+  assert.throws(() => loadConfig(f, ['method=dc']), (e: Error) => e.message === `${f}: method: must be one of swav, deepclusterv2, selav2, got "dc"`);
+  assert.throws(() => loadConfig(f), (e: Error) => e.message.startsWith(`${f}: model.nmb_prototypes: SwAV trains one prototype head`));
+});
+
+test('the reference lists every key with its default; swav train --help prints it', () => {
+  const ref = configReference();
+  for (const line of ['method: swav | deepclusterv2 | selav2 (default: swav)', '  optim.base_lr: number >= 0 (default: 4.8)',
+    '  model.nmb_prototypes: integer >= 1, or list of (integer >= 1) (default: 3000 (swav); [3000, 3000, 3000] (deepclusterv2, selav2))',
+    'deepclusterv2 (method: deepclusterv2 only): ', '  selav2.freeze_prototypes_niters: integer >= 0, or null (default: null)',
+    '      iterations during which the prototypes are not updated; null: the first epoch\'s']) {
+    assert.ok(ref.includes(line), `the reference has ${JSON.stringify(line)}`);
+  }
+  const r = spawnSync(process.execPath, [join(root, 'dist/src/cli/main.js'), 'train', '--help'], { encoding: 'utf8' });
+  assert.equal(r.status, 0, r.stderr);
+  assert.match(r.stdout, /^usage: swav train --config FILE/);
+  assert.match(r.stdout, /^  deepclusterv2\.kmeans_iterations: integer >= 1 \(default: 10\)$/m);
+  assert.match(r.stdout, /^  selav2\.epsilon: number >= 0 \(default: 0\.05\)$/m);
+  assert.ok(r.stdout.endsWith(ref));
 });

@@ -1,0 +1,101 @@
+// `swav train` with the clustering methods: exact resumption (by epochs, and from the middle of an epoch) with the
+// memory bank and the assignments in the checkpoint, and a run directory that refuses another method.
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { spawnSync } from 'node:child_process';
+import { mkdirSync, mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { torch } from '../../src/index.js';
+import { root } from '../helpers.js';
+
+const dir = mkdtempSync(join(tmpdir(), 'swav-methods-'));
+const cli = join(root, 'dist/src/cli/main.js');
+
+/** A tiny IDX dataset (MNIST's format): 48 random 12 x 12 images. */
+function idxData(): string {
+  const d = join(dir, 'idx');
+  mkdirSync(d, { recursive: true });
+  const n = 48;
+  const header = Buffer.from([0, 0, 8, 3, 0, 0, 0, n, 0, 0, 0, 12, 0, 0, 0, 12]);
+  const pixels = Buffer.alloc(n * 144);
+  let s = 11;
+  for (let i = 0; i < pixels.length; i++) { s = (s * 1103515245 + 12345) & 0x7fffffff; pixels[i] = (s >> 16) & 255; }
+  writeFileSync(join(d, 'train-images-idx3-ubyte'), Buffer.concat([header, pixels]));
+  return d;
+}
+
+const data = idxData();
+const configFor = (method: string, section: string) => {
+  const f = join(dir, `${method}.yaml`);
+  writeFileSync(f, `
+method: ${method}
+data: { type: idx, path: ${data} }
+crops: { nmb_crops: [2, 2], size_crops: [12, 8], min_scale_crops: [0.4, 0.1], max_scale_crops: [1, 0.4], mean: [0.5], std: [0.25] }
+model: { arch: resnet18, stem: small, width: 4, in_channels: 1, hidden_mlp: 8, feat_dim: 8, nmb_prototypes: [6, 5, 4] }
+${section}
+optim: { epochs: 3, batch_size: 8, base_lr: 0.5, final_lr: 0.01, warmup_epochs: 1, start_warmup: 0.1 }
+run: { log_every: 2, threads: 1 }
+`);
+  return f;
+};
+const configs = {
+  deepclusterv2: configFor('deepclusterv2', 'deepclusterv2: { kmeans_iterations: 4 }'),
+  selav2: configFor('selav2', 'selav2: { freeze_prototypes_niters: 3 }'),
+};
+
+const train = (config: string, ...args: string[]) => spawnSync(process.execPath, [cli, 'train', '--config', config, ...args], { encoding: 'utf8' });
+
+/** Every tensor of two checkpoints is equal, bit for bit, the bank and assignments included; so are the counters. */
+function assertSameCheckpoint(a: string, b: string): void {
+  torch.tidy(() => {
+    const x = torch.load(join(a, 'checkpoint.pth'));
+    const y = torch.load(join(b, 'checkpoint.pth'));
+    assert.deepEqual([x.epoch, x.iteration, x.epoch_iteration], [y.epoch, y.iteration, y.epoch_iteration]);
+    for (const k of Object.keys(x.state_dict)) assert.ok(x.state_dict[k].equal(y.state_dict[k]), `state_dict ${k}`);
+    for (const k of Object.keys(x.optimizer.state)) assert.ok(x.optimizer.state[k].momentum_buffer.equal(y.optimizer.state[k].momentum_buffer), `momentum ${k}`);
+    for (const k of ['memory_embeddings', 'memory_index', 'assignments']) assert.ok(x[k].equal(y[k]), k);
+  });
+}
+
+for (const [method, config] of Object.entries(configs)) {
+  test(`${method}: 3 epochs straight equal 1 epoch + resume + 2, and a resume from the middle of an epoch, bit for bit`, () => {
+    const straight = train(config, `run.out=${join(dir, `${method}-straight`)}`);
+    assert.equal(straight.status, 0, straight.stderr);
+    assert.match(straight.stderr, new RegExp(`with ${method} on`));
+    torch.tidy(() => {
+      const ck = torch.load(join(dir, `${method}-straight`, 'checkpoint.pth'));
+      assert.deepEqual(ck.memory_embeddings.shape, [2, 48, 8], 'one bank per assigned crop, a row per sample of the epoch');
+      assert.deepEqual(ck.assignments.shape, [3, 48]);
+      const a = ck.assignments;
+      assert.ok(a.ge(0).all().item(), 'every sample of the epoch has a label (48 = 6 full batches)');
+      assert.ok(a.select(0, 2).lt(4).all().item() && a.select(0, 0).lt(6).all().item(), 'labels within each head');
+    });
+    const out = join(dir, `${method}-split`);
+    assert.equal(train(config, `run.out=${out}`, 'run.stop_after_epochs=1').status, 0);
+    const rest = train(config, `run.out=${out}`);
+    assert.equal(rest.status, 0, rest.stderr);
+    assert.match(rest.stderr, /resuming .* at epoch 2, iteration 0 of 6/);
+    assertSameCheckpoint(join(dir, `${method}-straight`), out);
+
+    // run.max_minutes that small stops after the first iteration: the checkpoint is inside epoch 1
+    const mid = join(dir, `${method}-mid`);
+    const first = train(config, `run.out=${mid}`, 'run.max_minutes=0.00001');
+    assert.equal(first.status, 0, first.stderr);
+    assert.equal(torch.tidy(() => torch.load(join(mid, 'checkpoint.pth')).epoch_iteration), 1);
+    const after = train(config, `run.out=${mid}`);
+    assert.equal(after.status, 0, after.stderr);
+    assert.match(after.stderr, /resuming .* at epoch 1, iteration 1 of 6/);
+    assertSameCheckpoint(join(dir, `${method}-straight`), mid);
+    const metrics = readFileSync(join(dir, `${method}-straight`, 'metrics.jsonl'), 'utf8').trim().split('\n').map((l) => JSON.parse(l));
+    assert.equal(metrics.filter((m) => m.type === 'epoch').length, 3);
+    assert.ok(metrics.filter((m) => m.type === 'train').every((m) => Number.isFinite(m.loss)));
+  });
+}
+
+test('a run directory of one method refuses a config of another, naming both', () => {
+  const out = join(dir, 'deepclusterv2-straight');
+  const r = train(configs.selav2, `run.out=${out}`);
+  assert.equal(r.status, 1);
+  assert.match(r.stderr, /holds a deepclusterv2 run, but the config's method is selav2: set run.out to another directory/);
+});
