@@ -11,6 +11,7 @@ import { DecodePool } from '../data/workers.js';
 import { imageTensor, multiCropBatches } from '../data/loader.js';
 import { REFERENCE_MULTICROP } from '../data/multicrop.js';
 import { AUTOCAST_DTYPE, type Amp } from '../methods/common.js';
+import { MemoryBank, clusterMemory, kmeansRule } from '../methods/deepclusterv2.js';
 
 
 /** Runs fn under autocast for `amp` on `device` (plain fp32 for 'fp32'). */
@@ -158,8 +159,39 @@ async function benchData(f: Flags): Promise<Record<string, unknown>> {
   return { images_per_s: Number(best.toFixed(1)), wall_images_per_s: Number(bestWall.toFixed(1)), crops: spec.map((s) => `${s.n}x${s.size}`).join(','), images: files.length, cores: 1 };
 }
 
+/**
+ * DeepCluster-v2's clustering at the start of an epoch (the peer is bench/torch_cluster.py, main_deepclusterv2.py's
+ * cluster_memory): spherical k-means of every head on a random normalized bank (banks x n x dim), centroids into the
+ * heads, the assignments table.
+ */
+function benchCluster(f: Flags): Record<string, unknown> {
+  const n = f.int('n', 60000);
+  const dim = f.int('dim', 128);
+  const heads = f.int('heads', 3);
+  const k = f.int('k', 3000);
+  const banks = f.int('banks', 2);
+  const iters = f.int('iters', 10);
+  const seed = f.int('seed', 31);
+  const threads = f.int('threads', 2);
+  f.optional('json');
+  f.done();
+  torch.setNumThreads(threads);
+  torch.manualSeed(seed);
+  const bank = new MemoryBank(torch.keep(torch.tidy(() => torch.normalize(torch.randn([banks, n, dim]), 2, 2))), torch.keep(torch.arange(n, undefined, 1, { dtype: 'int64' })));
+  const prototypes = Array.from({ length: heads }, () => torch.keep(torch.zeros([k, dim])));
+  const t0 = performance.now();
+  const table = clusterMemory(bank, prototypes, kmeansRule(iters), n);
+  const seconds = (performance.now() - t0) / 1000;
+  const unlabelled = torch.tidy(() => table.lt(0).sum().item());
+  if (unlabelled !== 0) throw new Error(`bench cluster: ${unlabelled} samples without a label`);
+  table.dispose();
+  bank.dispose();
+  prototypes.forEach((p) => p.dispose());
+  return { seconds: Number(seconds.toFixed(4)), n, k, heads, dim, banks, iters, threads, libtorch: torch.version };
+}
+
 const BENCHES: Record<string, (f: Flags) => Record<string, unknown> | Promise<Record<string, unknown>>> = {
-  step: benchStep, load: benchLoad, extract: benchExtract, data: benchData,
+  step: benchStep, load: benchLoad, extract: benchExtract, data: benchData, cluster: benchCluster,
 };
 
 export async function bench(argv: string[], parsedFlags: (argv: string[]) => Flags): Promise<void> {

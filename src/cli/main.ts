@@ -10,7 +10,8 @@ const USAGE = `usage: swav <command> [options]
 
 commands:
   train --config FILE [section.key=value ...] [--data PATH] [--out DIR] [--device D]
-                 SwAV pretraining in a run directory (running it again resumes); Ctrl-C saves and stops
+                 pretraining (method: swav, deepclusterv2 or selav2) in a run directory (running it again
+                 resumes); Ctrl-C saves and stops; train --help lists every configuration key
   eval knn --weights FILE|ZOO_NAME --data PATH [--type T] [--arch A] [--k 200] [--temperature 0.1]
                  weighted kNN top-1 of the trunk's features (eval split against the train split)
   extract        pooled trunk features: --arch ARCH --weights FILE|ZOO_NAME (--input X.npy | --data DIR)
@@ -24,6 +25,8 @@ commands:
   bench extract  feature extraction (--arch --batch --size --steps --amp fp32|bf16 --json)
   bench data     multi-crop decoding and augmentation of the .jpg files in --dir, per core (--crops --json)
   bench load     loading a checkpoint (--file --json)
+  bench cluster  DeepCluster-v2's clustering of a random memory bank (--n 60000 --dim 128 --heads 3 --k 3000
+                 --banks 2 --iters 10 --json)
 `;
 
 const BOOLEANS = ['json', 'help', 'force'] as const;

@@ -141,6 +141,33 @@ export class MemoryBank {
  */
 export type AssignRule = (bank: Tensor, prototypes: Tensor, group: ProcessGroup) => Tensor;
 
+/**
+ * cluster_memory: labels for every head h from bank h mod (number of banks), gathered from every process into a
+ * heads x dataset size table (-100 for samples in no bank).
+ */
+export function clusterMemory(bank: MemoryBank, heads: Tensor[], rule: AssignRule, datasetSize: number, group: ProcessGroup = singleProcess): Tensor {
+  return noGrad(() => tidy(() => {
+    const table = full([heads.length, datasetSize], -100, { dtype: 'int64' });
+    const index = group.allGather(bank.index).cpu();
+    const banks = bank.embeddings.shape[0];
+    heads.forEach((w, h) => tidy(() => {
+      const labels = rule(bank.embeddings.select(0, h % banks), w, group);
+      table.select(0, h).indexCopy_(0, index, group.allGather(labels).cpu());
+    }));
+    return table;
+  }));
+}
+
+/** DeepCluster-v2's rule: spherical k-means with as many centroids as the head has prototypes, copied into them. */
+export function kmeansRule(iterations: number): AssignRule {
+  return (bank, prototypes, group) => {
+    const { centroids, assignments } = sphericalKMeans(bank, { k: prototypes.shape[0], iterations, group });
+    noGrad(() => prototypes.copy_(centroids));
+    centroids.dispose();
+    return assignments;
+  };
+}
+
 export interface ClusteringOptions {
   cropsForAssign: number[];
   temperature: number;
@@ -167,19 +194,12 @@ export function createClusteringMethod(o: ClusteringOptions, rule: AssignRule, c
   let assignments: Tensor | null = null;
   const normalizeHeads = () => noGrad(() => tidy(() => heads.forEach((w) => w.copy_(normalize(w, 2, 1)))));
 
-  const cluster = () => noGrad(() => {
+  const cluster = () => {
     if (o.normalizePrototypes) normalizeHeads();
-    const table = keep(full([heads.length, ctx.datasetSize], -100, { dtype: 'int64' }));
-    tidy(() => {
-      const index = group.allGather(bank!.index).cpu();
-      heads.forEach((w, h) => tidy(() => {
-        const labels = rule(bank!.embeddings.select(0, h % o.cropsForAssign.length), w, group);
-        table.select(0, h).indexCopy_(0, index, group.allGather(labels).cpu());
-      }));
-    });
+    const table = keep(clusterMemory(bank!, heads, rule, ctx.datasetSize, group));
     assignments?.dispose();
     assignments = table;
-  });
+  };
 
   return {
     nanHint: o.nanHint,
@@ -242,14 +262,8 @@ export type DeepClusterV2Section = z.output<typeof deepclusterv2Section>;
 
 /** DeepCluster-v2 behind the trainer's seam: k-means labels, the centroids as prototypes. */
 export function createDeepClusterV2(s: DeepClusterV2Section, ctx: MethodContext): TrainingMethod {
-  const rule: AssignRule = (bank, prototypes, group) => {
-    const { centroids, assignments } = sphericalKMeans(bank, { k: prototypes.shape[0], iterations: s.kmeans_iterations, group });
-    noGrad(() => prototypes.copy_(centroids));
-    centroids.dispose();
-    return assignments;
-  };
   return createClusteringMethod({
     cropsForAssign: s.crops_for_assign, temperature: s.temperature, freezePrototypesNiters: s.freeze_prototypes_niters,
     normalizePrototypes: false, nanHint: 'a learning rate too high for the batch (optim.base_lr)',
-  }, rule, ctx);
+  }, kmeansRule(s.kmeans_iterations), ctx);
 }
