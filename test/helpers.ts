@@ -1,6 +1,6 @@
 // Shared by the tests: golden files written by test/golden/make_golden.py, and tolerance checks.
 import assert from 'node:assert/strict';
-import { existsSync, readFileSync, renameSync, rmSync } from 'node:fs';
+import { existsSync, mkdirSync, readFileSync, renameSync, rmSync, writeFileSync } from 'node:fs';
 import { execFileSync } from 'node:child_process';
 import { join } from 'node:path';
 import { tmpdir } from 'node:os';
@@ -75,4 +75,34 @@ export function assertClose(actual: Tensor, expected: Tensor, what: string, rtol
   }
   const err = relativeError(actual, expected);
   assert.ok(err <= rtol, `${what}: relative error ${err.toExponential(2)} > ${rtol}`);
+}
+
+/** A tiny IDX dataset (MNIST's format) in `dir`: n random 12 x 12 images from a seeded generator, labels i mod 3. */
+export function idxDataset(dir: string, seed: number, n = 48): string {
+  mkdirSync(dir, { recursive: true });
+  const header = Buffer.from([0, 0, 8, 3, 0, 0, 0, n, 0, 0, 0, 12, 0, 0, 0, 12]);
+  const pixels = Buffer.alloc(n * 144);
+  let s = seed;
+  for (let i = 0; i < pixels.length; i++) { s = (s * 1103515245 + 12345) & 0x7fffffff; pixels[i] = (s >> 16) & 255; }
+  writeFileSync(join(dir, 'train-images-idx3-ubyte'), Buffer.concat([header, pixels]));
+  writeFileSync(join(dir, 'train-labels-idx1-ubyte'), Buffer.concat([Buffer.from([0, 0, 8, 1, 0, 0, 0, n]), Buffer.from(Array.from({ length: n }, (_, i) => i % 3))]));
+  return dir;
+}
+
+/**
+ * Two run directories' checkpoints are equal, bit for bit: counters, every weight and momentum buffer, and each of
+ * the method's entries named (tensors compared exactly, other values as they are).
+ */
+export function assertSameCheckpoint(a: string, b: string, methodKeys: string[]): void {
+  torch.tidy(() => {
+    const x = torch.load(join(a, 'checkpoint.pth'));
+    const y = torch.load(join(b, 'checkpoint.pth'));
+    assert.deepEqual([x.epoch, x.iteration, x.epoch_iteration], [y.epoch, y.iteration, y.epoch_iteration]);
+    for (const k of Object.keys(x.state_dict)) assert.ok(x.state_dict[k].equal(y.state_dict[k]), `state_dict ${k}`);
+    for (const k of Object.keys(x.optimizer.state)) assert.ok(x.optimizer.state[k].momentum_buffer.equal(y.optimizer.state[k].momentum_buffer), `momentum ${k}`);
+    for (const k of methodKeys) {
+      if (x[k] instanceof torch.Tensor) assert.ok(x[k].equal(y[k]), k);
+      else assert.deepEqual(x[k], y[k], k);
+    }
+  });
 }

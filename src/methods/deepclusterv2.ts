@@ -2,7 +2,7 @@
 // crops_for_assign), spherical k-means on it at the start of every epoch for each prototype head, the centroids
 // copied into that head, and a cross-entropy loss against each sample's cluster over all its crops.
 import { Tensor } from '../torch/tensor.js';
-import { cat, crossEntropy, normalize, where } from '../torch/functional.js';
+import { cat, conv2d, crossEntropy, normalize, where } from '../torch/functional.js';
 import { full, ones, randperm, tensor, zeros } from '../torch/creation.js';
 import { noGrad } from '../torch/autograd.js';
 import { keep, tidy } from '../torch/scope.js';
@@ -12,18 +12,55 @@ import type { IterationResult, MethodBatch, MethodContext, TrainingMethod } from
 import { z } from 'zod';
 import { list, section } from './schema.js';
 
-/** Rows of the bank scored against the centroids at once (bounds the score matrix to ~50 MB for 3000 centroids). */
-const CHUNK = 4096;
+/**
+ * The index of each row's largest entry (the first, on ties: torch.argmax's), for an N x K matrix. libtorch's
+ * argmax over the contiguous dimension is scalar code, ~5x slower than amax: rows are cut into blocks of b,
+ * the block holding the maximum found by amax, then argmax only within it.
+ */
+export function rowArgmax(scores: Tensor): Tensor {
+  const [n, k] = scores.shape;
+  const b = blockSize(k);
+  if (b === 0 || !scores.isContiguous()) return scores.argmax(1);
+  return tidy(() => {
+    const blocks = scores.view(n, k / b, b);
+    const block = blocks.amax(2).argmax(1);
+    const within = blocks.gather(1, block.view(n, 1, 1).expand(n, 1, b)).squeeze(1).argmax(1);
+    return block.mul(b).add(within);
+  });
+}
 
-/** For each row of `x` (N x D), the index of its largest dot product with the rows of `centroids` (K x D). */
+/** A divisor of k near 2 sqrt(k) (100 for 3000), or 0 when k has none worth the blocking. */
+function blockSize(k: number): number {
+  const target = 2 * Math.sqrt(k);
+  let best = 0;
+  for (let b = 8; b <= k / 4; b++) if (k % b === 0 && Math.abs(b - target) < Math.abs(best - target)) best = b;
+  return best;
+}
+
+/** Entries of the score matrix computed at once (128 MiB of float32): a large bank never needs N x K memory. */
+const SCORES_AT_ONCE = 2 ** 25;
+
+/**
+ * For each row of `x` (N x D), the index of its largest dot product with the rows of `centroids` (K x D), by
+ * blocks of rows. On the CPU the dot products are a 1x1 convolution in channels_last, which oneDNN computes ~2x
+ * faster than the BLAS matrix product (the same float32 sums in another order).
+ */
 export function nearestCentroid(x: Tensor, centroids: Tensor): Tensor {
   return noGrad(() => tidy(() => {
-    const n = x.shape[0];
+    const [n, d] = x.shape;
+    const k = centroids.shape[0];
+    const rows = Math.max(1, Math.ceil(SCORES_AT_ONCE / k));
+    const weight = x.device === 'cpu' ? centroids.reshape([k, d, 1, 1]).contiguous('channelsLast') : centroids.t();
     const out = zeros([n], { dtype: 'int64', device: x.device });
-    const ct = centroids.t();
-    for (let s = 0; s < n; s += CHUNK) {
-      const rows = x.narrow(0, s, Math.min(CHUNK, n - s));
-      out.narrow(0, s, rows.shape[0]).copy_(rows.mm(ct).argmax(1));
+    for (let s = 0; s < n; s += rows) {
+      tidy(() => {
+        const m = Math.min(rows, n - s);
+        const part = x.narrow(0, s, m).contiguous();
+        const scores = x.device === 'cpu'
+          ? conv2d(part.view(1, m, 1, d).permute(0, 3, 1, 2), weight).permute(0, 2, 3, 1).reshape([m, k]) // N=1, C=d, H=m, W=1
+          : part.mm(weight);
+        out.narrow(0, s, m).copy_(rowArgmax(scores));
+      });
     }
     return out;
   }));
@@ -175,8 +212,6 @@ export interface ClusteringOptions {
   freezePrototypesNiters: number;
   /** L2-normalize the prototypes before each iteration and clustering (prototypes learned by SGD). */
   normalizePrototypes: boolean;
-  /** Shown when the loss is not finite. */
-  nanHint: string;
 }
 
 /**
@@ -202,7 +237,6 @@ export function createClusteringMethod(o: ClusteringOptions, rule: AssignRule, c
   };
 
   return {
-    nanHint: o.nanHint,
     async prepare(pass: AsyncIterable<MethodBatch>) {
       if (bank) return; // from the checkpoint
       bank = MemoryBank.zeros(o.cropsForAssign.length, ctx.itersPerEpoch * bs, ctx.featDim, ctx.device);
@@ -241,6 +275,15 @@ export function createClusteringMethod(o: ClusteringOptions, rule: AssignRule, c
       bank = s.memory_embeddings instanceof Tensor && s.memory_index instanceof Tensor
         ? new MemoryBank(keep(s.memory_embeddings.clone()), keep(s.memory_index.clone())) : null;
       assignments = s.assignments instanceof Tensor ? keep(s.assignments.clone()) : null;
+      if (bank && (bank.size !== ctx.itersPerEpoch * bs || bank.embeddings.shape[0] !== o.cropsForAssign.length)) {
+        ctx.log('note: the memory bank of the checkpoint does not fit this configuration (batch size or crops_for_assign changed): it is filled again');
+        bank.dispose();
+        bank = null;
+      }
+      if (assignments && assignments.shape[1] !== ctx.datasetSize) {
+        assignments.dispose();
+        assignments = null;
+      }
     },
     dispose() {
       bank?.dispose();
@@ -262,8 +305,14 @@ export type DeepClusterV2Section = z.output<typeof deepclusterv2Section>;
 
 /** DeepCluster-v2 behind the trainer's seam: k-means labels, the centroids as prototypes. */
 export function createDeepClusterV2(s: DeepClusterV2Section, ctx: MethodContext): TrainingMethod {
+  const rows = ctx.itersPerEpoch * ctx.batchSize * ctx.group.worldSize;
+  const k = Math.max(...prototypeHeads(ctx.model).map((w) => w.shape[0]));
+  if (k > rows) {
+    throw new Error(`deepclusterv2: ${k} prototypes (centroids) but the memory bank holds ${rows} samples per epoch: ` +
+      'reduce model.nmb_prototypes or use more data');
+  }
   return createClusteringMethod({
     cropsForAssign: s.crops_for_assign, temperature: s.temperature, freezePrototypesNiters: s.freeze_prototypes_niters,
-    normalizePrototypes: false, nanHint: 'a learning rate too high for the batch (optim.base_lr)',
+    normalizePrototypes: false,
   }, kmeansRule(s.kmeans_iterations), ctx);
 }

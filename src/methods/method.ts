@@ -55,7 +55,7 @@ export interface TrainingMethod {
   state(): Record<string, unknown>;
   /** Restores state() from a checkpoint; the tensors given are the checkpoint's (copy what is kept). */
   loadState(state: Record<string, unknown>): void;
-  /** Hint for the loss's error message when it is not finite. */
-  readonly nanHint: string;
+  /** A cause of a non-finite loss that is this method's own, for the error message. */
+  readonly nanHint?: string;
   dispose(): void;
 }

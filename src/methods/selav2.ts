@@ -47,6 +47,6 @@ export type SeLaV2Section = z.output<typeof selav2Section>;
 export function createSeLaV2(s: SeLaV2Section, ctx: MethodContext): TrainingMethod {
   return createClusteringMethod({
     cropsForAssign: s.crops_for_assign, temperature: s.temperature, freezePrototypesNiters: s.freeze_prototypes_niters ?? ctx.itersPerEpoch,
-    normalizePrototypes: true, nanHint: 'a learning rate too high for the batch (optim.base_lr)',
+    normalizePrototypes: true,
   }, (bank, prototypes, group) => tidy(() => assign(bank.mm(prototypes.t()), { epsilon: s.epsilon, iterations: s.sinkhorn_iterations, group })), ctx);
 }

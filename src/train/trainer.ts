@@ -262,7 +262,7 @@ function iterate(r: Run, batch: MethodBatch & { waitSeconds: number }, epoch: nu
     if (!Number.isFinite(loss)) {
       throw new TrainingError(`the loss is ${loss} at epoch ${epoch + 1}, iteration ${r.progress.epochIteration + 1}: training stopped. ` +
         `The last good checkpoint (after epoch ${r.progress.epoch}) is kept in ${r.dir}. Usual causes: a learning rate too high ` +
-        `(optim.base_lr), ${r.method.nanHint}, broken input data.`);
+        `(optim.base_lr), ${r.method.nanHint ? `${r.method.nanHint}, ` : ''}broken input data.`);
     }
     r.progress = { epoch, epochIteration: r.progress.epochIteration + 1, iteration: it + 1 };
     s.window.loss += loss; s.window.n++; s.window.wait += batch.waitSeconds;

@@ -190,6 +190,18 @@ def make_nn():
     write("nn.json", res)
 
 
+def ref_step(model, opt, loss, frozen):
+    """The end of an iteration of main_swav.py / main_deepclusterv2.py: backward, the prototypes' gradients dropped
+    while frozen, LARC + SGD step."""
+    opt.zero_grad()
+    loss.backward()
+    if frozen:
+        for name, p in model.named_parameters():
+            if "prototypes" in name:
+                p.grad = None
+    larc_step(list(model.parameters()), opt)
+
+
 def larc_step(params, optimizer, trust=0.001, clip=False, eps=1e-8):
     """apex.parallel.LARC.step, as SwAV calls it."""
     with torch.no_grad():
@@ -427,13 +439,7 @@ def make_swav_steps(root):
         embedding, output = model(crops)
         loss, use_queue = ref_loss(output, bs, nmb, assign, 0.1, queue=queue, prototypes=model.prototypes.weight,
                                    embedding=embedding.detach(), use_queue=use_queue)
-        opt.zero_grad()
-        loss.backward()
-        if it < freeze:
-            for name, p in model.named_parameters():
-                if "prototypes" in name:
-                    p.grad = None
-        larc_step(list(model.parameters()), opt)
+        ref_step(model, opt, loss, it < freeze)
         losses.append(float(loss))
     save_npy_dir(os.path.join(root, "final"), model.state_dict())
     np.save(os.path.join(root, "queue.npy"), queue.numpy())
@@ -444,11 +450,13 @@ def make_swav_steps(root):
 
 
 # ---------------------------------------------------------------- DeepCluster-v2 and SeLa-v2 (main_deepclusterv2.py)
-def ref_kmeans(bank, k, iterations, seed):
-    """cluster_memory's k-means of one head, world size 1. The M step sums each cluster's rows with torch.sum in
-    float32 over the rows in ascending index order, one cluster at a time, as the reference's loop over
-    get_indices_sparse does. Returns (centroids, assignments, empty clusters of each M step)."""
-    torch.manual_seed(seed)
+def ref_kmeans(bank, k, iterations, seed=None):
+    """cluster_memory's k-means of one head, world size 1 (after torch.manual_seed(seed) when a seed is given). The
+    M step sums each cluster's rows with torch.sum in float32 over the rows in ascending index order, one cluster at
+    a time, as the reference's loop over get_indices_sparse does. Returns (centroids, assignments, empty clusters of
+    each M step)."""
+    if seed is not None:
+        torch.manual_seed(seed)
     random_idx = torch.randperm(len(bank))[:k]
     centroids = bank[random_idx]
     empty = []
@@ -493,21 +501,7 @@ def cluster_memory(model, index, bank, n_data, nmb_prototypes, iterations=10):
     j = 0
     with torch.no_grad():
         for h, k in enumerate(nmb_prototypes):
-            centroids = bank[j][torch.randperm(len(bank[j]))[:k]]
-            for n_iter in range(iterations + 1):
-                local = torch.mm(bank[j], centroids.t()).max(dim=1)[1]
-                if n_iter == iterations:
-                    break
-                counts = torch.zeros(k).int()
-                sums = torch.zeros(k, bank.shape[2])
-                for c in range(k):
-                    rows = torch.nonzero(local == c).squeeze(1)
-                    if len(rows) > 0:
-                        sums[c] = torch.sum(bank[j][rows], dim=0)
-                        counts[c] = len(rows)
-                mask = counts > 0
-                centroids[mask] = sums[mask] / counts[mask].unsqueeze(1)
-                centroids = F.normalize(centroids, dim=1, p=2)
+            centroids, local, _ = ref_kmeans(bank[j], k, iterations)
             getattr(model.prototypes, f"prototypes{h}").weight.copy_(centroids)
             assignments[h][index] = local
             j = (j + 1) % len(bank)
@@ -646,13 +640,7 @@ def make_dc_steps(root, method):
         emb, output = model(crops)
         emb = emb.detach()
         loss = dc_loss(output, assignments[:, idx], nmb, temp)
-        opt.zero_grad()
-        loss.backward()
-        if it < freeze:
-            for name, p in model.named_parameters():
-                if "prototypes" in name:
-                    p.grad = None
-        larc_step(list(model.parameters()), opt)
+        ref_step(model, opt, loss, it < freeze)
         index[start:start + bs] = idx
         for m, c in enumerate(assign):
             bank[m][start:start + bs] = emb[c * bs:(c + 1) * bs]

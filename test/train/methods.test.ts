@@ -3,29 +3,16 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
-import { mkdirSync, mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { torch } from '../../src/index.js';
-import { root } from '../helpers.js';
+import { assertSameCheckpoint, idxDataset, root } from '../helpers.js';
 
 const dir = mkdtempSync(join(tmpdir(), 'swav-methods-'));
 const cli = join(root, 'dist/src/cli/main.js');
 
-/** A tiny IDX dataset (MNIST's format): 48 random 12 x 12 images. */
-function idxData(): string {
-  const d = join(dir, 'idx');
-  mkdirSync(d, { recursive: true });
-  const n = 48;
-  const header = Buffer.from([0, 0, 8, 3, 0, 0, 0, n, 0, 0, 0, 12, 0, 0, 0, 12]);
-  const pixels = Buffer.alloc(n * 144);
-  let s = 11;
-  for (let i = 0; i < pixels.length; i++) { s = (s * 1103515245 + 12345) & 0x7fffffff; pixels[i] = (s >> 16) & 255; }
-  writeFileSync(join(d, 'train-images-idx3-ubyte'), Buffer.concat([header, pixels]));
-  return d;
-}
-
-const data = idxData();
+const data = idxDataset(join(dir, 'idx'), 11);
 const configFor = (method: string, section: string) => {
   const f = join(dir, `${method}.yaml`);
   writeFileSync(f, `
@@ -46,17 +33,6 @@ const configs = {
 
 const train = (config: string, ...args: string[]) => spawnSync(process.execPath, [cli, 'train', '--config', config, ...args], { encoding: 'utf8' });
 
-/** Every tensor of two checkpoints is equal, bit for bit, the bank and assignments included; so are the counters. */
-function assertSameCheckpoint(a: string, b: string): void {
-  torch.tidy(() => {
-    const x = torch.load(join(a, 'checkpoint.pth'));
-    const y = torch.load(join(b, 'checkpoint.pth'));
-    assert.deepEqual([x.epoch, x.iteration, x.epoch_iteration], [y.epoch, y.iteration, y.epoch_iteration]);
-    for (const k of Object.keys(x.state_dict)) assert.ok(x.state_dict[k].equal(y.state_dict[k]), `state_dict ${k}`);
-    for (const k of Object.keys(x.optimizer.state)) assert.ok(x.optimizer.state[k].momentum_buffer.equal(y.optimizer.state[k].momentum_buffer), `momentum ${k}`);
-    for (const k of ['memory_embeddings', 'memory_index', 'assignments']) assert.ok(x[k].equal(y[k]), k);
-  });
-}
 
 for (const [method, config] of Object.entries(configs)) {
   test(`${method}: 3 epochs straight equal 1 epoch + resume + 2, and a resume from the middle of an epoch, bit for bit`, () => {
@@ -76,7 +52,7 @@ for (const [method, config] of Object.entries(configs)) {
     const rest = train(config, `run.out=${out}`);
     assert.equal(rest.status, 0, rest.stderr);
     assert.match(rest.stderr, /resuming .* at epoch 2, iteration 0 of 6/);
-    assertSameCheckpoint(join(dir, `${method}-straight`), out);
+    assertSameCheckpoint(join(dir, `${method}-straight`), out, ['memory_embeddings', 'memory_index', 'assignments']);
 
     // run.max_minutes that small stops after the first iteration: the checkpoint is inside epoch 1
     const mid = join(dir, `${method}-mid`);
@@ -86,7 +62,7 @@ for (const [method, config] of Object.entries(configs)) {
     const after = train(config, `run.out=${mid}`);
     assert.equal(after.status, 0, after.stderr);
     assert.match(after.stderr, /resuming .* at epoch 1, iteration 1 of 6/);
-    assertSameCheckpoint(join(dir, `${method}-straight`), mid);
+    assertSameCheckpoint(join(dir, `${method}-straight`), mid, ['memory_embeddings', 'memory_index', 'assignments']);
     const metrics = readFileSync(join(dir, `${method}-straight`, 'metrics.jsonl'), 'utf8').trim().split('\n').map((l) => JSON.parse(l));
     assert.equal(metrics.filter((m) => m.type === 'epoch').length, 3);
     assert.ok(metrics.filter((m) => m.type === 'train').every((m) => Number.isFinite(m.loss)));
@@ -98,4 +74,11 @@ test('a run directory of one method refuses a config of another, naming both', (
   const r = train(configs.selav2, `run.out=${out}`);
   assert.equal(r.status, 1);
   assert.match(r.stderr, /holds a deepclusterv2 run, but the config's method is selav2: set run.out to another directory/);
+});
+
+test('deepclusterv2 with more prototypes than the bank holds is one clear error before training', () => {
+  const r = train(configs.deepclusterv2, `run.out=${join(dir, 'too-many')}`, 'model.nmb_prototypes=[60]');
+  assert.equal(r.status, 1);
+  assert.match(r.stderr, /^swav: error: deepclusterv2: 60 prototypes \(centroids\) but the memory bank holds 48 samples per epoch: reduce model.nmb_prototypes/m);
+  assert.doesNotMatch(r.stderr, /at .*\.js:\d+/, 'no stack trace');
 });
