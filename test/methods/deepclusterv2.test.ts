@@ -33,6 +33,29 @@ for (const c of json('kmeans.json')) {
   });
 }
 
+test('rowArgmax by block maxima equals argmax, first index on ties, for block-divisible, prime and strided K', () => {
+  torch.tidy(() => {
+    torch.manualSeed(4);
+    for (const k of [3000, 101, 64, 7]) {
+      const s = torch.randn([257, k]).round(); // many exact ties
+      assertClose(deepclusterv2.rowArgmax(s), s.argmax(1), `k ${k}`, 0);
+      assertClose(deepclusterv2.rowArgmax(s.t().contiguous().t()), s.argmax(1), `k ${k}, column-major`, 0);
+    }
+  });
+});
+
+test('nearestCentroid over more rows than one block of scores, and on duplicate centroids, picks the first best', () => {
+  torch.tidy(() => {
+    torch.manualSeed(5);
+    const x = torch.normalize(torch.randn([12000, 8]), 2, 1);
+    const c = torch.normalize(torch.randn([3000, 8]), 2, 1);
+    const same = deepclusterv2.nearestCentroid(x, c).eq(x.mm(c.t()).argmax(1)).float().mean().item();
+    assert.ok(same >= 0.9999, `${same}`);
+    const twice = torch.cat([c.index('0:5'), c.index('0:5')]);
+    assert.ok(deepclusterv2.nearestCentroid(x, twice).lt(5).all().item(), 'a tie goes to the lower index, as torch.max');
+  });
+});
+
 test('sphericalKMeans refuses more centroids than rows, and banks that are not matrices', () => {
   torch.tidy(() => {
     assert.throws(() => deepclusterv2.sphericalKMeans(torch.randn([5, 3]), { k: 6 }), /6 centroids from a bank of 5 rows: reduce the number of prototypes/);
