@@ -1,4 +1,4 @@
-// The swav package: import { torch, nn, optim, models, swav, deepclusterv2, selav2 } from 'swav'.
+// The swav package: import { torch, nn, optim, models, hub, swav, deepclusterv2, selav2, evaluation } from 'swav'.
 export * as torch from './torch/index.js';
 export * as nn from './nn/index.js';
 export * as optim from './optim/index.js';
@@ -7,3 +7,4 @@ export * as hub from './hub/index.js';
 export * as swav from './methods/swav.js';
 export * as deepclusterv2 from './methods/deepclusterv2.js';
 export * as selav2 from './methods/selav2.js';
+export * as evaluation from './eval/index.js';

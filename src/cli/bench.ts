@@ -1,6 +1,6 @@
 // `swav bench step`: one full SwAV training step on synthetic data, with the flags of the PyTorch peer
 // (../shared/peer/torch_swav_step.py) so that the two run side by side.
-import { torch, models, optim } from '../index.js';
+import { torch, models, optim, evaluation } from '../index.js';
 import { normalizePrototypes, swavLoss } from '../methods/swav.js';
 import { Flags, UsageError, parseCrops } from './args.js';
 import type { Architecture } from '../models/resnet.js';
@@ -190,8 +190,39 @@ function benchCluster(f: Flags): Record<string, unknown> {
   return { seconds: Number(seconds.toFixed(4)), n, k, heads, dim, banks, iters, threads, libtorch: torch.version };
 }
 
+/**
+ * The linear probe on cached features (the peer is bench/torch_linear_probe.py): evaluation.linearProbe with
+ * eval_linear.py's defaults on random features of a few classes, shuffled every epoch.
+ */
+async function benchProbe(f: Flags): Promise<Record<string, unknown>> {
+  const n = f.int('n', 60000);
+  const val = f.int('val', 10000);
+  const dim = f.int('dim', 512);
+  const classes = f.int('classes', 10);
+  const epochs = f.int('epochs', 100);
+  const batch = f.int('batch', 256);
+  const threads = f.int('threads', 2);
+  f.optional('json');
+  f.done();
+  torch.setNumThreads(threads);
+  torch.manualSeed(0);
+  const make = (rows: number, centers: torch.Tensor) => torch.tidy(() => {
+    const y = torch.randint(0, classes, [rows], { dtype: 'int64' });
+    return { x: torch.keep(centers.indexSelect(0, y).add(torch.randn([rows, dim]).mul(4))), y: torch.keep(y) };
+  });
+  const centers = torch.randn([classes, dim]);
+  const tr = make(n, centers);
+  const va = make(val, centers);
+  const t0 = performance.now();
+  const r = await evaluation.linearProbe(tr.x, tr.y, va.x, va.y, { epochs, batchSize: batch, lr: 0.3, momentum: 0.9, weightDecay: 1e-6, seed: 31 });
+  const seconds = (performance.now() - t0) / 1000;
+  r.classifier.dispose();
+  [tr.x, tr.y, va.x, va.y, centers].forEach((t) => t.dispose());
+  return { seconds: Number(seconds.toFixed(3)), best_top1: r.bestTop1, best_top5: r.bestTop5, n, dim, epochs, batch, libtorch: torch.version };
+}
+
 const BENCHES: Record<string, (f: Flags) => Record<string, unknown> | Promise<Record<string, unknown>>> = {
-  step: benchStep, load: benchLoad, extract: benchExtract, data: benchData, cluster: benchCluster,
+  step: benchStep, load: benchLoad, extract: benchExtract, data: benchData, cluster: benchCluster, probe: benchProbe,
 };
 
 export async function bench(argv: string[], parsedFlags: (argv: string[]) => Flags): Promise<void> {

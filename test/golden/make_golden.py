@@ -671,6 +671,41 @@ def make_deepcluster(root):
     print(f"wrote {root} in {time.perf_counter() - t0:.1f} s")
 
 
+# ---------------------------------------------------------------- the linear protocol (eval_linear.py) on features
+def make_linear():
+    """eval_linear.py's head and training on fixed features, without shuffling: RegLog's Linear under the seed
+    (weight N(0, 0.01), bias 0), SGD with momentum and weight decay, CosineAnnealingLR stepped per epoch, batches of
+    the rows in order with the last partial one kept; per-epoch validation top-1 / top-5."""
+    torch.manual_seed(17)
+    n, nv, d, c = 300, 120, 32, 7
+    centers = torch.randn(c, d) * 2
+    ytr, yva = torch.randint(0, c, (n,)), torch.randint(0, c, (nv,))
+    xtr, xva = centers[ytr] + torch.randn(n, d) * 3, centers[yva] + torch.randn(nv, d) * 3
+    cases = []
+    for epochs, bs, lr, wd, nesterov, final in [(6, 64, 0.3, 1e-6, False, 0.0), (4, 50, 0.1, 1e-4, True, 0.01)]:
+        torch.manual_seed(31)
+        head = nn.Linear(d, c)
+        head.weight.data.normal_(mean=0.0, std=0.01)
+        head.bias.data.zero_()
+        opt = torch.optim.SGD(head.parameters(), lr=lr, momentum=0.9, weight_decay=wd, nesterov=nesterov)
+        sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, epochs, eta_min=final)
+        top1, top5 = [], []
+        for _ in range(epochs):
+            for s in range(0, n, bs):
+                loss = F.cross_entropy(head(xtr[s:s + bs]), ytr[s:s + bs])
+                opt.zero_grad()
+                loss.backward()
+                opt.step()
+            sched.step()
+            with torch.no_grad():
+                top = head(xva).topk(5, 1).indices.eq(yva.unsqueeze(1))
+                top1.append(float(top[:, :1].sum()) / nv)
+                top5.append(float(top.sum()) / nv)
+        cases.append({"epochs": epochs, "batch_size": bs, "lr": lr, "weight_decay": wd, "nesterov": nesterov, "final_lr": final,
+                      "seed": 31, "weight": enc(head.weight), "bias": enc(head.bias), "top1": top1, "top5": top5})
+    write("linear.json", {"train_x": enc(xtr), "train_y": enc(ytr), "val_x": enc(xva), "val_y": enc(yva), "cases": cases})
+
+
 # ---------------------------------------------------------------- multi-crop augmentation (torchvision's own)
 def make_augment():
     import torchvision.transforms as T
@@ -822,6 +857,7 @@ if __name__ == "__main__":
     ap = argparse.ArgumentParser()
     ap.add_argument("--small", action="store_true")
     ap.add_argument("--jpeg", action="store_true")
+    ap.add_argument("--linear", action="store_true")
     ap.add_argument("--models", default=None)
     ap.add_argument("--checkpoints", default=None)
     ap.add_argument("--swav-steps", default=None)
@@ -836,6 +872,9 @@ if __name__ == "__main__":
         make_npy()
         make_swav()
         make_augment()
+        make_linear()
+    if a.linear:
+        make_linear()
     if a.small or a.jpeg:
         make_jpeg()
     if a.models:
