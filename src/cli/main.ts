@@ -4,7 +4,8 @@ import { Flags, UsageError, parse } from './args.js';
 import { bench } from './bench.js';
 import { extract } from './extract.js';
 import { convert, hubCommand } from './files.js';
-import { trainCommand, evalCommand } from './train.js';
+import { trainCommand } from './train.js';
+import { evalCommand } from './eval.js';
 
 const USAGE = `usage: swav <command> [options]
 
@@ -12,8 +13,11 @@ commands:
   train --config FILE [section.key=value ...] [--data PATH] [--out DIR] [--device D]
                  pretraining (method: swav, deepclusterv2 or selav2) in a run directory (running it again
                  resumes); Ctrl-C saves and stops; train --help lists every configuration key
-  eval knn --weights FILE|ZOO_NAME --data PATH [--type T] [--arch A] [--k 200] [--temperature 0.1]
-                 weighted kNN top-1 of the trunk's features (eval split against the train split)
+  eval knn --weights RUN_DIR|FILE|ZOO_NAME --data PATH [--type T] [--arch A] [--k 20,200] [--temperature 0.07,0.1]
+                 weighted kNN top-1 of the trunk's features (eval split against the train split), several k at once
+  eval linear --cached-features --weights RUN_DIR|FILE|ZOO_NAME --data PATH [--epochs 100 --lr 0.3 --batch 256
+                 --wd 1e-6 --final-lr 0 --nesterov --seed 31 --cache DIR]
+                 eval_linear.py's head on features extracted once (a variant of the protocol: no augmentation)
   extract        pooled trunk features: --arch ARCH --weights FILE|ZOO_NAME (--input X.npy | --data DIR)
                  --out F.npy [--batch N] [--device D]
   convert IN OUT between .pth / .pth.tar (zip or legacy) and .safetensors, by extension
@@ -29,7 +33,7 @@ commands:
                  --banks 2 --iters 10 --json)
 `;
 
-const BOOLEANS = ['json', 'help', 'force'] as const;
+const BOOLEANS = ['json', 'help', 'force', 'cached-features', 'nesterov'] as const;
 const flagsFor = (command: string) => (argv: string[]) => new Flags(parse(argv, BOOLEANS), command);
 
 async function main(argv: string[]): Promise<number> {

@@ -1,3 +1,3 @@
 // The `evaluation` namespace: import { evaluation } from 'swav'.
 export { linearProbe, accuracy, cosineAnnealingStep, type LinearProbeOptions, type LinearProbeResult } from './linear.js';
-export { knnTop1, datasetFeatures, type KnnOptions, type FeatureOptions } from './knn.js';
+export { knnTop1, knnTop1Many, datasetFeatures, type KnnOptions, type FeatureOptions } from './knn.js';

@@ -20,26 +20,37 @@ export interface KnnOptions {
 
 /** Top-1 accuracy of weighted kNN: features of both sets are L2-normalized here. */
 export function knnTop1(trainFeats: Tensor, trainLabels: Int32Array, testFeats: Tensor, testLabels: Int32Array, o: KnnOptions = {}): number {
-  const k = Math.min(o.k ?? 200, trainFeats.shape[0]);
-  const T = o.temperature ?? 0.1;
-  const chunk = o.chunk ?? 1000;
+  return knnTop1Many(trainFeats, trainLabels, testFeats, testLabels, [{ k: o.k ?? 200, temperature: o.temperature ?? 0.1 }], o.chunk)[0];
+}
+
+/**
+ * Weighted kNN top-1 for several (k, temperature) settings in one pass over the similarities: the neighbours of
+ * the largest k are found once, each setting votes with its first k of them.
+ */
+export function knnTop1Many(trainFeats: Tensor, trainLabels: Int32Array, testFeats: Tensor, testLabels: Int32Array,
+  settings: { k: number; temperature: number }[], chunk = 1000): number[] {
+  const ks = settings.map((s) => Math.min(s.k, trainFeats.shape[0]));
+  const kMax = Math.max(...ks);
   const classes = Math.max(...trainLabels, ...testLabels) + 1;
   return noGrad(() => tidy(() => {
     const bank = normalize(trainFeats.float(), 2, 1).t().contiguous();
     const labels = fromTypedArray(trainLabels).long();
     const test = normalize(testFeats.float(), 2, 1);
-    let correct = 0;
+    const correct = settings.map(() => 0);
     for (let i = 0; i < test.shape[0]; i += chunk) {
-      correct += tidy(() => {
+      tidy(() => {
         const sim = test.narrow(0, i, Math.min(chunk, test.shape[0] - i)).mm(bank);
-        const { values, indices } = sim.topk(k, 1);
-        const weights = values.div(T).exp();
-        const votes = zeros([sim.shape[0], classes]).scatterAdd(1, labels.index(indices), weights);
+        const { values, indices } = sim.topk(kMax, 1);
+        const neighbours = labels.index(indices);
         const truth = fromTypedArray(testLabels.subarray(i, i + sim.shape[0])).long();
-        return votes.argmax(1).eq(truth).sum().item();
+        settings.forEach((st, j) => {
+          const weights = values.narrow(1, 0, ks[j]).div(st.temperature).exp();
+          const votes = zeros([sim.shape[0], classes]).scatterAdd(1, neighbours.narrow(1, 0, ks[j]), weights);
+          correct[j] += votes.argmax(1).eq(truth).sum().item();
+        });
       });
     }
-    return correct / test.shape[0];
+    return correct.map((c) => c / test.shape[0]);
   }));
 }
 

@@ -1,0 +1,114 @@
+// `swav eval knn` (several k in one pass) and `swav eval linear --cached-features`: a run directory, a zoo-format
+// checkpoint written by PyTorch in the legacy format, results in metrics.jsonl, the feature cache, clear errors.
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { spawnSync } from 'node:child_process';
+import { existsSync, mkdtempSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { dirname, join } from 'node:path';
+import { torch, evaluation } from '../../src/index.js';
+import { idxDataset, largeGoldens, root } from '../helpers.js';
+
+const dir = mkdtempSync(join(tmpdir(), 'swav-eval-'));
+const cli = join(root, 'dist/src/cli/main.js');
+const swav = (...args: string[]) => spawnSync(process.execPath, [cli, ...args], { encoding: 'utf8' });
+const data = idxDataset(join(dir, 'idx'), 5);
+const run = join(dir, 'run');
+writeFileSync(join(dir, 'tiny.yaml'), `
+data: { type: idx, path: ${data} }
+crops: { nmb_crops: [2], size_crops: [12], min_scale_crops: [0.4], max_scale_crops: [1], mean: [0.5], std: [0.25] }
+model: { arch: resnet18, stem: small, width: 4, in_channels: 1, hidden_mlp: 8, feat_dim: 8, nmb_prototypes: 6 }
+optim: { epochs: 1, batch_size: 8, warmup_epochs: 0 }
+run: { out: ${run}, threads: 1 }
+`);
+const trained = swav('train', '--config', join(dir, 'tiny.yaml'));
+const evals = () => readFileSync(join(run, 'metrics.jsonl'), 'utf8').trim().split('\n').map((l) => JSON.parse(l)).filter((m) => m.type === 'eval');
+
+test('knnTop1Many: several (k, T) in one pass equal one knnTop1 each, and a brute-force vote', () => {
+  torch.tidy(() => {
+    torch.manualSeed(2);
+    const train = torch.randn([60, 5]);
+    const test = torch.randn([25, 5]);
+    const yt = Int32Array.from({ length: 60 }, (_, i) => i % 4);
+    const ye = Int32Array.from({ length: 25 }, (_, i) => (i * 7) % 4);
+    const settings = [{ k: 3, temperature: 0.07 }, { k: 20, temperature: 0.1 }, { k: 100, temperature: 0.5 }];
+    const many = evaluation.knnTop1Many(train, yt, test, ye, settings, 7);
+    settings.forEach((s, j) => assert.equal(many[j], evaluation.knnTop1(train, yt, test, ye, s)));
+    // brute force for k = 3
+    const a = torch.normalize(train, 2, 1).tolist() as number[][];
+    const b = torch.normalize(test, 2, 1).tolist() as number[][];
+    let correct = 0;
+    b.forEach((q, i) => {
+      const sims = a.map((r, j) => [r.reduce((s, v, d) => s + v * q[d], 0), j]).sort((x, y) => y[0] - x[0]).slice(0, 3);
+      const votes = [0, 0, 0, 0];
+      for (const [sim, j] of sims) votes[yt[j]] += Math.exp(sim / 0.07);
+      if (votes.indexOf(Math.max(...votes)) === ye[i]) correct++;
+    });
+    assert.equal(many[0], correct / 25);
+  });
+});
+
+test('eval knn with several k: one pass, a record per k in the run\'s metrics', () => {
+  assert.equal(trained.status, 0, trained.stderr);
+  const r = swav('eval', 'knn', '--weights', run, '--k', '5,20', '--temperature', '0.07,0.1', '--split', 'train');
+  assert.equal(r.status, 0, r.stderr);
+  const out = JSON.parse(r.stdout.trim().split('\n').pop()!);
+  assert.deepEqual(out.knn.map((x: any) => [x.k, x.temperature]), [[5, 0.07], [20, 0.1]]);
+  const recorded = evals().filter((m) => m.metric === 'knn_top1');
+  assert.deepEqual(recorded.slice(-2).map((m) => m.value), out.knn.map((x: any) => x.value));
+  assert.equal(swav('eval', 'knn', '--weights', run, '--k', '5,x').status, 2);
+});
+
+test('eval linear --cached-features on a run directory: says it is a variant, records top-1 / top-5, caches the features', () => {
+  assert.equal(trained.status, 0, trained.stderr);
+  const r = swav('eval', 'linear', '--cached-features', '--weights', run, '--split', 'train', '--epochs', '3', '--batch', '16');
+  assert.equal(r.status, 0, r.stderr);
+  assert.match(r.stderr, /a variant of eval_linear\.py's protocol/);
+  assert.match(r.stderr, /epoch 3\/3: loss .* top-1 .* ETA/);
+  const out = JSON.parse(r.stdout.trim().split('\n').pop()!);
+  assert.ok(out.linear_top1 >= 0 && out.linear_top1 <= 1 && out.linear_top5 >= out.linear_top1, JSON.stringify(out));
+  const recorded = evals();
+  assert.equal(recorded.find((m) => m.metric === 'linear_top1').value, out.linear_top1);
+  assert.equal(recorded.find((m) => m.metric === 'linear_top5').variant, 'cached-features');
+  assert.equal(readdirSync(join(run, 'features')).length, 1, 'train and eval split are the same here: one file');
+  const again = swav('eval', 'linear', '--cached-features', '--weights', run, '--split', 'train', '--epochs', '3', '--batch', '16');
+  assert.match(again.stderr, /cached features: /);
+  assert.equal(JSON.parse(again.stdout.trim().split('\n').pop()!).linear_top1, out.linear_top1, 'the same seed, the same result');
+});
+
+test('eval linear: a zoo-format checkpoint written by PyTorch (legacy format) on a generated image folder, end to end', () => {
+  const ck = join(largeGoldens('--checkpoints', 'checkpoints'), 'resnet18_legacy.pth.tar');
+  const folder = join(dir, 'images');
+  const made = spawnSync('/usr/bin/python3', ['-c', `
+import os, numpy as np
+from PIL import Image
+rng = np.random.default_rng(3)
+for split in ['train', 'val']:
+    for c, color in enumerate([(200, 40, 40), (40, 200, 40), (40, 40, 200)]):
+        os.makedirs(f'${folder}/{split}/class{c}', exist_ok=True)
+        for i in range(6):
+            img = np.clip(rng.normal(color, 40, (40, 48, 3)), 0, 255).astype(np.uint8)
+            Image.fromarray(img).save(f'${folder}/{split}/class{c}/{i}.jpg')
+`], { encoding: 'utf8' });
+  assert.equal(made.status, 0, made.stderr);
+  const cache = join(dir, 'cache');
+  const r = swav('eval', 'linear', '--cached-features', '--weights', ck, '--arch', 'resnet18', '--data', folder, '--type', 'folder',
+    '--split', 'val', '--epochs', '20', '--batch', '6', '--cache', cache);
+  assert.equal(r.status, 0, r.stderr);
+  const out = JSON.parse(r.stdout.trim().split('\n').pop()!);
+  assert.ok(out.linear_top1 > 0.9, `colored classes are separable: top-1 ${out.linear_top1}`);
+  assert.equal(readdirSync(cache).length, 2, 'train and val features cached');
+  assert.ok(!existsSync(join(dirname(ck), 'metrics.jsonl')), 'a bare weights file gets no metrics file beside it');
+});
+
+test('eval linear: the augmented protocol is refused for now, unknown options and bad values are usage errors', () => {
+  const plain = swav('eval', 'linear', '--weights', run, '--split', 'train');
+  assert.equal(plain.status, 2);
+  assert.match(plain.stderr, /only the cached-features variant is built so far \(--cached-features\)/);
+  const unknown = swav('eval', 'linear', '--cached-features', '--weights', run, '--epoch', '3');
+  assert.equal(unknown.status, 2);
+  assert.match(unknown.stderr, /--epoch/);
+  const arch = swav('eval', 'linear', '--cached-features', '--weights', 'resnet18.pth', '--arch', 'vgg');
+  assert.equal(arch.status, 2);
+  assert.match(arch.stderr, /--arch must be one of/);
+});
