@@ -706,6 +706,56 @@ def make_linear():
     write("linear.json", {"train_x": enc(xtr), "train_y": enc(ytr), "val_x": enc(xva), "val_y": enc(yva), "cases": cases})
 
 
+def make_semisup(root):
+    """eval_semisup.py's fine-tuning on fixed batches: a torchvision ResNet-18 trunk with SwAV's head layout
+    (projection_head = Linear(512, classes)), SGD momentum 0.9 without weight decay, the trunk and the head (names
+    with 'head') at their own learning rates, MultiStepLR per epoch; train mode for the steps (a partial last batch
+    included), eval mode for validation."""
+    os.makedirs(root, exist_ok=True)
+    torch.manual_seed(9)
+    t = torchvision.models.resnet18()
+    model = nn.Module()
+    for name in ["conv1", "bn1", "relu", "maxpool", "layer1", "layer2", "layer3", "layer4", "avgpool"]:
+        setattr(model, name, getattr(t, name))
+    model.projection_head = nn.Linear(512, 8)
+
+    def fwd(x):
+        x = model.maxpool(model.relu(model.bn1(model.conv1(x))))
+        x = model.layer4(model.layer3(model.layer2(model.layer1(x))))
+        return model.projection_head(torch.flatten(model.avgpool(x), 1))
+
+    save_npy_dir(os.path.join(root, "init"), model.state_dict())
+    trunk = [p for n, p in model.named_parameters() if "head" not in n]
+    head = [p for n, p in model.named_parameters() if "head" in n]
+    lr, lr_last, milestones, gamma = 0.005, 0.05, [1], 0.2
+    opt = torch.optim.SGD([{"params": trunk}, {"params": head, "lr": lr_last}], lr=lr, momentum=0.9, weight_decay=0)
+    sched = torch.optim.lr_scheduler.MultiStepLR(opt, milestones, gamma=gamma)
+    val_x, val_y = torch.randn(10, 3, 32, 32), torch.randint(0, 8, (10,))
+    save_npy_dir(os.path.join(root, "val"), {"x": val_x, "y": val_y})
+    top1, top5, losses = [], [], []
+    for epoch in range(2):
+        model.train()
+        for b, size in enumerate([6, 6, 4]):
+            x, y = torch.randn(size, 3, 32, 32), torch.randint(0, 8, (size,))
+            save_npy_dir(os.path.join(root, f"e{epoch}b{b}"), {"x": x, "y": y})
+            loss = F.cross_entropy(fwd(x), y)
+            opt.zero_grad()
+            loss.backward()
+            opt.step()
+            losses.append(float(loss))
+        model.eval()
+        with torch.no_grad():
+            hits = fwd(val_x).topk(5, 1).indices.eq(val_y.unsqueeze(1))
+        top1.append(float(hits[:, :1].sum()) / 10)
+        top5.append(float(hits.sum()) / 10)
+        sched.step()
+    save_npy_dir(os.path.join(root, "final"), model.state_dict())
+    with open(os.path.join(root, "semisup.json"), "w") as f:
+        json.dump({"lr": lr, "lr_last_layer": lr_last, "decay_epochs": milestones, "gamma": gamma, "batches": [6, 6, 4],
+                   "top1": top1, "top5": top5, "losses": losses, "state": list(model.state_dict().keys())}, f)
+    print(f"wrote {root}")
+
+
 # ---------------------------------------------------------------- multi-crop augmentation (torchvision's own)
 def make_augment():
     import torchvision.transforms as T
@@ -861,6 +911,7 @@ if __name__ == "__main__":
     ap.add_argument("--models", default=None)
     ap.add_argument("--checkpoints", default=None)
     ap.add_argument("--swav-steps", default=None)
+    ap.add_argument("--semisup", default=None)
     ap.add_argument("--deepcluster", default=None)
     a = ap.parse_args()
     torch.set_num_threads(2)
@@ -883,5 +934,7 @@ if __name__ == "__main__":
         make_checkpoints(a.checkpoints)
     if a.swav_steps:
         make_swav_steps(a.swav_steps)
+    if a.semisup:
+        make_semisup(a.semisup)
     if a.deepcluster:
         make_deepcluster(a.deepcluster)
