@@ -1,6 +1,6 @@
 // `swav eval knn` and `swav eval linear`: a trunk from a run directory's checkpoint, a checkpoint file or a zoo name,
 // evaluated on a dataset's train and eval splits; results printed as JSON and appended to the run's metrics.jsonl.
-import { appendFileSync, existsSync, mkdirSync, statSync } from 'node:fs';
+import { appendFileSync, existsSync, mkdirSync, readFileSync, statSync } from 'node:fs';
 import { createHash } from 'node:crypto';
 import { dirname, join, resolve } from 'node:path';
 import * as torch from '../torch/index.js';
@@ -8,9 +8,11 @@ import { validateConfig, type Config } from '../train/config.js';
 import { buildModel, CHECKPOINT } from '../train/trainer.js';
 import { modelFromFile } from '../hub/index.js';
 import { architectures, type Architecture, type ResNet } from '../models/resnet.js';
-import { DATASET_TYPES, openDataset, type DatasetType } from '../data/datasets.js';
+import { DATASET_TYPES, openDataset, type Dataset, type DatasetType } from '../data/datasets.js';
 import { datasetFeatures, knnTop1Many } from '../eval/knn.js';
 import { linearProbe } from '../eval/linear.js';
+import { evalBatches, fineTune, labelledSubset, subsetOf } from '../eval/semisup.js';
+import { MultiCropLoader } from '../data/loader.js';
 import { Flags, UsageError } from './args.js';
 import { resolveWeights } from './extract.js';
 
@@ -185,7 +187,80 @@ async function evalLinear(f: Flags): Promise<number> {
   }
 }
 
-const EVALUATIONS: Record<string, (f: Flags) => Promise<number>> = { knn: evalKnn, linear: evalLinear };
+/**
+ * `swav eval semisup --weights W --data PATH (--fraction 0.01|0.1 | --subset FILE) [--epochs 20 ...]`: eval_semisup.py's
+ * fine-tuning of the trunk and a new head on a labelled subset of the train split.
+ */
+async function evalSemisup(f: Flags): Promise<number> {
+  const subsetFile = f.optional('subset');
+  const fraction = f.number('fraction', 0.1);
+  const onePercent = !subsetFile && fraction <= 0.01;
+  const epochs = f.int('epochs', 20);
+  const lr = f.number('lr', onePercent ? 0.02 : 0.01);
+  const lrLast = f.number('lr-last-layer', onePercent ? 5 : 0.2);
+  const decay = list('semisup', 'decay-epochs', f.string('decay-epochs', '12,16'));
+  const gamma = f.number('gamma', 0.2);
+  const batch = f.int('batch', 32);
+  const size = f.int('size', 0);
+  const seed = f.int('seed', 31);
+  if (!(fraction > 0 && fraction <= 1)) throw new UsageError(`eval semisup: --fraction must be in (0, 1], got ${fraction}`);
+  const load = subject('semisup', f);
+  f.done();
+  const s = await load();
+  const { c } = s;
+  const trainDs = openDataset({ type: c.data.type, path: c.data.path!, split: c.data.eval_train_split });
+  const valDs = openDataset({ type: c.data.type, path: c.data.path!, split: c.data.eval_split });
+  let loader: MultiCropLoader | null = null;
+  let model: ResNet | null = null;
+  let sub: Dataset | null = null;
+  try {
+    const names = subsetFile ? readFileSync(subsetFile, 'utf8').split('\n').map((l) => l.trim()).filter(Boolean) : undefined;
+    const rows = labelledSubset(trainDs, { names, fraction, seed });
+    const classes = Math.max(...trainDs.labels) + 1;
+    sub = subsetOf(trainDs, rows);
+    const labelsOf = sub.labels;
+    log(`fine-tuning on ${rows.length} labelled images of ${trainDs.name} (${subsetFile ?? `${100 * fraction}% of each class`}), ${classes} classes`);
+    model = architectures[c.model.arch]({ numClasses: 0, stem: c.model.stem, stemStride: c.model.stem_stride, width: c.model.width ?? undefined,
+      inChannels: c.model.in_channels, outputDim: classes, hiddenMlp: 0 });
+    const trunk = new Map(Object.entries(s.model.stateDict()).filter(([k]) => !k.startsWith('projection_head') && !k.startsWith('prototypes')));
+    model.loadStateDict(trunk, { strict: false });
+    model.to({ device: c.run.device, memoryFormat: 'channelsLast' });
+    const crop = size || (trainDs.kind === 'tensor' ? trainDs.images.shape[3] : 224);
+    loader = new MultiCropLoader(sub, { batchSize: Math.min(batch, sub.length), seed, workers: c.data.workers, crops: {
+      nmbCrops: [1], sizeCrops: [crop], minScaleCrops: [0.08], maxScaleCrops: [1], ratio: [3 / 4, 4 / 3], flipP: 0.5, jitterP: 0,
+      jitter: [0, 0, 0, 0], grayscaleP: 0, blurP: 0, blurRadius: [0.1, 2], mean: c.crops.mean, std: c.crops.std } });
+    const l = loader;
+    async function* train(epoch: number) {
+      for await (const b of l.batches(epoch)) {
+        const images = b.crops[0].to({ device: c.run.device, memoryFormat: 'channelsLast' });
+        const labels = torch.tensor(Array.from(b.indices, (i) => labelsOf[i]), { dtype: 'int64', device: c.run.device });
+        try {
+          yield { images, labels };
+        } finally {
+          [images, labels, ...b.crops].forEach((t) => t.dispose());
+        }
+      }
+    }
+    const t0 = performance.now();
+    const r = await fineTune(model, train, () => evalBatches(valDs, { batch: 64, mean: c.crops.mean, std: c.crops.std, device: c.run.device }), {
+      epochs, lr, lrLastLayer: lrLast, decayEpochs: decay, gamma,
+      onEpoch: (e) => log(`epoch ${e.epoch}/${epochs}: loss ${e.loss.toFixed(4)}, top-1 ${(100 * e.top1).toFixed(2)}%, top-5 ` +
+        `${(100 * e.top5).toFixed(2)}%, lr ${e.lr.toPrecision(3)} / ${e.lrLastLayer.toPrecision(3)}, ETA ${(((performance.now() - t0) / 1000 / e.epoch) * (epochs - e.epoch)).toFixed(0)} s`),
+    });
+    log(`best top-1 ${(100 * r.bestTop1).toFixed(2)}% (epoch ${r.bestEpoch}), its top-5 ${(100 * r.bestTop5).toFixed(2)}%`);
+    const common = { subset: subsetFile ?? fraction, labelled: rows.length, epochs, lr, lr_last_layer: lrLast, best_epoch: r.bestEpoch };
+    record(s, [{ metric: 'semisup_top1', value: r.bestTop1, ...common }, { metric: 'semisup_top5', value: r.bestTop5, ...common }]);
+    console.log(JSON.stringify({ semisup_top1: r.bestTop1, semisup_top5: r.bestTop5, best_epoch: r.bestEpoch, labelled: rows.length }));
+    return 0;
+  } finally {
+    loader?.close();
+    model?.dispose();
+    s.model.dispose();
+    for (const ds of [trainDs, valDs, sub]) if (ds?.kind === 'tensor') ds.images.dispose();
+  }
+}
+
+const EVALUATIONS: Record<string, (f: Flags) => Promise<number>> = { knn: evalKnn, linear: evalLinear, semisup: evalSemisup };
 
 export async function evalCommand(argv: string[], flags: (argv: string[]) => Flags): Promise<number> {
   const [what, ...rest] = argv;

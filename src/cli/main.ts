@@ -18,6 +18,9 @@ commands:
   eval linear --cached-features --weights RUN_DIR|FILE|ZOO_NAME --data PATH [--epochs 100 --lr 0.3 --batch 256
                  --wd 1e-6 --final-lr 0 --nesterov --seed 31 --cache DIR]
                  eval_linear.py's head on features extracted once (a variant of the protocol: no augmentation)
+  eval semisup --weights RUN_DIR|FILE|ZOO_NAME --data PATH (--fraction 0.01|0.1 | --subset FILE) [--epochs 20
+                 --lr 0.01 --lr-last-layer 0.2 (1%: 0.02 / 5) --decay-epochs 12,16 --gamma 0.2 --batch 32 --size 224]
+                 eval_semisup.py's fine-tuning of the trunk and a new head on a labelled subset
   extract        pooled trunk features: --arch ARCH --weights FILE|ZOO_NAME (--input X.npy | --data DIR)
                  --out F.npy [--batch N] [--device D]
   convert IN OUT between .pth / .pth.tar (zip or legacy) and .safetensors, by extension

@@ -7,6 +7,12 @@ import { noGrad } from '../torch/autograd.js';
 import { tidy } from '../torch/scope.js';
 import type { ResNet } from '../models/resnet.js';
 import { SGD } from '../optim/sgd.js';
+import { tensor } from '../torch/creation.js';
+import { Rng } from '../data/rng.js';
+import { normalizeChannels_ } from '../data/augment.js';
+import { loadEvalImages } from '../data/image.js';
+import type { Dataset } from '../data/datasets.js';
+import { basename, dirname } from 'node:path';
 
 export interface LabelledBatch {
   /** B x C x H x W, normalized. */
@@ -108,4 +114,71 @@ export async function fineTune(model: ResNet, train: (epoch: number) => AsyncIte
     for (const b of sgd.momentumBuffers.values()) b.dispose();
   }
   return r;
+}
+
+/**
+ * The labelled subset to fine-tune on: the images a SimCLR-style list names (one file name per line, as
+ * imagenet_subsets/1percent.txt), or a seeded fraction of every class (at least one image each).
+ */
+export function labelledSubset(ds: Dataset, o: { names?: string[]; fraction?: number; seed?: number }): number[] {
+  if (o.names) {
+    if (ds.kind !== 'files') throw new Error(`${ds.name}: a subset file names image files; this dataset is in memory (use a fraction)`);
+    // a name is a file's name (ImageNet's are unique: n01440764_10026.JPEG) or its class/name
+    const byName = new Map<string, number>();
+    ds.files.forEach((f, i) => {
+      for (const key of [basename(f), `${basename(dirname(f))}/${basename(f)}`]) byName.set(key, byName.has(key) ? -1 : i);
+    });
+    const ambiguous = o.names.filter((n) => byName.get(n) === -1);
+    if (ambiguous.length) throw new Error(`${ambiguous[0]} names several images of ${ds.name}: write it as class/name in the subset file`);
+    const missing = o.names.filter((n) => !byName.has(n));
+    if (missing.length) throw new Error(`${missing.length} images of the subset are not in ${ds.name} (such as ${missing.slice(0, 3).join(', ')})`);
+    return o.names.map((n) => byName.get(n)!);
+  }
+  const fraction = o.fraction ?? 0.1;
+  const byClass = new Map<number, number[]>();
+  ds.labels.forEach((l, i) => {
+    if (l < 0) return;
+    if (!byClass.has(l)) byClass.set(l, []);
+    byClass.get(l)!.push(i);
+  });
+  if (!byClass.size) throw new Error(`${ds.name}: no labelled images (class subfolders or a labelled list give labels)`);
+  return [...byClass.keys()].sort((a, b) => a - b).flatMap((c) => {
+    const rows = byClass.get(c)!;
+    const order = new Rng(o.seed ?? 31, 0x5e1, c).permutation(rows.length);
+    return Array.from(order.subarray(0, Math.max(1, Math.round(fraction * rows.length))), (j) => rows[j]).sort((a, b) => a - b);
+  });
+}
+
+/** The rows `indices` of a dataset, as a dataset of their own. */
+export function subsetOf(ds: Dataset, indices: number[]): Dataset {
+  const labels = Int32Array.from(indices, (i) => ds.labels[i]);
+  if (ds.kind === 'files') return { ...ds, name: `${ds.name} (subset)`, files: indices.map((i) => ds.files[i]), labels, length: indices.length };
+  const images = tidy(() => ds.images.indexSelect(0, tensor(indices, { dtype: 'int64' })));
+  return { kind: 'tensor', name: `${ds.name} (subset)`, images, labels, length: indices.length };
+}
+
+/** Validation batches: eval transform (image files: resize 256, center crop 224), normalized. */
+export async function* evalBatches(ds: Dataset, o: { batch: number; mean: number[]; std: number[]; device: string }): AsyncGenerator<LabelledBatch> {
+  for (let i = 0; i < ds.length; i += o.batch) {
+    const n = Math.min(o.batch, ds.length - i);
+    let b: LabelledBatch;
+    if (ds.kind === 'tensor') {
+      b = tidy(() => ({
+        images: normalizeChannels_(ds.images.narrow(0, i, n).float().div_(255), o.mean, o.std).to({ device: o.device }),
+        labels: tensor(Array.from(ds.labels.subarray(i, i + n)), { dtype: 'int64', device: o.device }),
+      }));
+    } else {
+      const files = ds.files.slice(i, i + n);
+      const { images: cpu, ok } = await loadEvalImages(files, { mean: o.mean, std: o.std });
+      const images = o.device === 'cpu' ? cpu : tidy(() => cpu.to({ device: o.device }));
+      if (images !== cpu) cpu.dispose();
+      b = { images, labels: tensor(ok.map((f) => ds.labels[ds.files.indexOf(f, i)]), { dtype: 'int64', device: o.device }) };
+    }
+    try {
+      if (b.labels.shape[0]) yield b;
+    } finally {
+      b.images.dispose();
+      b.labels.dispose();
+    }
+  }
 }

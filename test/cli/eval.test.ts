@@ -101,6 +101,43 @@ for split in ['train', 'val']:
   assert.ok(!existsSync(join(dirname(ck), 'metrics.jsonl')), 'a bare weights file gets no metrics file beside it');
 });
 
+test('eval semisup: a seeded fraction of each class, or a SimCLR-style list of file names; records top-1 / top-5', () => {
+  assert.equal(trained.status, 0, trained.stderr);
+  const r = swav('eval', 'semisup', '--weights', run, '--split', 'train', '--fraction', '0.25', '--epochs', '2', '--batch', '8');
+  assert.equal(r.status, 0, r.stderr);
+  assert.match(r.stderr, /fine-tuning on 12 labelled images .*25% of each class/);
+  const out = JSON.parse(r.stdout.trim().split('\n').pop()!);
+  assert.equal(out.labelled, 12, '48 images of 3 classes, a quarter of each');
+  assert.equal(evals().find((m) => m.metric === 'semisup_top1').value, out.semisup_top1);
+  const folder = join(dir, 'images');
+  const list = join(dir, 'subset.txt');
+  writeFileSync(list, ['0.jpg', '1.jpg', '2.jpg'].join('\n')); // names, as imagenet_subsets/1percent.txt: one per class folder here
+  const ck = join(largeGoldens('--checkpoints', 'checkpoints'), 'resnet18_legacy.pth.tar');
+  const f = swav('eval', 'semisup', '--weights', ck, '--arch', 'resnet18', '--data', folder, '--type', 'folder', '--split', 'val',
+    '--subset', list, '--epochs', '1', '--batch', '4', '--size', '32');
+  assert.equal(f.status, 1, 'the names are ambiguous across class folders here');
+  assert.match(f.stderr, /0\.jpg names several images .*: write it as class\/name/);
+  writeFileSync(list, ['class0/0.jpg', 'class1/0.jpg', 'class2/0.jpg', 'class0/1.jpg'].join('\n'));
+  const ok = swav('eval', 'semisup', '--weights', ck, '--arch', 'resnet18', '--data', folder, '--type', 'folder', '--split', 'val',
+    '--subset', list, '--epochs', '2', '--batch', '4', '--size', '32');
+  assert.equal(ok.status, 0, ok.stderr);
+  assert.equal(JSON.parse(ok.stdout.trim().split('\n').pop()!).labelled, 4);
+  writeFileSync(list, 'nothere.jpg\n');
+  const missing = swav('eval', 'semisup', '--weights', ck, '--arch', 'resnet18', '--data', folder, '--type', 'folder', '--subset', list);
+  assert.equal(missing.status, 1);
+  assert.match(missing.stderr, /1 images of the subset are not in .* \(such as nothere\.jpg\)/);
+});
+
+test('labelledSubset: per-class fractions with at least one image each, reproducible by seed', () => {
+  const ds = { kind: 'files' as const, name: 'd', files: Array.from({ length: 30 }, (_, i) => `/x/c${i % 3}/${i}.jpg`),
+    labels: Int32Array.from({ length: 30 }, (_, i) => (i < 27 ? i % 3 : -1)), classes: ['c0', 'c1', 'c2'], length: 30 };
+  const a = evaluation.labelledSubset(ds, { fraction: 0.1, seed: 1 });
+  assert.deepEqual(a.map((i) => ds.labels[i]).sort(), [0, 1, 2], 'one of each of the 9 per class; unlabelled rows never');
+  assert.deepEqual(evaluation.labelledSubset(ds, { fraction: 0.1, seed: 1 }), a);
+  assert.equal(evaluation.labelledSubset(ds, { fraction: 1 }).length, 27);
+  assert.deepEqual(evaluation.labelledSubset(ds, { names: ['4.jpg', '0.jpg'] }), [4, 0]);
+});
+
 test('eval linear: the augmented protocol is refused for now, unknown options and bad values are usage errors', () => {
   const plain = swav('eval', 'linear', '--weights', run, '--split', 'train');
   assert.equal(plain.status, 2);
