@@ -10,9 +10,11 @@ import { modelFromFile } from '../hub/index.js';
 import { architectures, type Architecture, type ResNet } from '../models/resnet.js';
 import { DATASET_TYPES, openDataset, type Dataset, type DatasetType } from '../data/datasets.js';
 import { datasetFeatures, knnTop1Many } from '../eval/knn.js';
-import { linearProbe } from '../eval/linear.js';
+import { linearProbe, trainLinearHead } from '../eval/linear.js';
 import { evalBatches, fineTune, labelledSubset, subsetOf } from '../eval/semisup.js';
 import { MultiCropLoader } from '../data/loader.js';
+import { randomResizedCropConfig } from '../data/multicrop.js';
+import { FrozenTrunk } from '../models/inference.js';
 import { Flags, UsageError } from './args.js';
 import { resolveWeights } from './extract.js';
 
@@ -153,13 +155,11 @@ async function evalLinear(f: Flags): Promise<number> {
   const nesterov = f.bool('nesterov');
   const seed = f.int('seed', 31);
   const cacheOpt = f.optional('cache');
-  if (!cached) {
-    throw new UsageError('eval linear: only the cached-features variant is built so far (--cached-features); the protocol with ' +
-      'augmentation (RandomResizedCrop through the frozen trunk every epoch) is not yet');
-  }
+  const size = f.int('size', 0);
   const load = subject('linear', f);
   f.done();
   const s = await load();
+  if (!cached) return linearProtocol(s, { epochs, lr, batch, wd, finalLr, nesterov, seed, size });
   log('linear probe on cached features: a variant of eval_linear.py\'s protocol (features extracted once, center crop, ' +
     'no augmentation, BatchNorm folded), not the protocol itself');
   const cacheDir = cacheOpt ?? (s.runDir ? join(s.runDir, 'features') : null);
@@ -226,9 +226,8 @@ async function evalSemisup(f: Flags): Promise<number> {
     model.loadStateDict(trunk, { strict: false });
     model.to({ device: c.run.device, memoryFormat: 'channelsLast' });
     const crop = size || (trainDs.kind === 'tensor' ? trainDs.images.shape[3] : 224);
-    loader = new MultiCropLoader(sub, { batchSize: Math.min(batch, sub.length), seed, workers: c.data.workers, crops: {
-      nmbCrops: [1], sizeCrops: [crop], minScaleCrops: [0.08], maxScaleCrops: [1], ratio: [3 / 4, 4 / 3], flipP: 0.5, jitterP: 0,
-      jitter: [0, 0, 0, 0], grayscaleP: 0, blurP: 0, blurRadius: [0.1, 2], mean: c.crops.mean, std: c.crops.std } });
+    loader = new MultiCropLoader(sub, { batchSize: Math.min(batch, sub.length), seed, workers: c.data.workers,
+      crops: randomResizedCropConfig(crop, c.crops.mean, c.crops.std) });
     const l = loader;
     async function* train(epoch: number) {
       for await (const b of l.batches(epoch)) {
@@ -257,6 +256,70 @@ async function evalSemisup(f: Flags): Promise<number> {
     model?.dispose();
     s.model.dispose();
     for (const ds of [trainDs, valDs, sub]) if (ds?.kind === 'tensor') ds.images.dispose();
+  }
+}
+
+/**
+ * eval_linear.py's protocol: every epoch, RandomResizedCrop + flip of the train split through the frozen trunk
+ * (eval mode, BatchNorm folded, no autograd), global average pooled, into the head; validation with the eval
+ * transform after every epoch.
+ */
+async function linearProtocol(s: EvalSubject, o: { epochs: number; lr: number; batch: number; wd: number; finalLr: number; nesterov: boolean;
+  seed: number; size: number }): Promise<number> {
+  const { c } = s;
+  const trainDs = openDataset({ type: c.data.type, path: c.data.path!, split: c.data.eval_train_split });
+  const valDs = openDataset({ type: c.data.type, path: c.data.path!, split: c.data.eval_split });
+  const trunk = new FrozenTrunk(s.model.eval(), { device: c.run.device });
+  const loader = new MultiCropLoader(trainDs, { batchSize: o.batch, seed: o.seed, workers: c.data.workers,
+    crops: randomResizedCropConfig(o.size || (trainDs.kind === 'tensor' ? trainDs.images.shape[3] : 224), c.crops.mean, c.crops.std) });
+  try {
+    if (trainDs.labels.some((l) => l < 0)) throw new Error(`${trainDs.name}: images without a label (class subfolders give labels)`);
+    const classes = Math.max(...trainDs.labels) + 1;
+    log(`linear protocol: ${trainDs.name} (${trainDs.length} images, ${loader.itersPerEpoch} batches of ${o.batch} per epoch), ` +
+      `${classes} classes, ${o.epochs} epochs`);
+    const labelsOf = trainDs.labels;
+    async function* train(epoch: number) {
+      for await (const b of loader.batches(epoch)) {
+        const batch = torch.tidy(() => ({
+          x: trunk.forward(b.crops[0].to({ device: c.run.device, memoryFormat: 'channelsLast' })),
+          y: torch.tensor(Array.from(b.indices, (i) => labelsOf[i]), { dtype: 'int64', device: c.run.device }),
+        }));
+        b.crops.forEach((t) => t.dispose());
+        try {
+          yield batch;
+        } finally {
+          batch.x.dispose();
+          batch.y.dispose();
+        }
+      }
+    }
+    async function* val() {
+      for await (const b of evalBatches(valDs, { batch: 256, mean: c.crops.mean, std: c.crops.std, device: c.run.device })) {
+        const x = torch.tidy(() => trunk.forward(b.images.contiguous('channelsLast')));
+        try {
+          yield { x, y: b.labels };
+        } finally {
+          x.dispose();
+        }
+      }
+    }
+    const t0 = performance.now();
+    const r = await trainLinearHead(s.model.numFeatures, classes, train, val, {
+      epochs: o.epochs, lr: o.lr, momentum: 0.9, weightDecay: o.wd, nesterov: o.nesterov, finalLr: o.finalLr, seed: o.seed,
+      onEpoch: (e) => log(`epoch ${e.epoch}/${o.epochs}: loss ${e.loss.toFixed(4)}, top-1 ${(100 * e.top1).toFixed(2)}%, top-5 ` +
+        `${(100 * e.top5).toFixed(2)}%, lr ${e.lr.toPrecision(3)}, ETA ${(((performance.now() - t0) / 1000 / e.epoch) * (o.epochs - e.epoch)).toFixed(0)} s`),
+    });
+    r.classifier.dispose();
+    log(`best top-1 ${(100 * r.bestTop1).toFixed(2)}% (epoch ${r.bestEpoch}), its top-5 ${(100 * r.bestTop5).toFixed(2)}%`);
+    const common = { variant: 'protocol', epochs: o.epochs, lr: o.lr, batch_size: o.batch, wd: o.wd, best_epoch: r.bestEpoch };
+    record(s, [{ metric: 'linear_top1', value: r.bestTop1, ...common }, { metric: 'linear_top5', value: r.bestTop5, ...common }]);
+    console.log(JSON.stringify({ linear_top1: r.bestTop1, linear_top5: r.bestTop5, best_epoch: r.bestEpoch, variant: 'protocol' }));
+    return 0;
+  } finally {
+    loader.close();
+    trunk.dispose();
+    s.model.dispose();
+    for (const ds of [trainDs, valDs]) if (ds.kind === 'tensor') ds.images.dispose();
   }
 }
 

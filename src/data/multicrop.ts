@@ -93,3 +93,11 @@ export function sampleCrops(rng: Rng, height: number, width: number, c: MultiCro
   });
   return out;
 }
+
+/** One RandomResizedCrop(size) (scale 0.08-1) + horizontal flip and nothing else: the evaluations' train transform. */
+export function randomResizedCropConfig(size: number, mean: number[], std: number[]): MultiCropConfig {
+  return {
+    nmbCrops: [1], sizeCrops: [size], minScaleCrops: [0.08], maxScaleCrops: [1], ratio: [3 / 4, 4 / 3], flipP: 0.5, jitterP: 0,
+    jitter: [0, 0, 0, 0], grayscaleP: 0, blurP: 0, blurRadius: [0.1, 2], mean, std,
+  };
+}

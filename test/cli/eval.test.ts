@@ -138,10 +138,18 @@ test('labelledSubset: per-class fractions with at least one image each, reproduc
   assert.deepEqual(evaluation.labelledSubset(ds, { names: ['4.jpg', '0.jpg'] }), [4, 0]);
 });
 
-test('eval linear: the augmented protocol is refused for now, unknown options and bad values are usage errors', () => {
-  const plain = swav('eval', 'linear', '--weights', run, '--split', 'train');
-  assert.equal(plain.status, 2);
-  assert.match(plain.stderr, /only the cached-features variant is built so far \(--cached-features\)/);
+test('eval linear: the protocol with augmentation through the frozen trunk, recorded as such', () => {
+  assert.equal(trained.status, 0, trained.stderr);
+  const r = swav('eval', 'linear', '--weights', run, '--split', 'train', '--epochs', '2', '--batch', '16');
+  assert.equal(r.status, 0, r.stderr);
+  assert.match(r.stderr, /linear protocol: idx-train \(48 images, 3 batches of 16 per epoch\), 3 classes, 2 epochs/);
+  assert.match(r.stderr, /epoch 2\/2: loss .* top-1 /);
+  const out = JSON.parse(r.stdout.trim().split('\n').pop()!);
+  assert.equal(out.variant, 'protocol');
+  assert.ok(evals().some((m) => m.metric === 'linear_top1' && m.variant === 'protocol' && m.value === out.linear_top1));
+});
+
+test('eval: unknown options and bad values are usage errors', () => {
   const unknown = swav('eval', 'linear', '--cached-features', '--weights', run, '--epoch', '3');
   assert.equal(unknown.status, 2);
   assert.match(unknown.stderr, /--epoch/);
