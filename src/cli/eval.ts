@@ -10,7 +10,7 @@ import { modelFromFile } from '../hub/index.js';
 import { architectures, type Architecture, type ResNet } from '../models/resnet.js';
 import { DATASET_TYPES, openDataset, type Dataset, type DatasetType } from '../data/datasets.js';
 import { datasetFeatures, knnTop1Many } from '../eval/knn.js';
-import { linearProbe, trainLinearHead } from '../eval/linear.js';
+import { linearProbe, trainLinearHead, type EvalCurve } from '../eval/linear.js';
 import { evalBatches, fineTune, labelledSubset, subsetOf } from '../eval/semisup.js';
 import { MultiCropLoader } from '../data/loader.js';
 import { randomResizedCropConfig } from '../data/multicrop.js';
@@ -114,6 +114,21 @@ async function splitFeatures(s: EvalSubject, split: string, cacheDir: string | n
   }
 }
 
+/** A per-epoch progress line with the ETA. */
+function epochLog(epochs: number): (e: { epoch: number; loss: number; top1: number; top5: number; lr: number }) => void {
+  const t0 = performance.now();
+  return (e) => log(`epoch ${e.epoch}/${epochs}: loss ${e.loss.toFixed(4)}, top-1 ${(100 * e.top1).toFixed(2)}%, top-5 ` +
+    `${(100 * e.top5).toFixed(2)}%, lr ${e.lr.toPrecision(3)}, ETA ${(((performance.now() - t0) / 1000 / e.epoch) * (epochs - e.epoch)).toFixed(0)} s`);
+}
+
+/** The best epoch logged, recorded as `<name>_top1` / `<name>_top5` with `extra`, and printed as JSON. */
+function report(s: EvalSubject, name: string, r: EvalCurve, extra: Record<string, unknown>): void {
+  log(`best top-1 ${(100 * r.bestTop1).toFixed(2)}% (epoch ${r.bestEpoch}), its top-5 ${(100 * r.bestTop5).toFixed(2)}%`);
+  const common = { ...extra, best_epoch: r.bestEpoch };
+  record(s, [{ metric: `${name}_top1`, value: r.bestTop1, ...common }, { metric: `${name}_top5`, value: r.bestTop5, ...common }]);
+  console.log(JSON.stringify({ [`${name}_top1`]: r.bestTop1, [`${name}_top5`]: r.bestTop5, ...common }));
+}
+
 const list = (what: string, name: string, text: string) => text.split(',').map((x) => {
   const v = Number(x);
   if (!(v > 0)) throw new UsageError(`eval ${what}: --${name} takes positive numbers separated by commas, got '${text}'`);
@@ -166,21 +181,12 @@ async function evalLinear(f: Flags): Promise<number> {
   try {
     const train = await splitFeatures(s, s.c.data.eval_train_split, cacheDir);
     const val = await splitFeatures(s, s.c.data.eval_split, cacheDir);
-    const t0 = performance.now();
     const r = await linearProbe(train.feats, train.labels, val.feats, val.labels, {
-      epochs, batchSize: batch, lr, momentum: 0.9, weightDecay: wd, nesterov, finalLr, shuffle: true, seed,
-      onEpoch: (e) => {
-        const eta = ((performance.now() - t0) / 1000 / e.epoch) * (epochs - e.epoch);
-        log(`epoch ${e.epoch}/${epochs}: loss ${e.loss.toFixed(4)}, top-1 ${(100 * e.top1).toFixed(2)}%, top-5 ${(100 * e.top5).toFixed(2)}%, ` +
-          `lr ${e.lr.toPrecision(3)}, ETA ${eta.toFixed(0)} s`);
-      },
+      epochs, batchSize: batch, lr, momentum: 0.9, weightDecay: wd, nesterov, finalLr, shuffle: true, seed, onEpoch: epochLog(epochs),
     });
     r.classifier.dispose();
     [train.feats, train.labels, val.feats, val.labels].forEach((t) => t.dispose());
-    log(`best top-1 ${(100 * r.bestTop1).toFixed(2)}% (epoch ${r.bestEpoch}), its top-5 ${(100 * r.bestTop5).toFixed(2)}%`);
-    const common = { variant: 'cached-features', epochs, lr, batch_size: batch, wd, best_epoch: r.bestEpoch };
-    record(s, [{ metric: 'linear_top1', value: r.bestTop1, ...common }, { metric: 'linear_top5', value: r.bestTop5, ...common }]);
-    console.log(JSON.stringify({ linear_top1: r.bestTop1, linear_top5: r.bestTop5, best_epoch: r.bestEpoch, variant: 'cached-features' }));
+    report(s, 'linear', r, { variant: 'cached-features', epochs, lr, batch_size: batch, wd });
     return 0;
   } finally {
     s.model.dispose();
@@ -240,16 +246,10 @@ async function evalSemisup(f: Flags): Promise<number> {
         }
       }
     }
-    const t0 = performance.now();
     const r = await fineTune(model, train, () => evalBatches(valDs, { batch: 64, mean: c.crops.mean, std: c.crops.std, device: c.run.device }), {
-      epochs, lr, lrLastLayer: lrLast, decayEpochs: decay, gamma,
-      onEpoch: (e) => log(`epoch ${e.epoch}/${epochs}: loss ${e.loss.toFixed(4)}, top-1 ${(100 * e.top1).toFixed(2)}%, top-5 ` +
-        `${(100 * e.top5).toFixed(2)}%, lr ${e.lr.toPrecision(3)} / ${e.lrLastLayer.toPrecision(3)}, ETA ${(((performance.now() - t0) / 1000 / e.epoch) * (epochs - e.epoch)).toFixed(0)} s`),
+      epochs, lr, lrLastLayer: lrLast, decayEpochs: decay, gamma, onEpoch: epochLog(epochs),
     });
-    log(`best top-1 ${(100 * r.bestTop1).toFixed(2)}% (epoch ${r.bestEpoch}), its top-5 ${(100 * r.bestTop5).toFixed(2)}%`);
-    const common = { subset: subsetFile ?? fraction, labelled: rows.length, epochs, lr, lr_last_layer: lrLast, best_epoch: r.bestEpoch };
-    record(s, [{ metric: 'semisup_top1', value: r.bestTop1, ...common }, { metric: 'semisup_top5', value: r.bestTop5, ...common }]);
-    console.log(JSON.stringify({ semisup_top1: r.bestTop1, semisup_top5: r.bestTop5, best_epoch: r.bestEpoch, labelled: rows.length }));
+    report(s, 'semisup', r, { subset: subsetFile ?? fraction, labelled: rows.length, epochs, lr, lr_last_layer: lrLast });
     return 0;
   } finally {
     loader?.close();
@@ -303,17 +303,11 @@ async function linearProtocol(s: EvalSubject, o: { epochs: number; lr: number; b
         }
       }
     }
-    const t0 = performance.now();
     const r = await trainLinearHead(s.model.numFeatures, classes, train, val, {
-      epochs: o.epochs, lr: o.lr, momentum: 0.9, weightDecay: o.wd, nesterov: o.nesterov, finalLr: o.finalLr, seed: o.seed,
-      onEpoch: (e) => log(`epoch ${e.epoch}/${o.epochs}: loss ${e.loss.toFixed(4)}, top-1 ${(100 * e.top1).toFixed(2)}%, top-5 ` +
-        `${(100 * e.top5).toFixed(2)}%, lr ${e.lr.toPrecision(3)}, ETA ${(((performance.now() - t0) / 1000 / e.epoch) * (o.epochs - e.epoch)).toFixed(0)} s`),
+      epochs: o.epochs, lr: o.lr, momentum: 0.9, weightDecay: o.wd, nesterov: o.nesterov, finalLr: o.finalLr, seed: o.seed, onEpoch: epochLog(o.epochs),
     });
     r.classifier.dispose();
-    log(`best top-1 ${(100 * r.bestTop1).toFixed(2)}% (epoch ${r.bestEpoch}), its top-5 ${(100 * r.bestTop5).toFixed(2)}%`);
-    const common = { variant: 'protocol', epochs: o.epochs, lr: o.lr, batch_size: o.batch, wd: o.wd, best_epoch: r.bestEpoch };
-    record(s, [{ metric: 'linear_top1', value: r.bestTop1, ...common }, { metric: 'linear_top5', value: r.bestTop5, ...common }]);
-    console.log(JSON.stringify({ linear_top1: r.bestTop1, linear_top5: r.bestTop5, best_epoch: r.bestEpoch, variant: 'protocol' }));
+    report(s, 'linear', r, { variant: 'protocol', epochs: o.epochs, lr: o.lr, batch_size: o.batch, wd: o.wd });
     return 0;
   } finally {
     loader.close();

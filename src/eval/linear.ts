@@ -30,8 +30,8 @@ export interface LinearProbeOptions {
   onEpoch?: (e: { epoch: number; loss: number; top1: number; top5: number; lr: number }) => void;
 }
 
-export interface LinearProbeResult {
-  classifier: Linear;
+/** An evaluation's course over epochs and its best epoch. */
+export interface EvalCurve {
   top1PerEpoch: number[];
   top5PerEpoch: number[];
   lossPerEpoch: number[];
@@ -39,6 +39,10 @@ export interface LinearProbeResult {
   /** The top-5 of the epoch of the best top-1. */
   bestTop5: number;
   bestEpoch: number;
+}
+
+export interface LinearProbeResult extends EvalCurve {
+  classifier: Linear;
 }
 
 /** torch.optim.lr_scheduler.CosineAnnealingLR's recursive rule: the learning rate of epoch e + 1 after e. */

@@ -7,6 +7,7 @@ import { noGrad } from '../torch/autograd.js';
 import { tidy } from '../torch/scope.js';
 import type { ResNet } from '../models/resnet.js';
 import { SGD } from '../optim/sgd.js';
+import type { EvalCurve } from './linear.js';
 import { tensor } from '../torch/creation.js';
 import { Rng } from '../data/rng.js';
 import { normalizeChannels_ } from '../data/augment.js';
@@ -34,14 +35,7 @@ export interface FineTuneOptions {
   onEpoch?: (e: { epoch: number; loss: number; top1: number; top5: number; lr: number; lrLastLayer: number }) => void;
 }
 
-export interface FineTuneResult {
-  top1PerEpoch: number[];
-  top5PerEpoch: number[];
-  lossPerEpoch: number[];
-  bestTop1: number;
-  bestTop5: number;
-  bestEpoch: number;
-}
+export type FineTuneResult = EvalCurve;
 
 /** torch.optim.lr_scheduler.MultiStepLR's rate for `epoch`: multiplied by gamma at each milestone passed, one product at a time as PyTorch does. */
 export function multiStepLr(base: number, epoch: number, milestones: number[], gamma: number): number {
