@@ -1,6 +1,7 @@
 // `swav bench step`: one full SwAV training step on synthetic data, with the flags of the PyTorch peer
 // (../shared/peer/torch_swav_step.py) so that the two run side by side.
-import { torch, models, optim, evaluation } from '../index.js';
+import { torch, models, optim } from '../index.js';
+import { linearProbe } from '../eval/linear.js';
 import { normalizePrototypes, swavLoss } from '../methods/swav.js';
 import { Flags, UsageError, parseCrops } from './args.js';
 import type { Architecture } from '../models/resnet.js';
@@ -214,7 +215,7 @@ async function benchProbe(f: Flags): Promise<Record<string, unknown>> {
   const tr = make(n, centers);
   const va = make(val, centers);
   const t0 = performance.now();
-  const r = await evaluation.linearProbe(tr.x, tr.y, va.x, va.y, { epochs, batchSize: batch, lr: 0.3, momentum: 0.9, weightDecay: 1e-6, seed: 31 });
+  const r = await linearProbe(tr.x, tr.y, va.x, va.y, { epochs, batchSize: batch, lr: 0.3, momentum: 0.9, weightDecay: 1e-6, seed: 31 });
   const seconds = (performance.now() - t0) / 1000;
   r.classifier.dispose();
   [tr.x, tr.y, va.x, va.y, centers].forEach((t) => t.dispose());

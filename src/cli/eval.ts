@@ -10,9 +10,9 @@ import { modelFromFile } from '../hub/index.js';
 import { architectures, type Architecture, type ResNet } from '../models/resnet.js';
 import { DATASET_TYPES, openDataset, type Dataset, type DatasetType } from '../data/datasets.js';
 import { datasetFeatures, knnTop1Many } from '../eval/knn.js';
-import { linearProbe, trainLinearHead, type EvalCurve } from '../eval/linear.js';
-import { evalBatches, fineTune, labelledSubset, subsetOf } from '../eval/semisup.js';
-import { MultiCropLoader } from '../data/loader.js';
+import { linearProbe, trainLinearHead, type EvalCurve, type FeatureBatch } from '../eval/linear.js';
+import { fineTune, labelledSubset, subsetOf } from '../eval/semisup.js';
+import { MultiCropLoader, evalBatches, type LabelledBatch } from '../data/loader.js';
 import { randomResizedCropConfig } from '../data/multicrop.js';
 import { FrozenTrunk } from '../models/inference.js';
 import { Flags, UsageError } from './args.js';
@@ -235,18 +235,7 @@ async function evalSemisup(f: Flags): Promise<number> {
     loader = new MultiCropLoader(sub, { batchSize: Math.min(batch, sub.length), seed, workers: c.data.workers,
       crops: randomResizedCropConfig(crop, c.crops.mean, c.crops.std) });
     const l = loader;
-    async function* train(epoch: number) {
-      for await (const b of l.batches(epoch)) {
-        const images = b.crops[0].to({ device: c.run.device, memoryFormat: 'channelsLast' });
-        const labels = torch.tensor(Array.from(b.indices, (i) => labelsOf[i]), { dtype: 'int64', device: c.run.device });
-        try {
-          yield { images, labels };
-        } finally {
-          [images, labels, ...b.crops].forEach((t) => t.dispose());
-        }
-      }
-    }
-    const r = await fineTune(model, train, () => evalBatches(valDs, { batch: 64, mean: c.crops.mean, std: c.crops.std, device: c.run.device }), {
+    const r = await fineTune(model, (epoch) => labelledCrops(l, epoch, labelsOf, c.run.device), () => evalBatches(valDs, { batch: 64, mean: c.crops.mean, std: c.crops.std, device: c.run.device }), {
       epochs, lr, lrLastLayer: lrLast, decayEpochs: decay, gamma, onEpoch: epochLog(epochs),
     });
     report(s, 'semisup', r, { subset: subsetFile ?? fraction, labelled: rows.length, epochs, lr, lr_last_layer: lrLast });
@@ -256,6 +245,31 @@ async function evalSemisup(f: Flags): Promise<number> {
     model?.dispose();
     s.model.dispose();
     for (const ds of [trainDs, valDs, sub]) if (ds?.kind === 'tensor') ds.images.dispose();
+  }
+}
+
+/** The loader's single crops of `epoch` on the device (channels_last) with their labels; freed once consumed. */
+async function* labelledCrops(loader: MultiCropLoader, epoch: number, labels: Int32Array, device: string): AsyncGenerator<LabelledBatch> {
+  for await (const b of loader.batches(epoch)) {
+    const images = b.crops[0].to({ device, memoryFormat: 'channelsLast' });
+    const y = torch.tensor(Array.from(b.indices, (i) => labels[i]), { dtype: 'int64', device });
+    try {
+      yield { images, labels: y };
+    } finally {
+      [images, y, ...b.crops].forEach((t) => t.dispose());
+    }
+  }
+}
+
+/** Labelled images as the frozen trunk's features (the head's input). */
+async function* throughTrunk(trunk: FrozenTrunk, batches: AsyncIterable<LabelledBatch>): AsyncGenerator<FeatureBatch> {
+  for await (const b of batches) {
+    const x = torch.tidy(() => trunk.forward(b.images.contiguous('channelsLast')));
+    try {
+      yield { x, y: b.labels };
+    } finally {
+      x.dispose();
+    }
   }
 }
 
@@ -277,32 +291,8 @@ async function linearProtocol(s: EvalSubject, o: { epochs: number; lr: number; b
     const classes = Math.max(...trainDs.labels) + 1;
     log(`linear protocol: ${trainDs.name} (${trainDs.length} images, ${loader.itersPerEpoch} batches of ${o.batch} per epoch), ` +
       `${classes} classes, ${o.epochs} epochs`);
-    const labelsOf = trainDs.labels;
-    async function* train(epoch: number) {
-      for await (const b of loader.batches(epoch)) {
-        const batch = torch.tidy(() => ({
-          x: trunk.forward(b.crops[0].to({ device: c.run.device, memoryFormat: 'channelsLast' })),
-          y: torch.tensor(Array.from(b.indices, (i) => labelsOf[i]), { dtype: 'int64', device: c.run.device }),
-        }));
-        b.crops.forEach((t) => t.dispose());
-        try {
-          yield batch;
-        } finally {
-          batch.x.dispose();
-          batch.y.dispose();
-        }
-      }
-    }
-    async function* val() {
-      for await (const b of evalBatches(valDs, { batch: 256, mean: c.crops.mean, std: c.crops.std, device: c.run.device })) {
-        const x = torch.tidy(() => trunk.forward(b.images.contiguous('channelsLast')));
-        try {
-          yield { x, y: b.labels };
-        } finally {
-          x.dispose();
-        }
-      }
-    }
+    const train = (epoch: number) => throughTrunk(trunk, labelledCrops(loader, epoch, trainDs.labels, c.run.device));
+    const val = () => throughTrunk(trunk, evalBatches(valDs, { batch: 256, mean: c.crops.mean, std: c.crops.std, device: c.run.device }));
     const r = await trainLinearHead(s.model.numFeatures, classes, train, val, {
       epochs: o.epochs, lr: o.lr, momentum: 0.9, weightDecay: o.wd, nesterov: o.nesterov, finalLr: o.finalLr, seed: o.seed, onEpoch: epochLog(o.epochs),
     });

@@ -8,6 +8,7 @@ import { Rng } from './rng.js';
 import { sampleCrops, type CropParams, type MultiCropConfig } from './multicrop.js';
 import { augmentInto_, cropResize, normalizeChannels_, resizedCropInto } from './augment.js';
 import type { Dataset, TensorDataset } from './datasets.js';
+import { loadEvalImages } from './image.js';
 import { DecodePool, type DecodedSample } from './workers.js';
 import type { RGB } from './decode.js';
 
@@ -154,5 +155,45 @@ export class MultiCropLoader {
 
   close(): void {
     this.#pool?.close();
+  }
+}
+
+/** Labelled images, a batch at a time. */
+export interface LabelledBatch {
+  /** B x C x H x W, normalized. */
+  images: Tensor;
+  /** B int64. */
+  labels: Tensor;
+}
+
+/**
+ * A dataset in order under the evaluation transform: image files resized (shorter side `resize`, default 256) and
+ * center-cropped (`crop`, 224), in-memory images as they are; normalized. Files that fail to decode are left out.
+ * Each batch is freed once the consumer moves on.
+ */
+export async function* evalBatches(ds: Dataset, o: { batch: number; mean: number[]; std: number[]; device?: string; resize?: number; crop?: number }):
+  AsyncGenerator<LabelledBatch> {
+  const device = o.device ?? 'cpu';
+  for (let i = 0; i < ds.length; i += o.batch) {
+    const n = Math.min(o.batch, ds.length - i);
+    let b: LabelledBatch;
+    if (ds.kind === 'tensor') {
+      b = tidy(() => ({
+        images: normalizeChannels_(ds.images.narrow(0, i, n).float().div_(255), o.mean, o.std).to({ device }),
+        labels: tensor(Array.from(ds.labels.subarray(i, i + n)), { dtype: 'int64', device }),
+      }));
+    } else {
+      const files = ds.files.slice(i, i + n);
+      const { images: cpu, ok } = await loadEvalImages(files, { resize: o.resize, crop: o.crop, mean: o.mean, std: o.std });
+      const images = device === 'cpu' ? cpu : tidy(() => cpu.to({ device }));
+      if (images !== cpu) cpu.dispose();
+      b = { images, labels: tensor(ok.map((f) => ds.labels[ds.files.indexOf(f, i)]), { dtype: 'int64', device }) };
+    }
+    try {
+      if (b.labels.shape[0]) yield b;
+    } finally {
+      b.images.dispose();
+      b.labels.dispose();
+    }
   }
 }

@@ -8,8 +8,7 @@ import { tidy } from '../torch/scope.js';
 import type { ResNet } from '../models/resnet.js';
 import { FrozenTrunk } from '../models/inference.js';
 import type { Dataset } from '../data/datasets.js';
-import { normalizeChannels_ } from '../data/augment.js';
-import { loadEvalImages } from '../data/image.js';
+import { evalBatches } from '../data/loader.js';
 
 export interface KnnOptions {
   k?: number;
@@ -68,23 +67,13 @@ export interface FeatureOptions {
 
 /** Pooled trunk features (eval-mode BN folded, no autograd) of a whole dataset, on the CPU. */
 export async function datasetFeatures(model: ResNet, ds: Dataset, o: FeatureOptions): Promise<{ feats: Tensor; labels: Int32Array }> {
-  const batch = o.batch ?? 256;
   const trunk = new FrozenTrunk(model, { device: o.device ?? 'cpu', dtype: o.dtype });
   const parts: Tensor[] = [];
   const labels: number[] = [];
   try {
-    for (let i = 0; i < ds.length; i += batch) {
-      const n = Math.min(batch, ds.length - i);
-      if (ds.kind === 'tensor') {
-        parts.push(tidy(() => trunk.forward(normalizeChannels_(ds.images.narrow(0, i, n).float().div_(255), o.mean, o.std)).cpu()));
-        labels.push(...ds.labels.subarray(i, i + n));
-      } else {
-        const files = ds.files.slice(i, i + n);
-        const { images, ok } = await loadEvalImages(files, { resize: o.resize, crop: o.crop, mean: o.mean, std: o.std });
-        if (ok.length) parts.push(tidy(() => trunk.forward(images).cpu()));
-        images.dispose();
-        for (const f of ok) labels.push(ds.labels[ds.files.indexOf(f, i)]);
-      }
+    for await (const b of evalBatches(ds, { ...o, batch: o.batch ?? 256 })) {
+      parts.push(tidy(() => trunk.forward(b.images).cpu()));
+      labels.push(...(b.labels.tolist() as number[]));
     }
     return { feats: cat(parts), labels: Int32Array.from(labels) };
   } finally {

@@ -10,17 +10,11 @@ import { SGD } from '../optim/sgd.js';
 import type { EvalCurve } from './linear.js';
 import { tensor } from '../torch/creation.js';
 import { Rng } from '../data/rng.js';
-import { normalizeChannels_ } from '../data/augment.js';
-import { loadEvalImages } from '../data/image.js';
 import type { Dataset } from '../data/datasets.js';
+import type { LabelledBatch } from '../data/loader.js';
 import { basename, dirname } from 'node:path';
 
-export interface LabelledBatch {
-  /** B x C x H x W, normalized. */
-  images: Tensor;
-  /** B int64. */
-  labels: Tensor;
-}
+export type { LabelledBatch } from '../data/loader.js';
 
 export interface FineTuneOptions {
   epochs?: number;
@@ -149,30 +143,4 @@ export function subsetOf(ds: Dataset, indices: number[]): Dataset {
   if (ds.kind === 'files') return { ...ds, name: `${ds.name} (subset)`, files: indices.map((i) => ds.files[i]), labels, length: indices.length };
   const images = tidy(() => ds.images.indexSelect(0, tensor(indices, { dtype: 'int64' })));
   return { kind: 'tensor', name: `${ds.name} (subset)`, images, labels, length: indices.length };
-}
-
-/** Validation batches: eval transform (image files: resize 256, center crop 224), normalized. */
-export async function* evalBatches(ds: Dataset, o: { batch: number; mean: number[]; std: number[]; device: string }): AsyncGenerator<LabelledBatch> {
-  for (let i = 0; i < ds.length; i += o.batch) {
-    const n = Math.min(o.batch, ds.length - i);
-    let b: LabelledBatch;
-    if (ds.kind === 'tensor') {
-      b = tidy(() => ({
-        images: normalizeChannels_(ds.images.narrow(0, i, n).float().div_(255), o.mean, o.std).to({ device: o.device }),
-        labels: tensor(Array.from(ds.labels.subarray(i, i + n)), { dtype: 'int64', device: o.device }),
-      }));
-    } else {
-      const files = ds.files.slice(i, i + n);
-      const { images: cpu, ok } = await loadEvalImages(files, { mean: o.mean, std: o.std });
-      const images = o.device === 'cpu' ? cpu : tidy(() => cpu.to({ device: o.device }));
-      if (images !== cpu) cpu.dispose();
-      b = { images, labels: tensor(ok.map((f) => ds.labels[ds.files.indexOf(f, i)]), { dtype: 'int64', device: o.device }) };
-    }
-    try {
-      if (b.labels.shape[0]) yield b;
-    } finally {
-      b.images.dispose();
-      b.labels.dispose();
-    }
-  }
 }

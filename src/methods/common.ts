@@ -2,7 +2,9 @@
 // the prototypes left out while they are frozen (main_swav.py and main_deepclusterv2.py set their grads to None).
 import { Tensor, handles } from '../torch/tensor.js';
 import { native } from '../torch/native.js';
-import { autocast } from '../torch/autograd.js';
+import { autocast, noGrad } from '../torch/autograd.js';
+import { normalize } from '../torch/functional.js';
+import { tidy } from '../torch/scope.js';
 import type { HeadOutput, ResNet } from '../models/resnet.js';
 import type { LARC } from '../optim/larc.js';
 import type { SGD } from '../optim/sgd.js';
@@ -37,6 +39,13 @@ export function prototypeHeads(model: ResNet): Tensor[] {
   const p = model.prototypes;
   if (p === null) return [];
   return 'heads' in p ? p.heads.map((h) => h.weight) : [p.weight];
+}
+
+/** L2-normalizes every prototype (each row of each head's weight) in place, before a step, as main_swav.py. */
+export function normalizePrototypes(model: ResNet): void {
+  noGrad(() => tidy(() => {
+    for (const w of prototypeHeads(model)) w.copy_(normalize(w, 2, 1));
+  }));
 }
 
 /**

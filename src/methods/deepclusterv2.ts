@@ -7,7 +7,7 @@ import { full, ones, randperm, tensor, zeros } from '../torch/creation.js';
 import { noGrad } from '../torch/autograd.js';
 import { keep, tidy } from '../torch/scope.js';
 import { singleProcess, type ProcessGroup } from '../dist/group.js';
-import { forwardCrops, optimizerStep, prototypeHeads } from './common.js';
+import { forwardCrops, normalizePrototypes, optimizerStep, prototypeHeads } from './common.js';
 import type { IterationResult, MethodBatch, MethodContext, TrainingMethod } from './method.js';
 import { z } from 'zod';
 import { list, section } from './schema.js';
@@ -227,10 +227,9 @@ export function createClusteringMethod(o: ClusteringOptions, rule: AssignRule, c
   let bank: MemoryBank | null = null;
   /** heads x dataset size: each sample's label, -100 where unknown. */
   let assignments: Tensor | null = null;
-  const normalizeHeads = () => noGrad(() => tidy(() => heads.forEach((w) => w.copy_(normalize(w, 2, 1)))));
 
   const cluster = () => {
-    if (o.normalizePrototypes) normalizeHeads();
+    if (o.normalizePrototypes) normalizePrototypes(model);
     const table = keep(clusterMemory(bank!, heads, rule, ctx.datasetSize, group));
     assignments?.dispose();
     assignments = table;
@@ -256,7 +255,7 @@ export function createClusteringMethod(o: ClusteringOptions, rule: AssignRule, c
       cluster();
     },
     iteration(batch, lr, it, epochIteration): IterationResult {
-      if (o.normalizePrototypes) normalizeHeads();
+      if (o.normalizePrototypes) normalizePrototypes(model);
       return tidy(() => {
         const { embedding, output } = forwardCrops(ctx, batch.crops);
         const scores = output as Tensor[];

@@ -37,7 +37,7 @@ export interface IterationResult {
   loss: number;
   /** Prototype scores of one crop of the batch (B x K, detached; the trainer reads statistics, then disposes them). */
   scores: Tensor;
-  /** Something the user should know (e.g. a collapse), reported once by the trainer. */
+  /** Something the user should know (e.g. a collapse): the trainer logs and records it; a method says it once. */
   warning?: string;
 }
 

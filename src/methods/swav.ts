@@ -1,25 +1,20 @@
 // SwAV's method, exactly as main_swav.py computes it: Sinkhorn-Knopp assignments and the swapped-prediction
 // loss over multi-crop scores, the queue, and the training iteration.
 import { Tensor } from '../torch/tensor.js';
-import { cat, normalize } from '../torch/functional.js';
+import { cat } from '../torch/functional.js';
 import { zeros } from '../torch/creation.js';
 import { noGrad } from '../torch/autograd.js';
 import { keep, tidy } from '../torch/scope.js';
 import type { ResNet } from '../models/resnet.js';
 import type { LARC } from '../optim/larc.js';
 import type { SGD } from '../optim/sgd.js';
-import { forwardCrops, optimizerStep, prototypeHeads } from './common.js';
+import { forwardCrops, normalizePrototypes, optimizerStep } from './common.js';
 import type { IterationResult, MethodContext, TrainingMethod } from './method.js';
 import { singleProcess, type ProcessGroup } from '../dist/group.js';
 import { z } from 'zod';
 import { list, section } from './schema.js';
 
-/** L2-normalizes every prototype (each row of each head's weight) in place, before a step, as main_swav.py. */
-export function normalizePrototypes(model: ResNet): void {
-  noGrad(() => tidy(() => {
-    for (const w of prototypeHeads(model)) w.copy_(normalize(w, 2, 1));
-  }));
-}
+export { normalizePrototypes } from './common.js';
 
 export interface SinkhornOptions {
   /** Entropic regularization: scores are divided by it before exp (default 0.05). */

@@ -107,15 +107,6 @@ export type MethodName = Config['method'];
 export type ConfigOf<M extends MethodName> = Extract<Config, { method: M }>;
 export const METHOD_NAMES = ['swav', 'deepclusterv2', 'selav2'] as const satisfies readonly MethodName[];
 
-/**
- * What validateConfig returns for an argument of type R: the config of R's method where R's type tells it (a literal
- * `method`, or no `method` key at all: swav), else Config (a parsed file, an unknown value).
- */
-export type ConfigFor<R> = unknown extends R ? Config
-  : string extends keyof R ? Config
-  : 'method' extends keyof R ? (R extends { method: infer M extends MethodName } ? ConfigOf<M> : Config)
-  : ConfigOf<'swav'>;
-
 const branchOf = (m: MethodName) => branches[m];
 const methodLabel: Record<MethodName, string> = { swav: 'SwAV', deepclusterv2: 'DeepCluster-v2', selav2: 'SeLa-v2' };
 
@@ -230,7 +221,6 @@ function issueMessage(issue: z.core.$ZodIssue, method: MethodName): string {
     case 'invalid_value':
       return `${where}: must be one of ${issue.values.map((v) => String(v)).join(', ')}, ${got}`;
     case 'invalid_union': {
-      if (issue.path.length === 1 && issue.path[0] === 'method') return `method: must be one of ${METHOD_NAMES.join(', ')}`;
       if (issue.input === null) return `${where}: must not be empty`;
       // the option whose type matched (its issues are not a type mismatch of the whole value) says what is wrong inside
       const inside = issue.errors.find((e) => e.length && !(e[0].path.length === 0 && e[0].code === 'invalid_type'));
@@ -251,7 +241,7 @@ function firstIssue(issues: readonly z.core.$ZodIssue[], method: MethodName): z.
 }
 
 /** Validates a parsed config object, filling defaults; errors name the offending key's path. */
-export function validateConfig<const R>(raw: R, source = 'config'): ConfigFor<R> {
+export function validateConfig(raw: unknown, source = 'config'): Config {
   const top: unknown = raw ?? {};
   if (typeof top !== 'object' || Array.isArray(top)) throw new ConfigError(`${source}: the top level must be a mapping of sections`);
   const given = (top as Record<string, unknown>).method;
@@ -280,7 +270,7 @@ export function validateConfig<const R>(raw: R, source = 'config'): ConfigFor<R>
   if (c.crops.blur_radius.length !== 2) throw new ConfigError('crops.blur_radius: needs [min, max]');
   if (c.optim.warmup_epochs > c.optim.epochs) throw new ConfigError(`optim.warmup_epochs: ${c.optim.warmup_epochs} exceeds optim.epochs`);
   if (!c.data.path) throw new ConfigError('data.path: where is the training data? (set it in the config, or pass --data PATH)');
-  return c as ConfigFor<R>;
+  return c;
 }
 
 /** key=value overrides (dotted paths, YAML values): optim.epochs=2 crops.nmb_crops=[2,4] method=selav2. */

@@ -157,17 +157,17 @@ interface Run {
   model: ResNet;
   sgd: SGD;
   loader: MultiCropLoader;
-  schedule: number[];
+  schedule: Float64Array;
   method: TrainingMethod;
   amp: Amp;
   progress: Progress;
   /** When this invocation started training, and at which iteration (for the ETA). */
   started: number;
   firstIteration: number;
-  skipped: number;
+  /** Images skipped as unreadable in this invocation. */
+  counts: { skipped: number };
   interrupted: boolean;
   timeUp: boolean;
-  warned: Set<string>;
 }
 
 function setup(c: Config, ev: TrainEvents): Run {
@@ -190,11 +190,11 @@ function setup(c: Config, ev: TrainEvents): Run {
   model.to({ device: c.run.device, memoryFormat: c.run.channels_last ? 'channelsLast' : undefined });
   const sgd = new SGD(model.parameters(), { lr: c.optim.base_lr, momentum: c.optim.momentum, weightDecay: c.optim.wd });
   const optimizer = c.optim.larc ? new LARC(sgd, { trustCoefficient: c.optim.trust_coefficient, clip: false }) : sgd;
-  const run: Partial<Run> = { skipped: 0 };
+  const counts = { skipped: 0 };
   const loader = new MultiCropLoader(dataset, {
     batchSize: c.optim.batch_size, seed: c.run.seed, crops: multiCropConfig(c), workers: c.data.workers, corruptImages: c.data.corrupt_images,
     onSkip: (file, reason) => {
-      run.skipped!++;
+      counts.skipped++;
       log(`warning: skipped an unreadable image: ${file} (${reason})`);
       metric({ type: 'skip', file, reason });
     },
@@ -203,14 +203,22 @@ function setup(c: Config, ev: TrainEvents): Run {
     baseLr: c.optim.base_lr, finalLr: c.optim.final_lr, epochs: c.optim.epochs, itersPerEpoch: loader.itersPerEpoch,
     warmupEpochs: c.optim.warmup_epochs, startWarmup: c.optim.start_warmup,
   });
-  const method = createMethod(c, {
-    model, optimizer, amp: AUTOCAST_DTYPE[amp], deviceType, device: c.run.device, group: singleProcess, datasetSize: dataset.length,
-    batchSize: c.optim.batch_size, itersPerEpoch: loader.itersPerEpoch, nmbCrops: c.crops.nmb_crops, featDim: c.model.feat_dim, log,
-  });
-  return Object.assign(run, {
+  let method: TrainingMethod;
+  try {
+    method = createMethod(c, {
+      model, optimizer, amp: AUTOCAST_DTYPE[amp], deviceType, device: c.run.device, group: singleProcess, datasetSize: dataset.length,
+      batchSize: c.optim.batch_size, itersPerEpoch: loader.itersPerEpoch, nmbCrops: c.crops.nmb_crops, featDim: c.model.feat_dim, log,
+    });
+  } catch (e) {
+    loader.close(); // what setup made is released before the error goes up (the library's callers go on living)
+    model.dispose();
+    if (dataset.kind === 'tensor') dataset.images.dispose();
+    throw e;
+  }
+  return {
     c, dir, log, ev, metric, dataset, model, sgd, loader, schedule, method, amp, progress: { epoch: 0, epochIteration: 0, iteration: 0 },
-    started: 0, firstIteration: 0, interrupted: false, timeUp: false, warned: new Set<string>(),
-  }) as Run;
+    started: 0, firstIteration: 0, counts, interrupted: false, timeUp: false,
+  };
 }
 
 /** Continues from the run directory's checkpoint, or starts the run there. */
@@ -267,8 +275,7 @@ function iterate(r: Run, batch: MethodBatch & { waitSeconds: number }, epoch: nu
     r.progress = { epoch, epochIteration: r.progress.epochIteration + 1, iteration: it + 1 };
     s.window.loss += loss; s.window.n++; s.window.wait += batch.waitSeconds;
     s.loss += loss; s.n++;
-    if (warning && !r.warned.has(warning)) {
-      r.warned.add(warning);
+    if (warning) {
       r.log(warning);
       r.metric({ type: 'warning', message: warning });
     }
@@ -306,7 +313,7 @@ async function runEpoch(r: Run, epoch: number): Promise<void> {
   r.ev.progress?.(null);
   if (!finished) return;
   const secs = (performance.now() - s.start) / 1000;
-  r.metric({ type: 'epoch', epoch: epoch + 1, loss: s.loss / Math.max(1, s.n), seconds: secs, skipped_images: r.skipped });
+  r.metric({ type: 'epoch', epoch: epoch + 1, loss: s.loss / Math.max(1, s.n), seconds: secs, skipped_images: r.counts.skipped });
   r.log(`epoch ${epoch + 1}/${c.optim.epochs}: loss ${(s.loss / Math.max(1, s.n)).toFixed(4)}, ${secs.toFixed(0)} s`);
   if (c.run.knn_every > 0 && (epoch + 1) % c.run.knn_every === 0 && epoch + 1 < c.optim.epochs) await knn(r, epoch + 1);
 }

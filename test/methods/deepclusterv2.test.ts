@@ -39,7 +39,8 @@ test('rowArgmax by block maxima equals argmax, first index on ties, for block-di
     for (const k of [3000, 101, 64, 7]) {
       const s = torch.randn([257, k]).round(); // many exact ties
       assertClose(deepclusterv2.rowArgmax(s), s.argmax(1), `k ${k}`, 0);
-      assertClose(deepclusterv2.rowArgmax(s.t().contiguous().t()), s.argmax(1), `k ${k}, column-major`, 0);
+      // a strided view takes the plain argmax: the two paths agree
+      assertClose(deepclusterv2.rowArgmax(s.t().contiguous().t()), deepclusterv2.rowArgmax(s), `k ${k}, column-major`, 0);
     }
   });
 });

@@ -8,11 +8,18 @@ import { join } from 'node:path';
 import { loadConfig, validateConfig, applyOverrides, configReference, ConfigError, METHOD_NAMES, type Config, type ConfigOf, type MethodName } from '../../src/train/config.js';
 import { root } from '../helpers.js';
 
+/** validateConfig, narrowed to the method the test expects (the check is part of the test). */
+function configOf<M extends MethodName>(raw: unknown, method: M): ConfigOf<M> {
+  const c = validateConfig(raw);
+  assert.equal(c.method, method);
+  return c as ConfigOf<M>;
+}
+
 const dir = mkdtempSync(join(tmpdir(), 'swav-config-'));
 const file = (name: string, text: string) => { writeFileSync(join(dir, name), text); return join(dir, name); };
 
 test("defaults are main_swav.py's", () => {
-  const c = validateConfig({ data: { path: '/data' } });
+  const c = configOf({ data: { path: '/data' } }, 'swav');
   assert.deepEqual([c.optim.base_lr, c.optim.final_lr, c.optim.epochs, c.optim.batch_size, c.optim.wd], [4.8, 0, 100, 64, 1e-6]);
   assert.deepEqual([c.swav.temperature, c.swav.epsilon, c.swav.sinkhorn_iterations, c.swav.freeze_prototypes_niters], [0.1, 0.05, 3, 313]);
   assert.deepEqual([c.model.arch, c.model.hidden_mlp, c.model.feat_dim, c.model.nmb_prototypes], ['resnet50', 2048, 128, 3000]);
@@ -63,13 +70,12 @@ test('run.amp auto is bf16 on a CPU with native bf16, else fp32; fp16 on a CPU i
 });
 
 test('method: swav when not given; each method its section, with its defaults', () => {
-  const swav = validateConfig({ data: { path: '/d' } });
-  assert.equal(swav.method, 'swav');
+  const swav = configOf({ data: { path: '/d' } }, 'swav');
   assert.deepEqual(METHOD_NAMES, ['swav', 'deepclusterv2', 'selav2']);
-  const dc = validateConfig({ method: 'deepclusterv2', data: { path: '/d' } });
+  const dc = configOf({ method: 'deepclusterv2', data: { path: '/d' } }, 'deepclusterv2');
   assert.deepEqual(dc.deepclusterv2, { crops_for_assign: [0, 1], temperature: 0.1, freeze_prototypes_niters: 300000, kmeans_iterations: 10 });
   assert.deepEqual(dc.model.nmb_prototypes, [3000, 3000, 3000]);
-  const sela = validateConfig({ method: 'selav2', data: { path: '/d' }, selav2: null });
+  const sela = configOf({ method: 'selav2', data: { path: '/d' }, selav2: null }, 'selav2');
   assert.deepEqual(sela.selav2, { crops_for_assign: [0, 1], temperature: 0.1, epsilon: 0.05, sinkhorn_iterations: 3, freeze_prototypes_niters: null });
   assert.deepEqual(sela.model.nmb_prototypes, [3000, 3000, 3000]);
   assert.equal(validateConfig({ method: 'selav2', data: { path: '/d' }, model: { nmb_prototypes: 100 }, selav2: { freeze_prototypes_niters: 5 } }).model.nmb_prototypes, 100);

@@ -81,4 +81,18 @@ test('deepclusterv2 with more prototypes than the bank holds is one clear error 
   assert.equal(r.status, 1);
   assert.match(r.stderr, /^swav: error: deepclusterv2: 60 prototypes \(centroids\) but the memory bank holds 48 samples per epoch: reduce model.nmb_prototypes/m);
   assert.doesNotMatch(r.stderr, /at .*\.js:\d+/, 'no stack trace');
+  // image files: the loader starts decode workers, and the failed run still ends at once
+  const folder = join(dir, 'pngs');
+  const made = spawnSync('/usr/bin/python3', ['-c', `
+import os, numpy as np
+from PIL import Image
+os.makedirs('${folder}', exist_ok=True)
+for i in range(10): Image.fromarray(np.full((16, 16, 3), 20 * i, np.uint8)).save('${folder}/%d.png' % i)
+`], { encoding: 'utf8' });
+  assert.equal(made.status, 0, made.stderr);
+  const files = spawnSync(process.execPath, [cli, 'train', '--config', configs.deepclusterv2, `run.out=${join(dir, 'too-many-files')}`,
+    'data.type=folder', `data.path=${folder}`, 'model.in_channels=3', 'crops.mean=[0.5,0.5,0.5]', 'crops.std=[0.25,0.25,0.25]', 'model.nmb_prototypes=[60]'],
+  { encoding: 'utf8', timeout: 60_000 });
+  assert.equal(files.status, 1, `exits (status ${files.status}, signal ${files.signal})`);
+  assert.match(files.stderr, /60 prototypes \(centroids\) but the memory bank holds 8 samples per epoch/);
 });
