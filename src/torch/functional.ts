@@ -39,13 +39,23 @@ export function tanh(x: Tensor): Tensor { return x.tanh(); }
 export function flatten(x: Tensor, startDim = 0, endDim = -1): Tensor { return x.flatten(startDim, endDim); }
 export function allclose(a: Tensor, b: Tensor, rtol = 1e-5, atol = 1e-8): boolean { return a.allclose(b, rtol, atol); }
 
+/** True when a Pair option is absent or `v` in every dimension. */
+const unit = (p: Pair | undefined, v: number) => p === undefined || (typeof p === 'number' ? p === v : p.every((x) => x === v));
+
 export interface Conv2dOptions { stride?: Pair; padding?: Pair; dilation?: Pair; groups?: number }
 export function conv2d(input: Tensor, weight: Tensor, bias: Tensor | null = null, o: Conv2dOptions = {}): Tensor {
   const run = (x = input) => wrap(call('conv2d', x.h, weight.h, bias?.h ?? null, o.stride ?? 1, o.padding ?? 0, o.dilation ?? 1, o.groups ?? 1));
   // libtorch 1.13's oneDNN computes wrong (even inf) bfloat16 weight gradients when the input is smaller than
   // the kernel (a 1x1 map into a 3x3 convolution): such convolutions, tiny anyway, stay in float32.
-  const [, , h, w] = input.shape;
+  const [, c, h, w] = input.shape;
   const [, , kh, kw] = weight.shape;
+  // Its backward of a strided 1x1 convolution of fewer than 8 channels (channels_last, one thread, AVX2 without
+  // AVX-512) writes out of bounds and corrupts the heap; taking every stride-th pixel first is the same convolution.
+  const stride = typeof o.stride === 'number' ? [o.stride, o.stride] : o.stride ?? [1, 1];
+  if (kh === 1 && kw === 1 && c < 8 && (stride[0] > 1 || stride[1] > 1) && unit(o.padding, 0) && unit(o.dilation, 1) && input.device === 'cpu') {
+    const x = input.slice(2, 0, h, stride[0]).slice(3, 0, w, stride[1]);
+    try { return conv2d(x, weight, bias, { ...o, stride: 1 }); } finally { x.dispose(); }
+  }
   if ((h < kh || w < kw) && input.device === 'cpu') {
     const [on, dtype] = native.autocastState('cpu');
     if (on && dtype === 'bfloat16') {
