@@ -16,6 +16,12 @@ export interface ParamGroup extends Required<SGDOptions> {
   params: Tensor[];
 }
 
+/** torch.optim.SGD's state_dict(): momentum buffers by parameter index, groups with snake_case keys. */
+export interface TorchSGDState {
+  state: Map<number, Map<string, Tensor>>;
+  param_groups: (Omit<ParamGroup, 'params' | 'weightDecay'> & { weight_decay: number; params: number[] })[];
+}
+
 /** The parameters of a group that have a gradient, with those gradients (the caller disposes them). */
 export function withGrads(params: Tensor[]): { params: Tensor[]; grads: Tensor[] } {
   const gs = native.grads(handles(params));
@@ -124,6 +130,25 @@ export class SGD {
         this.momentumBuffers.set(all[i], keep(t.clone()));
       }
     });
+  }
+
+  /** The state as torch.optim.SGD.state_dict() lays it out (what a checkpoint holds). */
+  torchStateDict(): TorchSGDState {
+    const params = this.allParams();
+    const state = new Map<number, Map<string, Tensor>>();
+    for (const [i, b] of this.stateDict().state) state.set(i, new Map([['momentum_buffer', b]]));
+    const groups = this.paramGroups.map(({ params: ps, weightDecay, ...g }) => ({ ...g, weight_decay: weightDecay, params: ps.map((q) => params.indexOf(q)) }));
+    return { state, param_groups: groups };
+  }
+
+  /** Restores a torchStateDict(), also as torch.load reads one back (maps may come back as plain objects). */
+  loadTorchStateDict(sd: { state: Map<number, Map<string, Tensor>> | Record<string, { momentum_buffer?: Tensor }>; param_groups: TorchSGDState['param_groups'] }): void {
+    const state = new Map<number, Tensor>();
+    for (const [i, m] of sd.state instanceof Map ? sd.state : Object.entries(sd.state)) {
+      const b = m instanceof Map ? m.get('momentum_buffer') : m.momentum_buffer;
+      if (b) state.set(Number(i), b);
+    }
+    this.loadStateDict({ state, paramGroups: sd.param_groups.map(({ weight_decay, params: _p, ...g }) => ({ ...g, weightDecay: weight_decay })) });
   }
 
   allParams(): Tensor[] { return this.paramGroups.flatMap((g) => g.params); }
