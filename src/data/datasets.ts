@@ -123,12 +123,19 @@ function stl10(dir: string, split: string): TensorDataset {
   return { kind: 'tensor', name: `stl10-${split}`, images, labels, length: n };
 }
 
-function folder(dir: string): FileDataset {
+/** `known`: another split's classes, whose indices the labels take (a class folder not among them is an error). */
+function folder(dir: string, known?: string[]): FileDataset {
   const files = listImages(dir);
   if (!files.length) throw new DatasetError(`${dir}: no images (jpg, png, webp, ...) found`);
   // class subfolders give labels (sorted names, as torchvision's ImageFolder); a flat folder has none
   const classOf = (f: string) => (dirname(f) === resolve(dir) || dirname(f) === dir ? null : f.slice(dir.length + 1).split(/[\\/]/)[0]);
-  const classes = [...new Set(files.map(classOf).filter((c): c is string => c !== null))].sort();
+  const own = [...new Set(files.map(classOf).filter((c): c is string => c !== null))].sort();
+  const unknown = known?.length ? own.filter((c) => !known.includes(c)) : [];
+  if (unknown.length) {
+    throw new DatasetError(`${dir}: class folder${unknown.length > 1 ? 's' : ''} ${unknown.slice(0, 3).map((c) => `'${c}'`).join(', ')}${unknown.length > 3 ? ', ...' : ''} ` +
+      `not among the ${known!.length} classes of the train split: the splits must share their classes`);
+  }
+  const classes = known?.length ? known : own;
   const labels = Int32Array.from(files, (f) => { const c = classOf(f); return c === null ? -1 : classes.indexOf(c); });
   return { kind: 'files', name: dir, files, labels, classes, length: files.length };
 }
@@ -152,6 +159,8 @@ export interface DatasetSpec {
   path: string;
   /** train / test (IDX, CIFAR), train / test / unlabeled (STL-10); for folders, a subfolder if it exists. */
   split?: string;
+  /** Folders: label by these class names (another split's), so that both splits' labels mean the same classes. */
+  classes?: string[];
 }
 
 export function openDataset(spec: DatasetSpec): Dataset {
@@ -164,9 +173,26 @@ export function openDataset(spec: DatasetSpec): Dataset {
     case 'cifar100': return cifar(path, split, 100);
     case 'stl10': return stl10(path, split);
     case 'folder': {
-      const sub = join(path, split);
-      return folder(spec.split && existsSync(sub) && statSync(sub).isDirectory() ? sub : path);
+      const isDir = (d: string) => existsSync(d) && statSync(d).isDirectory();
+      if (spec.split && isDir(join(path, split))) return folder(join(path, split), spec.classes);
+      // a folder of splits without this one is a mistake; a folder without splits is the whole dataset
+      const splits = ['train', 'val', 'test'].filter((d) => isDir(join(path, d)));
+      if (spec.split && splits.length) {
+        throw new DatasetError(`${path}: no '${split}' split, it has ${splits.join(', ')}: choose one (--split / --train-split, or data.split, data.eval_split, data.eval_train_split)`);
+      }
+      return folder(path, spec.classes);
     }
     case 'filelist': return fileList(path);
+  }
+}
+
+/** An evaluation's two splits, the eval split labelled by the train split's classes (folders). */
+export function openSplits(type: DatasetType, path: string, trainSplit: string, evalSplit: string): { train: Dataset; val: Dataset } {
+  const train = openDataset({ type, path, split: trainSplit });
+  try {
+    return { train, val: openDataset({ type, path, split: evalSplit, classes: train.kind === 'files' ? train.classes : undefined }) };
+  } catch (e) {
+    if (train.kind === 'tensor') train.images.dispose();
+    throw e;
   }
 }

@@ -30,6 +30,8 @@ export interface LoaderOptions {
   /** Corrupt image files: skipped with a warning (default), or fatal. */
   corruptImages?: 'skip' | 'fail';
   onSkip?: (file: string, reason: string) => void;
+  /** Drop the last partial batch of an epoch (default true, as the pretraining's DataLoader); false keeps it, as the evaluations' do. */
+  dropLast?: boolean;
 }
 
 /** The order of samples in an epoch (a seeded permutation). */
@@ -72,7 +74,7 @@ export class MultiCropLoader {
   readonly badFiles = new Set<string>();
 
   constructor(readonly dataset: Dataset, readonly o: LoaderOptions) {
-    this.itersPerEpoch = Math.floor(dataset.length / o.batchSize);
+    this.itersPerEpoch = (o.dropLast ?? true) ? Math.floor(dataset.length / o.batchSize) : Math.ceil(dataset.length / o.batchSize);
     if (this.itersPerEpoch < 1) throw new Error(`the dataset has ${dataset.length} samples, fewer than one batch of ${o.batchSize}`);
     this.#pool = dataset.kind === 'files' ? new DecodePool(o.workers ?? 0) : null;
   }
@@ -115,7 +117,7 @@ export class MultiCropLoader {
     const bs = this.o.batchSize;
     // Replacements come from past the end of the batches the epoch uses (drop_last leaves those unused), then
     // from the start of the epoch's order again.
-    let spare = this.itersPerEpoch * bs;
+    let spare = Math.min(this.itersPerEpoch * bs, order.length);
     const take = (): number | null => {
       for (let tries = 0; tries < order.length; tries++) {
         const i = order[spare++ % order.length];
@@ -134,7 +136,7 @@ export class MultiCropLoader {
       const wanted = Array.from(order.subarray(it * bs, (it + 1) * bs)).map((i) => (this.badFiles.has(ds.files[i]) ? take() : i));
       const got = await Promise.all(wanted.map((i) => (i === null ? null : decode(i))));
       const samples = got.filter((s): s is DecodedSample => s !== null);
-      while (samples.length < bs) {
+      while (samples.length < wanted.length) {
         const i = take();
         if (i === null) throw new Error(`no readable image left to fill a batch (${this.badFiles.size} skipped)`);
         const s = await decode(i);
