@@ -3,7 +3,8 @@
 import { torch, models, optim } from '../index.js';
 import { linearProbe } from '../eval/linear.js';
 import { normalizePrototypes, swavLoss } from '../methods/swav.js';
-import { Flags, UsageError, parseCrops } from './args.js';
+import { Option, type Command } from 'commander';
+import { UsageError, action, bool01, crops as cropSpec, int, num, subcommand } from './options.js';
 import type { Architecture } from '../models/resnet.js';
 import { architectures } from '../models/resnet.js';
 import { FrozenTrunk } from '../models/inference.js';
@@ -22,28 +23,18 @@ function withAmp<T>(amp: Amp, device: string, fn: () => T): T {
   return torch.autocast({ deviceType: device.startsWith('cuda') ? 'cuda' : 'cpu', dtype }, fn);
 }
 
-function benchStep(f: Flags): Record<string, unknown> {
-  const arch = f.choice('arch', Object.keys(architectures) as Architecture[], 'resnet50');
-  const batch = f.int('batch', 64);
-  const steps = f.int('steps', 20);
-  const warmup = f.int('warmup', 5);
-  const amp = f.choice<Amp>('amp', ['fp32', 'bf16', 'fp16'], 'bf16');
-  const channelsLast = f.bool('channels-last', true);
-  const spec = parseCrops(f.string('crops', '2x224,6x96'));
-  const device = f.string('device', torch.cuda.isAvailable() ? 'cuda' : 'cpu');
-  const stem = f.choice('stem', ['imagenet', 'small'] as const, 'imagenet');
-  const width = f.optional('width');
-  const stemStride = f.int('stem-stride', 1);
-  const inChannels = f.int('in-channels', 3);
-  const hiddenMlp = f.int('hidden-mlp', 2048);
-  const nmbPrototypes = f.int('prototypes', 3000);
-  const profileSteps = f.int('profile', 0);
-  f.optional('json');
-  f.done();
+interface StepOptions { arch: Architecture; batch: number; steps: number; warmup: number; amp: Amp; channelsLast: boolean;
+  crops: { n: number; size: number }[]; device?: string; stem: 'imagenet' | 'small'; width?: number; stemStride: number; inChannels: number;
+  hiddenMlp: number; prototypes: number; profile: number }
+
+function benchStep(o: StepOptions): Record<string, unknown> {
+  const { arch, batch, steps, warmup, amp, channelsLast, crops: spec, stem, width, stemStride, inChannels, hiddenMlp, prototypes: nmbPrototypes } = o;
+  const profileSteps = o.profile;
+  const device = o.device ?? (torch.cuda.isAvailable() ? 'cuda' : 'cpu');
   if (batch < 2) throw new UsageError('bench step: --batch must be at least 2 (BatchNorm needs it)');
 
   const model = models.architectures[arch]({ numClasses: 0, normalize: true, hiddenMlp, outputDim: 128, nmbPrototypes, stem, stemStride,
-    width: width === undefined ? undefined : Number(width), inChannels });
+    width, inChannels });
   model.to({ device, memoryFormat: channelsLast ? 'channelsLast' : undefined });
   const opt = new optim.LARC(new optim.SGD(model.parameters(), { lr: 0.1, momentum: 0.9, weightDecay: 1e-6 }),
     { trustCoefficient: 0.001, clip: false });
@@ -86,10 +77,7 @@ function benchStep(f: Flags): Record<string, unknown> {
 }
 
 /** torch.load of a checkpoint, timed in-process (the peer is bench/torch_load.py). */
-function benchLoad(f: Flags): Record<string, unknown> {
-  const file = f.string('file');
-  f.optional('json');
-  f.done();
+function benchLoad({ file }: { file: string }): Record<string, unknown> {
   const t0 = performance.now();
   const obj = torch.load(file);
   const dt = (performance.now() - t0) / 1000;
@@ -99,15 +87,9 @@ function benchLoad(f: Flags): Record<string, unknown> {
 }
 
 /** Feature extraction throughput (the peer is ../shared/peer/torch_infer.py): the inference trunk on random images. */
-function benchExtract(f: Flags): Record<string, unknown> {
-  const arch = f.choice('arch', Object.keys(architectures) as Architecture[], 'resnet50');
-  const batch = f.int('batch', 256);
-  const steps = f.int('steps', 20);
-  const size = f.int('size', 224);
-  const amp = f.choice('amp', ['fp32', 'bf16'] as const, 'bf16');
-  const device = f.string('device', torch.cuda.isAvailable() ? 'cuda' : 'cpu');
-  f.optional('json');
-  f.done();
+function benchExtract(o: { arch: Architecture; batch: number; steps: number; size: number; amp: 'fp32' | 'bf16'; device?: string }): Record<string, unknown> {
+  const { arch, batch, steps, size, amp } = o;
+  const device = o.device ?? (torch.cuda.isAvailable() ? 'cuda' : 'cpu');
   const model = models.architectures[arch]({ numClasses: 0 }).eval();
   const trunk = new FrozenTrunk(model, { dtype: amp === 'bf16' ? 'bfloat16' : 'float32', device });
   model.dispose();
@@ -126,15 +108,9 @@ function benchExtract(f: Flags): Record<string, unknown> {
  * one worker thread, cropped, colored and normalized on the main thread with one libtorch thread; images per
  * CPU-second of the whole process.
  */
-async function benchData(f: Flags): Promise<Record<string, unknown>> {
-  const dir = f.string('dir');
-  const spec = parseCrops(f.string('crops', '2x224,6x96'));
-  const minScale = f.string('min-scale', '0.14,0.05').split(',').map(Number);
-  const maxScale = f.string('max-scale', '1,0.14').split(',').map(Number);
-  const rounds = f.int('rounds', 2);
-  const batch = f.int('batch', 16);
-  f.optional('json');
-  f.done();
+async function benchData(o: { dir: string; crops: { n: number; size: number }[]; minScale: number[]; maxScale: number[]; rounds: number;
+  batch: number }): Promise<Record<string, unknown>> {
+  const { dir, crops: spec, minScale, maxScale, rounds, batch } = o;
   const files = listImages(dir).filter((p) => p.endsWith('.jpg'));
   if (!files.length) throw new UsageError(`bench data: no .jpg files in ${dir}`);
   torch.setNumThreads(1);
@@ -165,17 +141,8 @@ async function benchData(f: Flags): Promise<Record<string, unknown>> {
  * cluster_memory): spherical k-means of every head on a random normalized bank (banks x n x dim), centroids into the
  * heads, the assignments table.
  */
-function benchCluster(f: Flags): Record<string, unknown> {
-  const n = f.int('n', 60000);
-  const dim = f.int('dim', 128);
-  const heads = f.int('heads', 3);
-  const k = f.int('k', 3000);
-  const banks = f.int('banks', 2);
-  const iters = f.int('iters', 10);
-  const seed = f.int('seed', 31);
-  const threads = f.int('threads', 2);
-  f.optional('json');
-  f.done();
+function benchCluster(o: { n: number; dim: number; heads: number; k: number; banks: number; iters: number; seed: number; threads: number }): Record<string, unknown> {
+  const { n, dim, heads, k, banks, iters, seed, threads } = o;
   torch.setNumThreads(threads);
   torch.manualSeed(seed);
   const bank = new MemoryBank(torch.keep(torch.tidy(() => torch.normalize(torch.randn([banks, n, dim]), 2, 2))), torch.keep(torch.arange(n, undefined, 1, { dtype: 'int64' })));
@@ -195,16 +162,8 @@ function benchCluster(f: Flags): Record<string, unknown> {
  * The linear probe on cached features (the peer is bench/torch_linear_probe.py): evaluation.linearProbe with
  * eval_linear.py's defaults on random features of a few classes, shuffled every epoch.
  */
-async function benchProbe(f: Flags): Promise<Record<string, unknown>> {
-  const n = f.int('n', 60000);
-  const val = f.int('val', 10000);
-  const dim = f.int('dim', 512);
-  const classes = f.int('classes', 10);
-  const epochs = f.int('epochs', 100);
-  const batch = f.int('batch', 256);
-  const threads = f.int('threads', 2);
-  f.optional('json');
-  f.done();
+async function benchProbe(o: { n: number; val: number; dim: number; classes: number; epochs: number; batch: number; threads: number }): Promise<Record<string, unknown>> {
+  const { n, val, dim, classes, epochs, batch, threads } = o;
   torch.setNumThreads(threads);
   torch.manualSeed(0);
   const make = (rows: number, centers: torch.Tensor) => torch.tidy(() => {
@@ -222,16 +181,70 @@ async function benchProbe(f: Flags): Promise<Record<string, unknown>> {
   return { seconds: Number(seconds.toFixed(3)), best_top1: r.bestTop1, best_top5: r.bestTop5, n, dim, epochs, batch, libtorch: torch.version };
 }
 
-const BENCHES: Record<string, (f: Flags) => Record<string, unknown> | Promise<Record<string, unknown>>> = {
-  step: benchStep, load: benchLoad, extract: benchExtract, data: benchData, cluster: benchCluster, probe: benchProbe,
-};
+/** `swav bench NAME`: the record printed as JSON with --json (what bench/*.mjs read), else one key per line. */
+function benchmark<O extends object>(bench: Command, name: string, description: string, run: (o: O) => Record<string, unknown> | Promise<Record<string, unknown>>): Command {
+  return subcommand(bench, name, description).option('--json', 'print the record as one JSON line')
+    .action(action(async (o: O & { json?: boolean }) => {
+      const res = await run(o);
+      if (o.json) console.log(JSON.stringify(res));
+      else for (const [k, v] of Object.entries(res)) console.log(`${k.padEnd(16)} ${v}`);
+      return 0;
+    }));
+}
 
-export async function bench(argv: string[], parsedFlags: (argv: string[]) => Flags): Promise<void> {
-  const [what, ...rest] = argv;
-  const run = BENCHES[what];
-  if (!run) throw new UsageError(`bench: unknown benchmark '${what ?? ''}' (${Object.keys(BENCHES).join(', ')})`);
-  const f = parsedFlags(rest);
-  const res = await run(f);
-  if (f.bool('json')) console.log(JSON.stringify(res));
-  else for (const [k, v] of Object.entries(res)) console.log(`${k.padEnd(16)} ${v}`);
+const archOption = () => new Option('--arch <arch>', 'the architecture').choices(Object.keys(architectures)).default('resnet50');
+const cropsOption = () => new Option('--crops <spec>', 'crops per size').argParser(cropSpec).default(cropSpec('2x224,6x96'), '2x224,6x96');
+const numbers = (raw: string) => raw.split(',').map((x) => num(x));
+
+export function benchCommand(swav: Command): void {
+  const bench = subcommand(swav, 'bench', 'benchmarks, each the side of a PyTorch peer in bench/ (bench/README.md)');
+  benchmark(bench, 'step', 'one SwAV training step on synthetic data (the peer: ../shared/peer/torch_swav_step.py)', benchStep)
+    .addOption(archOption())
+    .option('--batch <n>', 'images per crop', int, 64)
+    .addOption(cropsOption())
+    .option('--steps <n>', 'timed steps', int, 20)
+    .option('--warmup <n>', 'untimed steps first', int, 5)
+    .addOption(new Option('--amp <dtype>', 'autocast dtype').choices(['fp32', 'bf16', 'fp16']).default('bf16'))
+    .addOption(new Option('--channels-last <0|1>', 'channels_last memory format').argParser(bool01).default(true, '1'))
+    .option('--device <device>', 'cpu, cuda or cuda:N (default: cuda when there is one)')
+    .addOption(new Option('--stem <stem>', 'the ResNet stem').choices(['imagenet', 'small']).default('imagenet'))
+    .option('--width <n>', 'the ResNet width (the first stage\'s channels)', int)
+    .option('--stem-stride <n>', 'the small stem\'s stride', int, 1)
+    .option('--in-channels <n>', 'image channels', int, 3)
+    .option('--hidden-mlp <n>', 'the projection head\'s hidden width', int, 2048)
+    .option('--prototypes <n>', 'SwAV prototypes', int, 3000)
+    .option('--profile <n>', 'then time each operator over N more steps', int, 0);
+  benchmark(bench, 'extract', 'feature extraction throughput of the inference trunk (the peer: ../shared/peer/torch_infer.py)', benchExtract)
+    .addOption(archOption())
+    .option('--batch <n>', 'images per forward', int, 256)
+    .option('--size <px>', 'image size', int, 224)
+    .option('--steps <n>', 'timed batches', int, 20)
+    .addOption(new Option('--amp <dtype>', 'compute dtype').choices(['fp32', 'bf16']).default('bf16'))
+    .option('--device <device>', 'cpu, cuda or cuda:N (default: cuda when there is one)');
+  benchmark(bench, 'data', 'multi-crop decoding and augmentation of the .jpg files in --dir, per core (the peer: ../shared/peer/torch_multicrop_data.py)', benchData)
+    .requiredOption('--dir <dir>', 'a folder of .jpg files')
+    .addOption(cropsOption())
+    .option('--min-scale <list>', 'RandomResizedCrop\'s smallest scale per size', numbers, [0.14, 0.05])
+    .option('--max-scale <list>', 'its largest scale per size', numbers, [1, 0.14])
+    .option('--rounds <n>', 'passes over the files (the best is kept)', int, 2)
+    .option('--batch <n>', 'images decoded at once', int, 16);
+  benchmark(bench, 'load', 'loading a checkpoint (the peer: bench/torch_load.py)', benchLoad)
+    .requiredOption('--file <file>', 'the checkpoint');
+  benchmark(bench, 'cluster', 'DeepCluster-v2\'s clustering of a random memory bank (the peer: bench/torch_cluster.py)', benchCluster)
+    .option('--n <n>', 'samples in the bank', int, 60000)
+    .option('--dim <n>', 'feature dimension', int, 128)
+    .option('--heads <n>', 'prototype heads', int, 3)
+    .option('--k <n>', 'centroids per head', int, 3000)
+    .option('--banks <n>', 'memory banks (crops)', int, 2)
+    .option('--iters <n>', 'k-means iterations', int, 10)
+    .option('--seed <n>', 'the random seed', int, 31)
+    .option('--threads <n>', 'libtorch threads', int, 2);
+  benchmark(bench, 'probe', 'the linear probe on cached features, eval_linear.py\'s defaults (the peer: bench/torch_linear_probe.py)', benchProbe)
+    .option('--n <n>', 'train rows', int, 60000)
+    .option('--val <n>', 'validation rows', int, 10000)
+    .option('--dim <n>', 'feature dimension', int, 512)
+    .option('--classes <n>', 'classes', int, 10)
+    .option('--epochs <n>', 'epochs', int, 100)
+    .option('--batch <n>', 'batch size', int, 256)
+    .option('--threads <n>', 'libtorch threads', int, 2);
 }

@@ -5,7 +5,8 @@ import { architectures, type Architecture } from '../models/resnet.js';
 import { FrozenTrunk } from '../models/inference.js';
 import { downloadModel, findModel, modelFromFile } from '../hub/index.js';
 import { listImages, loadEvalImages } from '../data/image.js';
-import { Flags, UsageError } from './args.js';
+import { Option, type Command } from 'commander';
+import { UsageError, action, examples, int, subcommand } from './options.js';
 import { progressBar } from './progress.js';
 import type { Tensor } from '../torch/tensor.js';
 
@@ -25,16 +26,10 @@ export function features(trunk: FrozenTrunk, images: Tensor, batch: number): Ten
   try { return torch.cat(parts); } finally { parts.forEach((p) => p.dispose()); }
 }
 
-export async function extract(f: Flags): Promise<void> {
-  const arch = f.choice('arch', Object.keys(architectures) as Architecture[], 'resnet50');
-  const weights = f.string('weights');
-  const input = f.optional('input');
-  const data = f.optional('data');
-  const out = f.string('out');
-  const batch = f.int('batch', 64);
-  const device = f.string('device', 'cpu');
-  const amp = f.choice('amp', ['fp32', 'bf16'] as const, 'fp32');
-  f.done();
+interface ExtractOptions { arch: Architecture; weights: string; input?: string; data?: string; out: string; batch: number; device: string; amp: 'fp32' | 'bf16' }
+
+async function extract(o: ExtractOptions): Promise<number> {
+  const { arch, weights, input, data, out, batch, device, amp } = o;
   if (!input === !data) throw new UsageError('extract: give exactly one of --input X.npy and --data DIR');
   if (!out.endsWith('.npy')) throw new UsageError('extract: --out must name an .npy file');
   const model = modelFromFile(arch, await resolveWeights(weights));
@@ -71,4 +66,19 @@ export async function extract(f: Flags): Promise<void> {
   process.stderr.write(`wrote ${out}: features [${feats.shape}]\n`);
   feats.dispose();
   trunk.dispose();
+  return 0;
+}
+
+export function extractCommand(swav: Command): void {
+  subcommand(swav, 'extract', 'pooled trunk features (eval mode) of an .npy batch of images or of a folder of images, into an .npy file')
+    .addOption(new Option('--arch <arch>', 'the architecture').choices(Object.keys(architectures)).default('resnet50'))
+    .requiredOption('--weights <file|zoo-name>', 'a checkpoint file or a zoo name (swav hub list)')
+    .option('--input <x.npy>', 'N x 3 x H x W normalized images')
+    .option('--data <dir>', 'a folder of images (the names go to OUT.files.txt)')
+    .requiredOption('--out <f.npy>', 'where the features go')
+    .option('--batch <n>', 'images per forward', int, 64)
+    .option('--device <device>', 'cpu, cuda or cuda:N', 'cpu')
+    .addOption(new Option('--amp <dtype>', 'compute dtype').choices(['fp32', 'bf16']).default('fp32'))
+    .addHelpText('after', examples('swav extract --weights swav_800ep --data photos/ --out feats.npy'))
+    .action(action(extract));
 }

@@ -2,15 +2,13 @@
 import { torch } from '../index.js';
 import { MODELS, ALIASES, downloadModel, findStateDict } from '../hub/index.js';
 import { fileKind } from '../torch/io/index.js';
-import { Flags, UsageError } from './args.js';
+import type { Command } from 'commander';
+import { UsageError, action, examples, subcommand } from './options.js';
 import { progressBar } from './progress.js';
 import { Tensor } from '../torch/tensor.js';
 
 /** Converts between .pth / .pth.tar (zip or legacy) and .safetensors, by extension. */
-export function convert(f: Flags): void {
-  f.done();
-  const [input, output] = f.parsed.positionals;
-  if (!input || !output || f.parsed.positionals.length !== 2) throw new UsageError('convert: usage: swav convert IN OUT');
+function convert(input: string, output: string): number {
   if (fileKind(input) === 'npy' || fileKind(output) === 'npy') throw new UsageError('convert: converts .pth/.pth.tar and .safetensors files');
   torch.tidy(() => {
     const obj = torch.load(input);
@@ -20,30 +18,38 @@ export function convert(f: Flags): void {
     const n = Object.values(data as object).filter((t) => t instanceof Tensor).length;
     process.stderr.write(`wrote ${output}${n ? ` (${n} tensors)` : ''}\n`);
   });
+  return 0;
 }
 
-export async function hubCommand(argv: string[], flags: (argv: string[]) => Flags): Promise<void> {
-  const [what, ...rest] = argv;
-  const f = flags(rest);
-  if (what === 'list') {
-    f.done();
-    const rows = MODELS.map((m) => [m.name, m.method, m.arch, String(m.epochs), String(m.batchSize), m.crops, m.top1.toFixed(1), m.url]);
-    const head = ['name', 'method', 'arch', 'epochs', 'batch', 'crops', 'top-1', 'url'];
-    const widths = head.map((h, i) => Math.max(h.length, ...rows.map((r) => r[i].length)));
-    const fmt = (r: string[]) => r.map((c, i) => c.padEnd(widths[i])).join('  ').trimEnd();
-    console.log(fmt(head));
-    for (const r of rows) console.log(fmt(r));
-    console.log(`\naliases (torch.hub entry points): ${Object.entries(ALIASES).map(([a, n]) => `${a} -> ${n}`).join(', ')}`);
-    return;
-  }
-  if (what === 'download') {
-    const force = f.bool('force');
-    f.done();
-    const [name] = f.parsed.positionals;
-    if (!name) throw new UsageError('hub download: which model? (`swav hub list` shows them)');
-    const path = await downloadModel(name, { force, onProgress: progressBar(process.stderr) });
-    console.log(path);
-    return;
-  }
-  throw new UsageError(`hub: unknown subcommand '${what ?? ''}' (list, download)`);
+export function convertCommand(swav: Command): void {
+  subcommand(swav, 'convert', 'converts between .pth / .pth.tar (zip or legacy) and .safetensors, by extension')
+    .argument('<in>', 'the file to read').argument('<out>', 'the file to write')
+    .addHelpText('after', examples('swav convert swav_800ep_pretrain.pth.tar swav.safetensors'))
+    .action(action(convert));
+}
+
+function hubList(): number {
+  const rows = MODELS.map((m) => [m.name, m.method, m.arch, String(m.epochs), String(m.batchSize), m.crops, m.top1.toFixed(1), m.url]);
+  const head = ['name', 'method', 'arch', 'epochs', 'batch', 'crops', 'top-1', 'url'];
+  const widths = head.map((h, i) => Math.max(h.length, ...rows.map((r) => r[i].length)));
+  const fmt = (r: string[]) => r.map((c, i) => c.padEnd(widths[i])).join('  ').trimEnd();
+  console.log(fmt(head));
+  for (const r of rows) console.log(fmt(r));
+  console.log(`\naliases (torch.hub entry points): ${Object.entries(ALIASES).map(([a, n]) => `${a} -> ${n}`).join(', ')}`);
+  return 0;
+}
+
+async function hubDownload(name: string, o: { force?: boolean }): Promise<number> {
+  console.log(await downloadModel(name, { force: o.force, onProgress: progressBar(process.stderr) }));
+  return 0;
+}
+
+export function hubCommand(swav: Command): void {
+  const hub = subcommand(swav, 'hub', 'the published checkpoints (the model zoo)');
+  subcommand(hub, 'list', 'the published checkpoints, their recipes and top-1').action(action(hubList));
+  subcommand(hub, 'download', 'downloads a checkpoint into the cache ($SWAV_HOME, default ~/.cache/swav) and prints its path')
+    .argument('<name>', 'a name or alias of swav hub list')
+    .option('--force', 'download again even when cached')
+    .addHelpText('after', examples('swav hub download swav_800ep'))
+    .action(action(hubDownload));
 }

@@ -1,78 +1,44 @@
 #!/usr/bin/env node
-// The `swav` command line.
-import { Flags, UsageError, parse } from './args.js';
-import { bench } from './bench.js';
-import { extract } from './extract.js';
-import { convert, hubCommand } from './files.js';
-import { trainCommand } from './train.js';
-import { evalCommand } from './eval.js';
+// The `swav` command line, on commander: each module adds its subcommands; usage errors are one line with exit
+// status 2, other errors one line with status 1 (the stack trace with SWAV_DEBUG=1).
+import { readFileSync } from 'node:fs';
+import { Command, CommanderError } from 'commander';
+import { UsageError, isCleanExit } from './options.js';
 
-const USAGE = `usage: swav <command> [options]
+const { version } = JSON.parse(readFileSync(new URL('../../../package.json', import.meta.url), 'utf8')) as { version: string };
 
-commands:
-  train --config FILE [section.key=value ...] [--data PATH] [--out DIR] [--device D]
-                 pretraining (method: swav, deepclusterv2 or selav2) in a run directory (running it again
-                 resumes); Ctrl-C saves and stops; train --help lists every configuration key
-  eval knn --weights RUN_DIR|FILE|ZOO_NAME --data PATH [--type T] [--arch A] [--k 20,200] [--temperature 0.07,0.1]
-                 weighted kNN top-1 of the trunk's features (eval split against the train split), several k at once
-  eval linear --cached-features --weights RUN_DIR|FILE|ZOO_NAME --data PATH [--epochs 100 --lr 0.3 --batch 256
-                 --wd 1e-6 --final-lr 0 --nesterov --seed 31 --cache DIR]
-                 eval_linear.py's head on features extracted once (a variant of the protocol: no augmentation)
-  eval semisup --weights RUN_DIR|FILE|ZOO_NAME --data PATH (--fraction 0.01|0.1 | --subset FILE) [--epochs 20
-                 --lr 0.01 --lr-last-layer 0.2 (1%: 0.02 / 5) --decay-epochs 12,16 --gamma 0.2 --batch 32 --size 224]
-                 eval_semisup.py's fine-tuning of the trunk and a new head on a labelled subset
-  extract        pooled trunk features: --arch ARCH --weights FILE|ZOO_NAME (--input X.npy | --data DIR)
-                 --out F.npy [--batch N] [--device D]
-  convert IN OUT between .pth / .pth.tar (zip or legacy) and .safetensors, by extension
-  hub list       the published checkpoints
-  hub download NAME [--force]
-                 into the cache ($SWAV_HOME, default ~/.cache/swav)
-  bench step     one SwAV training step on synthetic data (--arch --batch --crops --steps --warmup --device
-                 --amp fp32|bf16|fp16 --channels-last 0|1 --json; --profile N: time per operator over N more steps)
-  bench extract  feature extraction (--arch --batch --size --steps --amp fp32|bf16 --json)
-  bench data     multi-crop decoding and augmentation of the .jpg files in --dir, per core (--crops --json)
-  bench load     loading a checkpoint (--file --json)
-  bench cluster  DeepCluster-v2's clustering of a random memory bank (--n 60000 --dim 128 --heads 3 --k 3000
-                 --banks 2 --iters 10 --json)
-`;
-
-const BOOLEANS = ['json', 'help', 'force', 'cached-features', 'nesterov'] as const;
-const flagsFor = (command: string) => (argv: string[]) => new Flags(parse(argv, BOOLEANS), command);
-
-async function main(argv: string[]): Promise<number> {
-  const [command, ...rest] = argv;
-  if (!command || command === '--help' || command === 'help') {
-    process.stdout.write(USAGE);
-    return command ? 0 : 2;
-  }
-  switch (command) {
-    case 'bench':
-      await bench(rest, flagsFor('bench'));
-      return 0;
-    case 'train':
-      return trainCommand(flagsFor('train')(rest));
-    case 'eval':
-      return evalCommand(rest, flagsFor('eval'));
-    case 'extract':
-      await extract(flagsFor('extract')(rest));
-      return 0;
-    case 'convert':
-      convert(flagsFor('convert')(rest));
-      return 0;
-    case 'hub':
-      await hubCommand(rest, flagsFor('hub'));
-      return 0;
-    default:
-      throw new UsageError(`unknown command '${command}'`);
-  }
+/** The commands, imported here so that a missing addon is one line of error, not a stack trace at import time. */
+async function program(): Promise<Command> {
+  const [{ trainCommand }, { evalCommand }, { extractCommand }, { convertCommand, hubCommand }, { benchCommand }] = await Promise.all([
+    import('./train.js'), import('./eval.js'), import('./extract.js'), import('./files.js'), import('./bench.js')]);
+  const swav = new Command('swav')
+    .description('SwAV, DeepCluster-v2 and SeLa-v2 self-supervised learning over libtorch: pretrain, evaluate, extract, convert')
+    .version(version, '-V, --version', 'the version of swav')
+    .exitOverride()
+    .showSuggestionAfterError()
+    .configureOutput({ outputError: (message, write) => write(`swav: ${message.trim().replace(/^error: /, '').replace(/\n+/g, ' ')} (swav --help lists the commands)\n`) });
+  for (const add of [trainCommand, evalCommand, extractCommand, convertCommand, hubCommand, benchCommand]) add(swav);
+  return swav;
 }
 
-main(process.argv.slice(2)).then((code) => { process.exitCode = code; }, (e: unknown) => {
-  if (e instanceof UsageError) {
-    process.stderr.write(`swav: ${e.message}\n\n${USAGE}`);
+async function main(argv: string[]): Promise<void> {
+  const swav = await program();
+  if (argv.length === 0) {
+    swav.outputHelp({ error: true });
+    process.exitCode = 2;
+    return;
+  }
+  await swav.parseAsync(argv, { from: 'user' }); // each action sets process.exitCode
+}
+
+main(process.argv.slice(2)).catch((e: unknown) => {
+  if (e instanceof CommanderError) {
+    process.exitCode = isCleanExit(e) ? 0 : 2; // commander has written the message
+  } else if (e instanceof UsageError) {
+    process.stderr.write(`swav: ${e.message}\n`);
     process.exitCode = 2;
   } else {
-    process.stderr.write(`swav: error: ${e instanceof Error ? e.message : String(e)}\n`);
+    process.stderr.write(`swav: error: ${(e instanceof Error ? e.message : String(e)).replace(/^swav: /, '')}\n`);
     if (process.env.SWAV_DEBUG && e instanceof Error) process.stderr.write(`${e.stack}\n`);
     process.exitCode = 1;
   }

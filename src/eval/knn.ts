@@ -6,7 +6,7 @@ import { cat, normalize } from '../torch/functional.js';
 import { noGrad } from '../torch/autograd.js';
 import { tidy } from '../torch/scope.js';
 import type { ResNet } from '../models/resnet.js';
-import { FrozenTrunk } from '../models/inference.js';
+import { FrozenTrunk, type FeaturePool } from '../models/inference.js';
 import type { Dataset } from '../data/datasets.js';
 import { evalBatches } from '../data/loader.js';
 
@@ -60,6 +60,8 @@ export interface FeatureOptions {
   std: number[];
   /** Inference precision (default float32). */
   dtype?: 'float32' | 'bfloat16';
+  /** Global average pooling (the default) or eval_linear.py's avg6 maps. */
+  pool?: FeaturePool;
   /** For image files: resize then center crop (default 256 / 224). */
   resize?: number;
   crop?: number;
@@ -67,7 +69,7 @@ export interface FeatureOptions {
 
 /** Pooled trunk features (eval-mode BN folded, no autograd) of a whole dataset, on the CPU. */
 export async function datasetFeatures(model: ResNet, ds: Dataset, o: FeatureOptions): Promise<{ feats: Tensor; labels: Int32Array }> {
-  const trunk = new FrozenTrunk(model, { device: o.device ?? 'cpu', dtype: o.dtype });
+  const trunk = new FrozenTrunk(model, { device: o.device ?? 'cpu', dtype: o.dtype, pool: o.pool });
   const parts: Tensor[] = [];
   const labels: number[] = [];
   try {

@@ -1,14 +1,15 @@
-// The linear protocol of eval_linear.py on features: a RegLog head (nn.Linear, weights N(0, 0.01), bias 0) trained
-// by SGD with momentum and weight decay, CosineAnnealingLR stepped per epoch, validated after every epoch; the best
-// top-1 over epochs and the top-5 of that epoch.
+// The linear protocol of eval_linear.py on features: a RegLog head (an optional BatchNorm2d, then nn.Linear with
+// weights N(0, 0.01) and bias 0) trained by SGD with momentum and weight decay, CosineAnnealingLR stepped per epoch,
+// validated after every epoch; the best top-1 over epochs and the top-5 of that epoch. Resumable epoch by epoch.
 import type { Tensor } from '../torch/tensor.js';
 import { fromTypedArray, zeros } from '../torch/creation.js';
 import { crossEntropy } from '../torch/functional.js';
 import { noGrad } from '../torch/autograd.js';
 import { tidy } from '../torch/scope.js';
 import { manualSeed } from '../torch/runtime.js';
-import { Linear } from '../nn/layers.js';
-import { SGD } from '../optim/sgd.js';
+import { BatchNorm2d, Linear } from '../nn/layers.js';
+import { Module } from '../nn/module.js';
+import { SGD, type TorchSGDState } from '../optim/sgd.js';
 import { Rng } from '../data/rng.js';
 
 export interface LinearProbeOptions {
@@ -26,8 +27,28 @@ export interface LinearProbeOptions {
   seed?: number;
   /** Classes (default: the largest label + 1). */
   numClasses?: number;
+  /** eval_linear.py's use_bn: a BatchNorm2d over pooled maps (features N x C x h x w, the avg6 pool) before the linear layer. */
+  useBn?: boolean;
   /** Called after each epoch. */
   onEpoch?: (e: { epoch: number; loss: number; top1: number; top5: number; lr: number }) => void;
+  /** Called after each epoch with the state from which `resume` continues exactly: its tensors are the live ones, save or copy them. */
+  onCheckpoint?: (state: LinearHeadState) => void;
+  /** A state onCheckpoint gave: training goes on from its epoch, as if never stopped. */
+  resume?: LinearHeadState;
+  /** Polled between batches: true abandons the epoch under way (the last checkpoint stays) and returns, interrupted. */
+  shouldStop?: () => boolean;
+}
+
+/** What a probe needs to go on after `epoch` epochs: eval_linear.py's checkpoint, with the curve so far. */
+export interface LinearHeadState {
+  epoch: number;
+  state_dict: Map<string, Tensor>;
+  optimizer: TorchSGDState;
+  /** CosineAnnealingLR's learning rate for the next epoch. */
+  lr: number;
+  top1: number[];
+  top5: number[];
+  loss: number[];
 }
 
 /** An evaluation's course over epochs and its best epoch. */
@@ -42,7 +63,35 @@ export interface EvalCurve {
 }
 
 export interface LinearProbeResult extends EvalCurve {
+  /** The head's linear layer. */
   classifier: Linear;
+  /** The whole head (its BatchNorm with useBn). */
+  head: RegLog;
+  /** Stopped by shouldStop before the last epoch. */
+  interrupted: boolean;
+}
+
+/**
+ * eval_linear.py's RegLog after its pooling: with useBn a BatchNorm2d over the channels of pooled maps, then
+ * flatten and nn.Linear(D, classes) with weight N(0, 0.01) and bias 0 (drawn from the global generator).
+ */
+export class RegLog extends Module {
+  readonly bn: BatchNorm2d | null;
+  readonly linear: Linear;
+  /** `shape`: one sample's features, [D] or pooled maps [C, h, w]. */
+  constructor(shape: number[], readonly classes: number, useBn = false) {
+    super();
+    if (useBn && shape.length !== 3) throw new Error(`RegLog: useBn normalizes pooled maps C x h x w (the avg6 pool), got features of shape [${shape}]`);
+    this.bn = useBn ? this.registerModule('bn', new BatchNorm2d(shape[0])) : null;
+    this.linear = this.registerModule('linear', new Linear(shape.reduce((a, b) => a * b, 1), classes));
+    noGrad(() => {
+      this.linear.weight.normal_(0, 0.01);
+      this.linear.bias!.zero_();
+    });
+  }
+  forward(x: Tensor): Tensor {
+    return tidy(() => this.linear.forward((this.bn ? this.bn.forward(x) : x).flatten(1)));
+  }
 }
 
 /** torch.optim.lr_scheduler.CosineAnnealingLR's recursive rule: the learning rate of epoch e + 1 after e. */
@@ -63,20 +112,24 @@ export interface FeatureBatch {
 /** Batches from a generator or an async one (a plain loop for the first: no promise per batch). */
 export type Batches<T> = Iterable<T> | AsyncIterable<T>;
 
-async function forEachBatch<T>(batches: Batches<T>, fn: (b: T) => void): Promise<void> {
+/** fn on each batch until it returns false; true when every batch was seen. */
+async function forEachBatch<T>(batches: Batches<T>, fn: (b: T) => boolean | void): Promise<boolean> {
   if (Symbol.asyncIterator in batches) {
-    for await (const b of batches) fn(b);
+    for await (const b of batches) if (fn(b) === false) return false;
   } else {
-    for (const b of batches) fn(b);
+    for (const b of batches) if (fn(b) === false) return false;
   }
+  return true;
 }
 
-/** Top-1 and top-5 accuracy of `head` over batches. */
-export async function accuracy(head: Linear, batches: Batches<FeatureBatch>): Promise<{ top1: number; top5: number }> {
+/** Top-1 and top-5 accuracy of a head (in eval mode) over batches. */
+export async function accuracy(head: Linear | RegLog, batches: Batches<FeatureBatch>): Promise<{ top1: number; top5: number }> {
   let c1 = 0;
   let c5 = 0;
   let n = 0;
-  const k = Math.min(5, head.outFeatures);
+  const k = Math.min(5, head instanceof Linear ? head.outFeatures : head.classes);
+  const training = head.training;
+  head.eval();
   await forEachBatch(batches, (b) => {
     noGrad(() => tidy(() => {
       const hits = head.forward(b.x).topk(k, 1).indices.eq(b.y.unsqueeze(1));
@@ -85,6 +138,7 @@ export async function accuracy(head: Linear, batches: Batches<FeatureBatch>): Pr
     }));
     n += b.y.shape[0];
   });
+  head.train(training);
   if (!n) throw new Error('linear evaluation: an empty validation split');
   return { top1: c1 / n, top5: c5 / n };
 }
@@ -92,7 +146,7 @@ export async function accuracy(head: Linear, batches: Batches<FeatureBatch>): Pr
 /** The rows of x and y in `order` (or in order), `batchSize` at a time; each batch freed once the consumer moves on. */
 function* rowBatches(x: Tensor, y: Tensor, batchSize: number, order: Int32Array | null): Generator<FeatureBatch> {
   const n = x.shape[0];
-  const idx = order ? fromTypedArray(order).long() : null;
+  const idx = order ? tidy(() => fromTypedArray(order).long()) : null;
   try {
     for (let s = 0; s < n; s += batchSize) {
       const m = Math.min(batchSize, n - s);
@@ -114,48 +168,75 @@ function* rowBatches(x: Tensor, y: Tensor, batchSize: number, order: Int32Array 
 
 export type HeadOptions = Omit<LinearProbeOptions, 'batchSize' | 'shuffle' | 'numClasses'>;
 
+/** The head and its optimizer under the seed, at the start or at `resume`'s epoch. */
+function headAndOptimizer(shape: number[], classes: number, o: HeadOptions): { head: RegLog; sgd: SGD; r: LinearProbeResult; lr: number; start: number } {
+  manualSeed(o.seed ?? 31);
+  const head = new RegLog(shape, classes, o.useBn);
+  const sgd = new SGD(head.parameters(), { lr: o.lr ?? 0.3, momentum: o.momentum ?? 0.9, weightDecay: o.weightDecay ?? 1e-6, nesterov: o.nesterov ?? false });
+  const r: LinearProbeResult = { classifier: head.linear, head, top1PerEpoch: [], top5PerEpoch: [], lossPerEpoch: [], bestTop1: -1, bestTop5: 0, bestEpoch: 0, interrupted: false };
+  const s = o.resume;
+  if (!s) return { head, sgd, r, lr: o.lr ?? 0.3, start: 0 };
+  head.loadStateDict(s.state_dict);
+  sgd.loadTorchStateDict(s.optimizer);
+  s.top1.forEach((top1, i) => record(r, i + 1, top1, s.top5[i], s.loss[i]));
+  return { head, sgd, r, lr: s.lr, start: s.epoch };
+}
+
+function record(r: EvalCurve, epoch: number, top1: number, top5: number, loss: number): void {
+  r.top1PerEpoch.push(top1);
+  r.top5PerEpoch.push(top5);
+  r.lossPerEpoch.push(loss);
+  if (top1 > r.bestTop1) Object.assign(r, { bestTop1: top1, bestTop5: top5, bestEpoch: epoch });
+}
+
+/** One epoch of SGD on the head; the mean loss, or null when shouldStop ended it early. */
+async function trainEpoch(head: RegLog, sgd: SGD, lr: number, batches: Batches<FeatureBatch>, shouldStop?: () => boolean): Promise<number | null> {
+  for (const g of sgd.paramGroups) g.lr = lr;
+  head.train();
+  const total = zeros([]);
+  let seen = 0;
+  try {
+    const done = await forEachBatch(batches, (b) => {
+      if (shouldStop?.()) return false;
+      tidy(() => {
+        const loss = crossEntropy(head.forward(b.x), b.y);
+        sgd.zeroGrad();
+        loss.backward();
+        sgd.step();
+        total.add_(loss.detach(), b.y.shape[0]); // summed on the tensor: no synchronizing item() per step
+      });
+      seen += b.y.shape[0];
+    });
+    return done ? total.item() / Math.max(1, seen) : null;
+  } finally {
+    total.dispose();
+  }
+}
+
 /**
  * eval_linear.py's RegLog trained on the batches train(epoch) yields, validated on val() after every epoch: the
- * head under the seed, SGD, CosineAnnealingLR stepped per epoch; the best top-1 and its epoch's top-5.
+ * head under the seed, SGD, CosineAnnealingLR stepped per epoch; the best top-1 and its epoch's top-5. `shape` is
+ * one sample's features: [D], or [C, h, w] for pooled maps.
  */
-export async function trainLinearHead(dim: number, classes: number, train: (epoch: number) => Batches<FeatureBatch>,
+export async function trainLinearHead(shape: number[], classes: number, train: (epoch: number) => Batches<FeatureBatch>,
   val: () => Batches<FeatureBatch>, o: HeadOptions = {}): Promise<LinearProbeResult> {
   const epochs = o.epochs ?? 100;
   const baseLr = o.lr ?? 0.3;
-  manualSeed(o.seed ?? 31);
-  const head = new Linear(dim, classes);
-  noGrad(() => {
-    head.weight.normal_(0, 0.01);
-    head.bias!.zero_();
-  });
-  const sgd = new SGD(head.parameters(), { lr: baseLr, momentum: o.momentum ?? 0.9, weightDecay: o.weightDecay ?? 1e-6, nesterov: o.nesterov ?? false });
-  const r: LinearProbeResult = { classifier: head, top1PerEpoch: [], top5PerEpoch: [], lossPerEpoch: [], bestTop1: -1, bestTop5: 0, bestEpoch: 0 };
-  let lr = baseLr;
+  const { head, sgd, r, start, lr: lr0 } = headAndOptimizer(shape, classes, o);
+  let lr = lr0;
   try {
-    for (let epoch = 0; epoch < epochs; epoch++) {
-      for (const g of sgd.paramGroups) g.lr = lr;
-      const total = zeros([]);
-      let seen = 0;
-      await forEachBatch(train(epoch), (b) => {
-        tidy(() => {
-          const loss = crossEntropy(head.forward(b.x), b.y);
-          sgd.zeroGrad();
-          loss.backward();
-          sgd.step();
-          total.add_(loss.detach(), b.y.shape[0]); // summed on the tensor: no synchronizing item() per step
-        });
-        seen += b.y.shape[0];
-      });
-      const epochLoss = total.item() / Math.max(1, seen);
-      total.dispose();
+    for (let epoch = start; epoch < epochs; epoch++) {
+      const loss = await trainEpoch(head, sgd, lr, train(epoch), o.shouldStop);
+      if (loss === null) return Object.assign(r, { interrupted: true });
       const { top1, top5 } = await accuracy(head, val());
-      r.top1PerEpoch.push(top1);
-      r.top5PerEpoch.push(top5);
-      r.lossPerEpoch.push(epochLoss);
-      if (top1 > r.bestTop1) Object.assign(r, { bestTop1: top1, bestTop5: top5, bestEpoch: epoch + 1 });
-      o.onEpoch?.({ epoch: epoch + 1, loss: epochLoss, top1, top5, lr });
+      record(r, epoch + 1, top1, top5, loss);
+      o.onEpoch?.({ epoch: epoch + 1, loss, top1, top5, lr });
       lr = cosineAnnealingStep(lr, epoch + 1, baseLr, epochs, o.finalLr ?? 0);
+      const next = lr;
+      if (o.onCheckpoint) tidy(() => o.onCheckpoint!({ epoch: epoch + 1, state_dict: new Map(Object.entries(head.stateDict())), optimizer: sgd.torchStateDict(),
+        lr: next, top1: [...r.top1PerEpoch], top5: [...r.top5PerEpoch], loss: [...r.lossPerEpoch] }));
       await new Promise(setImmediate); // let signals through between epochs
+      if (o.shouldStop?.() && epoch + 1 < epochs) return Object.assign(r, { interrupted: true });
     }
   } finally {
     for (const b of sgd.momentumBuffers.values()) b.dispose();
@@ -163,13 +244,16 @@ export async function trainLinearHead(dim: number, classes: number, train: (epoc
   return r;
 }
 
-/** eval_linear.py's training of the head on fixed features (trainX: N x D float, trainY: N int64). */
+/**
+ * eval_linear.py's training of the head on fixed features (trainX: N x D float, or N x C x h x w pooled maps for
+ * useBn; trainY: N int64).
+ */
 export async function linearProbe(trainX: Tensor, trainY: Tensor, valX: Tensor, valY: Tensor, o: LinearProbeOptions = {}): Promise<LinearProbeResult> {
   const bs = o.batchSize ?? 256;
   const seed = o.seed ?? 31;
-  const [n, dim] = trainX.shape;
-  if (trainX.ndim !== 2 || valX.ndim !== 2 || valX.shape[1] !== dim) {
-    throw new Error(`linearProbe: features must be N x D matrices of one D, got [${trainX.shape}] and [${valX.shape}]`);
+  const [n, ...shape] = trainX.shape;
+  if (![2, 4].includes(trainX.ndim) || valX.ndim !== trainX.ndim || valX.shape.slice(1).some((d, i) => d !== shape[i])) {
+    throw new Error(`linearProbe: features must be N x D matrices (or N x C x h x w maps) of one shape, got [${trainX.shape}] and [${valX.shape}]`);
   }
   if (trainY.shape[0] !== n || valY.shape[0] !== valX.shape[0]) throw new Error('linearProbe: one label per feature row is needed');
   if (n === 0 || valX.shape[0] === 0) throw new Error('linearProbe: an empty split');
@@ -180,7 +264,7 @@ export async function linearProbe(trainX: Tensor, trainY: Tensor, valX: Tensor, 
   const [x, y, vx, vy] = tidy(() => [trainX.float(), trainY.long(), valX.float(), valY.long()]);
   try {
     const shuffle = o.shuffle ?? true;
-    return await trainLinearHead(dim, classes, (epoch) => rowBatches(x, y, bs, shuffle ? new Rng(seed, epoch, 0x11ea).permutation(n) : null),
+    return await trainLinearHead(shape, classes, (epoch) => rowBatches(x, y, bs, shuffle ? new Rng(seed, epoch, 0x11ea).permutation(n) : null),
       () => rowBatches(vx, vy, 1024, null), o);
   } finally {
     [x, y, vx, vy].forEach((t) => t.dispose());

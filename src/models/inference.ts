@@ -1,7 +1,7 @@
 // Inference-only trunks: every eval-mode BatchNorm folded into the convolution before it, weights cast once to
 // the inference dtype and laid out channels_last, run without autograd. What `swav extract` and kNN use.
 import { Tensor } from '../torch/tensor.js';
-import { conv2d, maxPool2d, adaptiveAvgPool2d } from '../torch/functional.js';
+import { conv2d, maxPool2d, adaptiveAvgPool2d, avgPool2d } from '../torch/functional.js';
 import { noGrad } from '../torch/autograd.js';
 import { keep, tidy } from '../torch/scope.js';
 import type { Conv2d, BatchNorm2d } from '../nn/layers.js';
@@ -33,11 +33,17 @@ function fold(conv: Conv2d, bn: BatchNorm2d, dtype: 'float32' | 'bfloat16', devi
 
 type Step = (x: Tensor) => Tensor;
 
+/**
+ * How the last stage's map becomes features: 'global' average pooling ([N, C], the default), or eval_linear.py's
+ * AvgPool2d(6, stride 1) without global pooling ([N, C, h - 5, w - 5]: 2048 x 2 x 2 for ResNet-50 at 224 px).
+ */
+export type FeaturePool = 'global' | 'avg6';
+
 export class FrozenTrunk {
   readonly #steps: Step[] = [];
   readonly #tensors: Tensor[] = [];
 
-  constructor(model: ResNet, readonly o: { dtype?: 'float32' | 'bfloat16'; device?: string } = {}) {
+  constructor(model: ResNet, readonly o: { dtype?: 'float32' | 'bfloat16'; device?: string; pool?: FeaturePool } = {}) {
     const dtype = o.dtype ?? 'float32';
     const device = o.device ?? 'cpu';
     const f = (c: Conv2d, b: BatchNorm2d) => {
@@ -75,7 +81,7 @@ export class FrozenTrunk {
     }
   }
 
-  /** Pooled features [N, numFeatures], float32. */
+  /** Pooled features, float32: [N, numFeatures], or [N, numFeatures, h - 5, w - 5] under the avg6 pool. */
   forward(x: Tensor): Tensor {
     return noGrad(() => tidy(() => {
       let y = x.to({ dtype: this.o.dtype ?? 'float32', device: this.o.device ?? 'cpu', memoryFormat: 'channelsLast' });
@@ -84,7 +90,12 @@ export class FrozenTrunk {
         if (y !== x && next !== y) y.dispose();
         y = next;
       }
-      return adaptiveAvgPool2d(y, [1, 1]).flatten(1).float();
+      if (this.o.pool !== 'avg6') return adaptiveAvgPool2d(y, [1, 1]).flatten(1).float();
+      const [, , h, w] = y.shape;
+      if (h < 6 || w < 6) {
+        throw new Error(`the avg6 pool needs a last feature map of at least 6 x 6 (224 px images for a ResNet-50), this one is ${h} x ${w}: use larger images (--size) or the global pool`);
+      }
+      return avgPool2d(y, 6, { stride: 1 }).float().contiguous();
     }));
   }
 

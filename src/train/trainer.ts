@@ -13,7 +13,7 @@ import { LARC } from '../optim/larc.js';
 import { cosineSchedule } from '../optim/schedule.js';
 import { AUTOCAST_DTYPE, createMethod, type Amp, type MethodBatch, type TrainingMethod } from '../methods/index.js';
 import { singleProcess } from '../dist/group.js';
-import { openDataset, type Dataset } from '../data/datasets.js';
+import { openDataset, openSplits, type Dataset } from '../data/datasets.js';
 import { MultiCropLoader } from '../data/loader.js';
 import type { MultiCropConfig } from '../data/multicrop.js';
 import { knnTop1, datasetFeatures } from '../eval/knn.js';
@@ -64,17 +64,10 @@ interface Progress {
 
 function saveCheckpoint(dir: string, c: Config, model: ResNet, sgd: SGD, method: TrainingMethod, p: Progress, badFiles: Set<string>): void {
   torch.tidy(() => {
-    const params = sgd.allParams();
-    const state = new Map<number, unknown>();
-    params.forEach((q, i) => {
-      const b = sgd.momentumBuffers.get(q);
-      if (b) state.set(i, new Map([['momentum_buffer', b]]));
-    });
-    const groups = sgd.paramGroups.map(({ params: ps, weightDecay, ...g }) => ({ ...g, weight_decay: weightDecay, params: ps.map((q) => params.indexOf(q)) }));
     torch.save({
       epoch: p.epoch, epoch_iteration: p.epochIteration, iteration: p.iteration,
       state_dict: new Map(Object.entries(model.stateDict())),
-      optimizer: { state, param_groups: groups },
+      optimizer: sgd.torchStateDict(),
       ...method.state(),
       rng_state: torch.getRngState(),
       bad_files: [...badFiles],
@@ -88,9 +81,7 @@ function loadCheckpoint(dir: string, model: ResNet, sgd: SGD, method: TrainingMe
   return torch.tidy(() => {
     const ck = torch.load(join(dir, CHECKPOINT));
     model.loadStateDict(ck.state_dict);
-    const state = new Map<number, Tensor>();
-    for (const [i, s] of Object.entries<any>(ck.optimizer.state)) state.set(Number(i), s.momentum_buffer);
-    sgd.loadStateDict({ state, paramGroups: ck.optimizer.param_groups.map(({ weight_decay, params: _p, ...g }: any) => ({ ...g, weightDecay: weight_decay })) });
+    sgd.loadTorchStateDict(ck.optimizer);
     method.loadState(ck);
     torch.setRngState(ck.rng_state);
     for (const f of ck.bad_files ?? []) badFiles.add(f);
@@ -116,9 +107,7 @@ function usageEntropy(scores: Tensor): number {
 export async function evaluateKnn(model: ResNet, c: Config, log: (s: string) => void): Promise<number> {
   const t0 = performance.now();
   const opts = { device: c.run.device, mean: c.crops.mean, std: c.crops.std };
-  const open = (split: string) => openDataset({ type: c.data.type, path: c.data.path!, split });
-  const trainDs = open(c.data.eval_train_split);
-  const testDs = open(c.data.eval_split);
+  const { train: trainDs, val: testDs } = openSplits(c.data.type, c.data.path!, c.data.eval_train_split, c.data.eval_split);
   try {
     const train = await datasetFeatures(model, trainDs, opts);
     const test = await datasetFeatures(model, testDs, opts);

@@ -3,7 +3,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
-import { existsSync, mkdtempSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { copyFileSync, existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { torch, evaluation } from '../../src/index.js';
@@ -123,7 +123,7 @@ test('eval semisup: a seeded fraction of each class, or a SimCLR-style list of f
   assert.equal(ok.status, 0, ok.stderr);
   assert.equal(JSON.parse(ok.stdout.trim().split('\n').pop()!).labelled, 4);
   writeFileSync(list, 'nothere.jpg\n');
-  const missing = swav('eval', 'semisup', '--weights', ck, '--arch', 'resnet18', '--data', folder, '--type', 'folder', '--subset', list);
+  const missing = swav('eval', 'semisup', '--weights', ck, '--arch', 'resnet18', '--data', folder, '--type', 'folder', '--split', 'val', '--subset', list);
   assert.equal(missing.status, 1);
   assert.match(missing.stderr, /1 images of the subset are not in .* \(such as nothere\.jpg\)/);
 });
@@ -142,7 +142,7 @@ test('eval linear: the protocol with augmentation through the frozen trunk, reco
   assert.equal(trained.status, 0, trained.stderr);
   const r = swav('eval', 'linear', '--weights', run, '--split', 'train', '--epochs', '2', '--batch', '16');
   assert.equal(r.status, 0, r.stderr);
-  assert.match(r.stderr, /linear protocol: idx-train \(48 images, 3 batches of 16 per epoch\), 3 classes, 2 epochs/);
+  assert.match(r.stderr, /linear protocol: idx-train \(48 images, 3 batches of 16 per epoch\), 3 classes, features 32, 2 epochs/);
   assert.match(r.stderr, /epoch 2\/2: loss .* top-1 /);
   const out = JSON.parse(r.stdout.trim().split('\n').pop()!);
   assert.equal(out.variant, 'protocol');
@@ -152,8 +152,70 @@ test('eval linear: the protocol with augmentation through the frozen trunk, reco
 test('eval: unknown options and bad values are usage errors', () => {
   const unknown = swav('eval', 'linear', '--cached-features', '--weights', run, '--epoch', '3');
   assert.equal(unknown.status, 2);
-  assert.match(unknown.stderr, /--epoch/);
+  assert.match(unknown.stderr, /^swav eval linear: unknown option '--epoch' \(Did you mean --epochs\?\)/);
+  assert.equal(unknown.stderr.trim().split('\n').length, 1, 'one line');
   const arch = swav('eval', 'linear', '--cached-features', '--weights', 'resnet18.pth', '--arch', 'vgg');
   assert.equal(arch.status, 2);
-  assert.match(arch.stderr, /--arch must be one of/);
+  assert.match(arch.stderr, /--arch <arch>' argument 'vgg' is invalid\. Allowed choices are resnet18, /);
+});
+
+/** The per-epoch lines of an evaluation's log, without their ETA. */
+const epochLines = (stderr: string) => stderr.split('\n').filter((l) => /^epoch \d+\/\d+: /.test(l)).map((l) => l.replace(/, ETA .*/, ''));
+
+test('eval linear: stopped after an epoch, run again, it resumes from its checkpoint and ends as a run never stopped', () => {
+  assert.equal(trained.status, 0, trained.stderr);
+  const args = (out: string, ...more: string[]) => ['eval', 'linear', '--weights', run, '--split', 'train', '--epochs', '3', '--batch', '16', '--out', join(dir, out), ...more];
+  const straight = swav(...args('straight'));
+  assert.equal(straight.status, 0, straight.stderr);
+  const first = swav(...args('resumed', '--stop-after-epochs', '1'));
+  assert.equal(first.status, 130, first.stderr);
+  assert.match(first.stderr, /stopped after epoch 1 of 3: .*checkpoint\.pth holds it; run the same command to resume/);
+  const rest = swav(...args('resumed'));
+  assert.equal(rest.status, 0, rest.stderr);
+  assert.match(rest.stderr, /resuming the linear evaluation of .* at epoch 2/);
+  assert.deepEqual([...epochLines(first.stderr), ...epochLines(rest.stderr)], epochLines(straight.stderr), 'every epoch\'s loss, top-1 and lr');
+  assert.equal(JSON.parse(rest.stdout.trim().split('\n').pop()!).linear_top1, JSON.parse(straight.stdout.trim().split('\n').pop()!).linear_top1);
+  const other = swav(...args('resumed').map((a) => (a === '3' ? '4' : a)));
+  assert.equal(other.status, 2);
+  assert.match(other.stderr, /holds a linear evaluation of other settings \(epochs 3 -> 4\): remove .* to start over, or give another --out/);
+});
+
+test('eval linear --pool avg6 --use-bn: eval_linear.py\'s pooled maps and BatchNorm; clear errors for what cannot be', () => {
+  const ck = join(largeGoldens('--checkpoints', 'checkpoints'), 'resnet18_legacy.pth.tar');
+  const folder = join(dir, 'images'); // made by the zoo-format test above
+  const r = swav('eval', 'linear', '--weights', ck, '--arch', 'resnet18', '--data', folder, '--split', 'val', '--epochs', '1', '--batch', '9',
+    '--pool', 'avg6', '--use-bn');
+  assert.equal(r.status, 0, r.stderr);
+  assert.match(r.stderr, /features 512 x 2 x 2/, 'a 7 x 7 map at 224 px, pooled 6 x 6 with stride 1');
+  assert.equal(JSON.parse(r.stdout.trim().split('\n').pop()!).pool, 'avg6');
+  const noPool = swav('eval', 'linear', '--weights', ck, '--arch', 'resnet18', '--data', folder, '--use-bn');
+  assert.equal(noPool.status, 2);
+  assert.match(noPool.stderr, /--use-bn normalizes the avg6 pool's maps, as eval_linear\.py: add --pool avg6/);
+  const small = swav('eval', 'linear', '--weights', run, '--split', 'train', '--epochs', '1', '--pool', 'avg6', '--out', join(dir, 'avg6'));
+  assert.equal(small.status, 1);
+  assert.match(small.stderr, /^swav: error: the avg6 pool needs a last feature map of at least 6 x 6 .* this one is 12 x 12|this one is \d+ x \d+/m);
+});
+
+test('eval: another architecture\'s checkpoint, an eval split with classes the train split lacks, an empty split: one clear line each', () => {
+  const ck = join(largeGoldens('--checkpoints', 'checkpoints'), 'resnet18_legacy.pth.tar');
+  const folder = join(dir, 'images');
+  const arch = swav('eval', 'knn', '--weights', ck, '--arch', 'resnet50', '--data', folder);
+  assert.equal(arch.status, 1);
+  assert.match(arch.stderr, /^swav: error: .*holds a resnet18, not a resnet50/);
+  const odd = join(dir, 'odd');
+  for (const [split, cls] of [['train', 'a'], ['train', 'b'], ['val', 'a'], ['val', 'c']]) {
+    mkdirSync(join(odd, split, cls), { recursive: true });
+    copyFileSync(join(folder, 'val', 'class0', '0.jpg'), join(odd, split, cls, '0.jpg'));
+  }
+  for (const what of [['knn'], ['linear', '--epochs', '1'], ['linear', '--cached-features', '--epochs', '1'], ['semisup', '--fraction', '1', '--epochs', '1']]) {
+    const r = swav('eval', ...what, '--weights', ck, '--arch', 'resnet18', '--data', odd, '--split', 'val');
+    assert.equal(r.status, 1, `${what.join(' ')}: ${r.stderr}`);
+    assert.match(r.stderr, /^swav: error: .*val: class folder 'c' not among the 2 classes of the train split: the splits must share their classes$/m, what.join(' '));
+  }
+  mkdirSync(join(dir, 'empty', 'train', 'a'), { recursive: true });
+  mkdirSync(join(dir, 'empty', 'val'), { recursive: true });
+  copyFileSync(join(folder, 'val', 'class0', '0.jpg'), join(dir, 'empty', 'train', 'a', '0.jpg'));
+  const empty = swav('eval', 'linear', '--weights', ck, '--arch', 'resnet18', '--data', join(dir, 'empty'), '--split', 'val', '--epochs', '1');
+  assert.equal(empty.status, 1);
+  assert.match(empty.stderr, /^swav: error: .*empty.*\n$/);
 });

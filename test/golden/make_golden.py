@@ -703,7 +703,35 @@ def make_linear():
                 top5.append(float(top.sum()) / nv)
         cases.append({"epochs": epochs, "batch_size": bs, "lr": lr, "weight_decay": wd, "nesterov": nesterov, "final_lr": final,
                       "seed": 31, "weight": enc(head.weight), "bias": enc(head.bias), "top1": top1, "top5": top5})
-    write("linear.json", {"train_x": enc(xtr), "train_y": enc(ytr), "val_x": enc(xva), "val_y": enc(yva), "cases": cases})
+    write("linear.json", {"train_x": enc(xtr), "train_y": enc(ytr), "val_x": enc(xva), "val_y": enc(yva), "cases": cases,
+                          "use_bn": linear_use_bn(xtr.view(n, 8, 2, 2), ytr, xva.view(nv, 8, 2, 2), yva, c)})
+
+
+def linear_use_bn(xtr, ytr, xva, yva, c, epochs=3, bs=64):
+    """RegLog with use_bn on pooled maps (as after eval_linear.py's AvgPool2d(6, 1)): BatchNorm2d in train mode while
+    the head trains, in eval mode for validation; its parameters in the optimizer with the linear layer's."""
+    torch.manual_seed(31)
+    bn = nn.BatchNorm2d(xtr.shape[1])
+    linear = nn.Linear(xtr[0].numel(), c)
+    linear.weight.data.normal_(mean=0.0, std=0.01)
+    linear.bias.data.zero_()
+    head = nn.Sequential(bn, nn.Flatten(), linear)
+    opt = torch.optim.SGD(head.parameters(), lr=0.3, momentum=0.9, weight_decay=1e-6)
+    sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, epochs, eta_min=0)
+    top1 = []
+    for _ in range(epochs):
+        head.train()
+        for s in range(0, xtr.shape[0], bs):
+            loss = F.cross_entropy(head(xtr[s:s + bs]), ytr[s:s + bs])
+            opt.zero_grad()
+            loss.backward()
+            opt.step()
+        sched.step()
+        head.eval()
+        with torch.no_grad():
+            top1.append(float(head(xva).argmax(1).eq(yva).sum()) / xva.shape[0])
+    return {"epochs": epochs, "batch_size": bs, "top1": top1, "weight": enc(linear.weight), "bias": enc(linear.bias), "bn_weight": enc(bn.weight),
+            "bn_bias": enc(bn.bias), "running_mean": enc(bn.running_mean), "running_var": enc(bn.running_var)}
 
 
 def make_semisup(root):
