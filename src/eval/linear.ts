@@ -2,8 +2,8 @@
 // weights N(0, 0.01) and bias 0) trained by SGD with momentum and weight decay, CosineAnnealingLR stepped per epoch,
 // validated after every epoch; the best top-1 over epochs and the top-5 of that epoch. Resumable epoch by epoch.
 import type { Tensor } from '../torch/tensor.js';
-import { fromTypedArray, zeros } from '../torch/creation.js';
-import { crossEntropy } from '../torch/functional.js';
+import { fromTypedArray, full, zeros } from '../torch/creation.js';
+import * as F from '../torch/functional.js';
 import { noGrad } from '../torch/autograd.js';
 import { tidy } from '../torch/scope.js';
 import { manualSeed } from '../torch/runtime.js';
@@ -189,6 +189,32 @@ function record(r: EvalCurve, epoch: number, top1: number, top5: number, loss: n
   if (top1 > r.bestTop1) Object.assign(r, { bestTop1: top1, bestTop5: top5, bestEpoch: epoch });
 }
 
+/** A step of cross-entropy on the head through autograd; the batch's mean loss. */
+function autogradStep(head: RegLog, sgd: SGD, b: FeatureBatch): Tensor {
+  const loss = F.crossEntropy(head.forward(b.x), b.y);
+  sgd.zeroGrad();
+  loss.backward();
+  sgd.step();
+  return loss.detach();
+}
+
+/**
+ * A step of cross-entropy on a bare linear layer with its gradients written out as PyTorch's autograd computes them
+ * (log_softmax's backward go - exp(out) * sum(go), nll's go = -1/B at the targets; addmm's (x^T g)^T and g summed
+ * over rows), the same arithmetic in the same order: on a head this small the autograd engine's bookkeeping costs
+ * more than the math. The batch's mean loss.
+ */
+function linearStep(linear: Linear, sgd: SGD, b: FeatureBatch): Tensor {
+  return noGrad(() => {
+    const n = b.y.shape[0];
+    const logp = F.linear(b.x, linear.weight, linear.bias).logSoftmax(1);
+    const target = b.y.unsqueeze(1);
+    const g = logp.exp().mul_(1 / n).scatterAdd(1, target, full([n, 1], -1 / n));
+    sgd.step([b.x.t().mm(g).t(), g.sum(0)]);
+    return logp.gather(1, target).mean().neg();
+  });
+}
+
 /** One epoch of SGD on the head; the mean loss, or null when shouldStop ended it early. */
 async function trainEpoch(head: RegLog, sgd: SGD, lr: number, batches: Batches<FeatureBatch>, shouldStop?: () => boolean): Promise<number | null> {
   for (const g of sgd.paramGroups) g.lr = lr;
@@ -199,11 +225,8 @@ async function trainEpoch(head: RegLog, sgd: SGD, lr: number, batches: Batches<F
     const done = await forEachBatch(batches, (b) => {
       if (shouldStop?.()) return false;
       tidy(() => {
-        const loss = crossEntropy(head.forward(b.x), b.y);
-        sgd.zeroGrad();
-        loss.backward();
-        sgd.step();
-        total.add_(loss.detach(), b.y.shape[0]); // summed on the tensor: no synchronizing item() per step
+        const loss = head.bn ? autogradStep(head, sgd, b) : linearStep(head.linear, sgd, b);
+        total.add_(loss, b.y.shape[0]); // summed on the tensor: no synchronizing item() per step
       });
       seen += b.y.shape[0];
     });

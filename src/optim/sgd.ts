@@ -54,13 +54,23 @@ export class SGD {
     }
   }
 
-  /** One step: d = g + wd*p; buf = momentum*buf + (1-dampening)*d; p -= lr * (nesterov ? d + momentum*buf : buf). */
-  step(): void {
+  /**
+   * One step: d = g + wd*p; buf = momentum*buf + (1-dampening)*d; p -= lr * (nesterov ? d + momentum*buf : buf).
+   * `grads`: gradients computed by hand for allParams() in order (null: none this step), in place of their .grad.
+   */
+  step(grads?: (Tensor | null)[]): void {
     noGrad(() => {
+      let offset = 0;
       for (const group of this.paramGroups) {
-        const { params, grads } = withGrads(group.params);
-        if (params.length) this.#stepGroup(group, params, grads);
-        disposeAll(grads);
+        if (grads) {
+          const given = grads.slice(offset, (offset += group.params.length));
+          const params = group.params.filter((_, i) => given[i]);
+          if (params.length) this.#stepGroup(group, params, given.filter((g): g is Tensor => g !== null && g !== undefined));
+          continue;
+        }
+        const { params, grads: own } = withGrads(group.params);
+        if (params.length) this.#stepGroup(group, params, own);
+        disposeAll(own);
       }
     });
   }
