@@ -10,7 +10,8 @@
       "native/runtime.cc",
       "native/profiler.cc",
       "native/jpeg.cc",
-      "native/allocator.cc"
+      "native/allocator.cc",
+      "native/fused.cc"
     ],
     "include_dirs": [
       "<!(node -p \"require('node-addon-api').include_dir\")",

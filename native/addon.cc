@@ -1,6 +1,7 @@
 // The swav native addon: libtorch reached from Node through the c10 dispatcher. Each concern has its file:
 // tensor_handle (ownership), convert (JS <-> IValue), dispatch (generic operator calls), data (bytes and
-// metadata), runtime (threads, seeds, devices, autograd, autocast), profiler, jpeg (image decoding), allocator (a caching CPU allocator).
+// metadata), runtime (threads, seeds, devices, autograd, autocast), profiler, jpeg (image decoding), allocator (a caching CPU allocator),
+// fused (steps done in one call where per-call cost dominates).
 #include <napi.h>
 
 namespace swav {
@@ -11,6 +12,7 @@ void initRuntime(Napi::Env env, Napi::Object exports);
 void initProfiler(Napi::Env env, Napi::Object exports);
 void initJpeg(Napi::Env env, Napi::Object exports);
 void initAllocator(Napi::Env env, Napi::Object exports);
+void initFused(Napi::Env env, Napi::Object exports);
 }  // namespace swav
 
 Napi::Object Init(Napi::Env env, Napi::Object exports) {
@@ -21,6 +23,7 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
   swav::initRuntime(env, exports);
   swav::initProfiler(env, exports);
   swav::initJpeg(env, exports);
+  swav::initFused(env, exports);
   return exports;
 }
 

@@ -2,7 +2,7 @@
 // weights N(0, 0.01) and bias 0) trained by SGD with momentum and weight decay, CosineAnnealingLR stepped per epoch,
 // validated after every epoch; the best top-1 over epochs and the top-5 of that epoch. Resumable epoch by epoch.
 import type { Tensor } from '../torch/tensor.js';
-import { fromTypedArray, full, zeros } from '../torch/creation.js';
+import { fromTypedArray } from '../torch/creation.js';
 import * as F from '../torch/functional.js';
 import { noGrad } from '../torch/autograd.js';
 import { tidy } from '../torch/scope.js';
@@ -143,22 +143,36 @@ export async function accuracy(head: Linear | RegLog, batches: Batches<FeatureBa
   return { top1: c1 / n, top5: c5 / n };
 }
 
+/** Rows gathered at a time when shuffled: one index_select per chunk, not per batch (a small copy, few calls). */
+const GATHER_BYTES = 32 << 20;
+
 /** The rows of x and y in `order` (or in order), `batchSize` at a time; each batch freed once the consumer moves on. */
 function* rowBatches(x: Tensor, y: Tensor, batchSize: number, order: Int32Array | null): Generator<FeatureBatch> {
   const n = x.shape[0];
+  const rowBytes = 4 * (x.numel() / Math.max(1, n));
+  const chunkRows = order ? Math.max(1, Math.floor(GATHER_BYTES / (rowBytes * batchSize))) * batchSize : n;
   const idx = order ? tidy(() => fromTypedArray(order).long()) : null;
   try {
-    for (let s = 0; s < n; s += batchSize) {
-      const m = Math.min(batchSize, n - s);
-      const b = tidy(() => {
-        const rows = idx?.narrow(0, s, m);
-        return rows ? { x: x.indexSelect(0, rows), y: y.indexSelect(0, rows) } : { x: x.narrow(0, s, m), y: y.narrow(0, s, m) };
+    for (let c = 0; c < n; c += chunkRows) {
+      const rows = Math.min(chunkRows, n - c);
+      const chunk = tidy(() => {
+        const i = idx?.narrow(0, c, rows);
+        return i ? { x: x.indexSelect(0, i), y: y.indexSelect(0, i) } : { x: x.narrow(0, c, rows), y: y.narrow(0, c, rows) };
       });
       try {
-        yield b;
+        for (let s = 0; s < rows; s += batchSize) {
+          const m = Math.min(batchSize, rows - s);
+          const b = { x: chunk.x.narrow(0, s, m), y: chunk.y.narrow(0, s, m) };
+          try {
+            yield b;
+          } finally {
+            b.x.dispose();
+            b.y.dispose();
+          }
+        }
       } finally {
-        b.x.dispose();
-        b.y.dispose();
+        chunk.x.dispose();
+        chunk.y.dispose();
       }
     }
   } finally {
@@ -189,51 +203,38 @@ function record(r: EvalCurve, epoch: number, top1: number, top5: number, loss: n
   if (top1 > r.bestTop1) Object.assign(r, { bestTop1: top1, bestTop5: top5, bestEpoch: epoch });
 }
 
-/** A step of cross-entropy on the head through autograd; the batch's mean loss. */
-function autogradStep(head: RegLog, sgd: SGD, b: FeatureBatch): Tensor {
-  const loss = F.crossEntropy(head.forward(b.x), b.y);
-  sgd.zeroGrad();
-  loss.backward();
-  sgd.step();
-  return loss.detach();
+/** A step of cross-entropy on the head through autograd; the batch's summed loss. */
+function autogradStep(head: RegLog, sgd: SGD, b: FeatureBatch): number {
+  return tidy(() => {
+    const loss = F.crossEntropy(head.forward(b.x), b.y);
+    sgd.zeroGrad();
+    loss.backward();
+    sgd.step();
+    return loss.item() * b.y.shape[0];
+  });
 }
 
-/**
- * A step of cross-entropy on a bare linear layer with its gradients written out as PyTorch's autograd computes them
- * (log_softmax's backward go - exp(out) * sum(go), nll's go = -1/B at the targets; addmm's (x^T g)^T and g summed
- * over rows), the same arithmetic in the same order: on a head this small the autograd engine's bookkeeping costs
- * more than the math. The batch's mean loss.
- */
-function linearStep(linear: Linear, sgd: SGD, b: FeatureBatch): Tensor {
-  return noGrad(() => {
-    const n = b.y.shape[0];
-    const logp = F.linear(b.x, linear.weight, linear.bias).logSoftmax(1);
-    const target = b.y.unsqueeze(1);
-    const g = logp.exp().mul_(1 / n).scatterAdd(1, target, full([n, 1], -1 / n));
-    sgd.step([b.x.t().mm(g).t(), g.sum(0)]);
-    return logp.gather(1, target).mean().neg();
-  });
+/** A step of cross-entropy on a bare linear layer, its gradients computed in one call; the batch's summed loss. */
+function linearStep(linear: Linear, sgd: SGD, b: FeatureBatch): number {
+  const { gradWeight, gradBias, lossSum } = F.linearCrossEntropyGrad(b.x, b.y, linear.weight, linear.bias!);
+  sgd.step([gradWeight, gradBias]);
+  gradWeight.dispose();
+  gradBias.dispose();
+  return lossSum;
 }
 
 /** One epoch of SGD on the head; the mean loss, or null when shouldStop ended it early. */
 async function trainEpoch(head: RegLog, sgd: SGD, lr: number, batches: Batches<FeatureBatch>, shouldStop?: () => boolean): Promise<number | null> {
   for (const g of sgd.paramGroups) g.lr = lr;
   head.train();
-  const total = zeros([]);
+  let total = 0;
   let seen = 0;
-  try {
-    const done = await forEachBatch(batches, (b) => {
-      if (shouldStop?.()) return false;
-      tidy(() => {
-        const loss = head.bn ? autogradStep(head, sgd, b) : linearStep(head.linear, sgd, b);
-        total.add_(loss, b.y.shape[0]); // summed on the tensor: no synchronizing item() per step
-      });
-      seen += b.y.shape[0];
-    });
-    return done ? total.item() / Math.max(1, seen) : null;
-  } finally {
-    total.dispose();
-  }
+  const done = await forEachBatch(batches, (b) => {
+    if (shouldStop?.()) return false;
+    total += head.bn ? autogradStep(head, sgd, b) : linearStep(head.linear, sgd, b);
+    seen += b.y.shape[0];
+  });
+  return done ? total / Math.max(1, seen) : null;
 }
 
 /**

@@ -70,6 +70,15 @@ export function linear(input: Tensor, weight: Tensor, bias: Tensor | null = null
   return wrap(call('linear', input.h, weight.h, bias?.h ?? null));
 }
 
+/**
+ * The gradients of mean cross-entropy of linear(x, weight, bias) against labels y, and the summed loss, in one
+ * call: the arithmetic autograd does, in its order (for small heads, where calls cost more than the math).
+ */
+export function linearCrossEntropyGrad(x: Tensor, y: Tensor, weight: Tensor, bias: Tensor): { gradWeight: Tensor; gradBias: Tensor; lossSum: number } {
+  const [gw, gb, lossSum] = native.linearCrossEntropyGrad(x.h, y.h, weight.h, bias.h);
+  return { gradWeight: wrap(gw), gradBias: wrap(gb), lossSum };
+}
+
 export interface BatchNormOptions { training?: boolean; momentum?: number; eps?: number }
 /** F.batch_norm: in training, normalizes by batch statistics and updates the running ones in place. */
 export function batchNorm(input: Tensor, runningMean: Tensor | null, runningVar: Tensor | null, weight: Tensor | null = null,

@@ -56,6 +56,7 @@ export interface Native {
   setGrad(h: Handle, g: Handle | null): void;
   grads(hs: Handle[]): (Handle | null)[];
   clearGrads(hs: Handle[]): void;
+  linearCrossEntropyGrad(x: Handle, y: Handle, weight: Handle, bias: Handle): [Handle, Handle, number];
   setRequiresGrad(h: Handle, on: boolean): void;
   isLeaf(h: Handle): boolean;
   gradFn(h: Handle): string | null;
