@@ -2,7 +2,7 @@
 // checkpoint written by PyTorch in the legacy format, results in metrics.jsonl, the feature cache, clear errors.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { spawnSync } from 'node:child_process';
+import { spawn, spawnSync } from 'node:child_process';
 import { copyFileSync, existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
@@ -218,4 +218,25 @@ test('eval: another architecture\'s checkpoint, an eval split with classes the t
   const empty = swav('eval', 'linear', '--weights', ck, '--arch', 'resnet18', '--data', join(dir, 'empty'), '--split', 'val', '--epochs', '1');
   assert.equal(empty.status, 1);
   assert.match(empty.stderr, /^swav: error: .*empty.*\n$/);
+});
+
+test('eval linear: Ctrl-C (SIGINT) stops a long probe with its checkpoint; the same command resumes it', async () => {
+  assert.equal(trained.status, 0, trained.stderr);
+  const args = ['eval', 'linear', '--cached-features', '--weights', run, '--split', 'train', '--epochs', '100000', '--batch', '16', '--out', join(dir, 'sigint')];
+  const child = spawn(process.execPath, [cli, ...args], { stdio: ['ignore', 'pipe', 'pipe'] });
+  let stderr = '';
+  const status = await new Promise<number | null>((done) => {
+    child.stderr.on('data', (d) => {
+      stderr += d;
+      if (/epoch 3\/100000/.test(stderr) && !child.killed) child.kill('SIGINT');
+    });
+    child.on('close', (code) => done(code));
+  });
+  assert.equal(status, 130, stderr);
+  assert.match(stderr, /interrupted: stopping/);
+  assert.match(stderr, /stopped after epoch \d+ of 100000: .*checkpoint\.pth holds it; run the same command to resume/);
+  const saved = Number(/stopped after epoch (\d+)/.exec(stderr)![1]);
+  const again = swav(...args, '--stop-after-epochs', '1');
+  assert.equal(again.status, 130, again.stderr);
+  assert.match(again.stderr, new RegExp(`resuming the linear evaluation of .* at epoch ${saved + 1}`));
 });
