@@ -1,6 +1,7 @@
 // The swav native addon: libtorch reached from Node through the c10 dispatcher. Each concern has its file:
 // tensor_handle (ownership), convert (JS <-> IValue), dispatch (generic operator calls), data (bytes and
-// metadata), runtime (threads, seeds, devices, autograd, autocast), profiler, jpeg (image decoding), allocator (a caching CPU allocator).
+// metadata), runtime (threads, seeds, devices, autograd, autocast), profiler, jpeg (image decoding), allocator (a caching CPU allocator),
+// and where libtorch has c10d over Gloo: dist (stores, process groups, collectives).
 #include <napi.h>
 
 namespace swav {
@@ -11,6 +12,9 @@ void initRuntime(Napi::Env env, Napi::Object exports);
 void initProfiler(Napi::Env env, Napi::Object exports);
 void initJpeg(Napi::Env env, Napi::Object exports);
 void initAllocator(Napi::Env env, Napi::Object exports);
+#ifdef SWAV_HAS_C10D
+void initDist(Napi::Env env, Napi::Object exports);
+#endif
 }  // namespace swav
 
 Napi::Object Init(Napi::Env env, Napi::Object exports) {
@@ -21,6 +25,9 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
   swav::initRuntime(env, exports);
   swav::initProfiler(env, exports);
   swav::initJpeg(env, exports);
+#ifdef SWAV_HAS_C10D
+  swav::initDist(env, exports);
+#endif
   return exports;
 }
 

@@ -1,6 +1,6 @@
 // The collective operations that training methods use across the processes of a run. Methods write every
-// reduction over the dataset through this interface, so that a single process and many (c10d, later) run the
-// same code; the single-process group is the identity.
+// reduction over the dataset through this interface, so that a single process and many (c10d) run the
+// same code; the single-process group is the identity, src/dist/c10d.ts the many-process one.
 import type { Tensor } from '../torch/tensor.js';
 import { cat } from '../torch/functional.js';
 
