@@ -1,5 +1,5 @@
-// The process group behind a JS handle (dist.cc: stores, process groups, collectives), and waiting for a
-// collective with the group's timeout.
+// What dist.cc (stores, process groups, collectives) and ddp.cc (the gradient reducer) share:
+// the process group behind a JS handle, and waiting for a collective with the group's timeout.
 #pragma once
 #include <torch/csrc/distributed/c10d/ProcessGroup.hpp>
 #include <torch/csrc/distributed/c10d/Store.hpp>

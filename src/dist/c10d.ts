@@ -106,6 +106,11 @@ export class C10dGroup implements ProcessGroup {
   barrierAsync(): Work<void> { return new Work(dist().distBarrier(this.handle), undefined); }
   barrier(): void { this.barrierAsync().waitSync(); }
 
+  /** Broadcasts many tensors at once from `src` (flattened per dtype), in place. */
+  broadcastCoalesced_(ts: Tensor[], src = 0): void {
+    dist().distBroadcastCoalesced(this.handle, ts.map((t) => t.h), src);
+  }
+
   /**
    * torch.distributed.new_group: every rank of this group calls it with the same `ranks`; the members get a group
    * of their own (ranks renumbered in that order), the others null.

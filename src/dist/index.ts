@@ -1,3 +1,4 @@
 // The `dist` namespace: import { dist } from 'swav'.
 export { singleProcess, type ProcessGroup } from './group.js';
 export { initProcessGroup, C10dGroup, Work, type InitOptions, type ReduceOp } from './c10d.js';
+export { DistributedDataParallel, type DdpOptions } from './ddp.js';

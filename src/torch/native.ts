@@ -11,9 +11,10 @@ export interface CpuCacheStats { enabled: boolean; liveBytes: number; idleBytes:
 /** An opaque reference to one at::Tensor, owned by exactly one Tensor object. */
 export type Handle = { readonly __tensorHandle: unique symbol };
 
-/** Opaque references to native c10d objects (native/dist.cc). */
+/** Opaque references to native c10d objects (native/dist.cc, native/ddp.cc). */
 export type GroupHandle = { readonly __groupHandle: unique symbol };
 export type WorkHandle = { readonly __workHandle: unique symbol };
+export type ReducerHandle = { readonly __reducerHandle: unique symbol };
 
 /** How a process joins a process group (native/dist.cc's JoinSpec, plus the store of a new group). */
 export interface JoinSpec {
@@ -34,6 +35,12 @@ export interface NativeDist {
   distAllGather(g: GroupHandle, t: Handle): [Handle, WorkHandle];
   distReduceScatter(g: GroupHandle, t: Handle, op: string): [Handle, WorkHandle];
   distBarrier(g: GroupHandle): WorkHandle;
+  distBroadcastCoalesced(g: GroupHandle, ts: Handle[], src: number): void;
+  ddpCreate(g: GroupHandle, params: Handle[], buffers: Handle[], bucketCapBytes: number, firstBucketBytes: number): ReducerHandle;
+  ddpFinish(r: ReducerHandle): void;
+  ddpBuckets(r: ReducerHandle): number[][];
+  ddpLaunched(r: ReducerHandle): number;
+  ddpDispose(r: ReducerHandle): void;
 }
 
 export interface Native extends Partial<NativeDist> {

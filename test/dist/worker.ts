@@ -1,8 +1,9 @@
 // One rank of a multi-process test (started by test/dist/ranks.ts): `node worker.js SCENARIO RANK WORLD PORT ...`.
 // Prints JSON lines; the last is the result ({ok: true, ...}), or {ok: false, error} before exiting with 1.
 import assert from 'node:assert/strict';
-import { torch, dist } from '../../src/index.js';
+import { torch, nn, optim, dist } from '../../src/index.js';
 import type { Tensor } from '../../src/torch/tensor.js';
+import { relativeError } from '../helpers.js';
 
 const [scenario, rankArg, worldArg, portArg, ...args] = process.argv.slice(2);
 const rank = Number(rankArg);
@@ -111,8 +112,103 @@ async function peerKilled(): Promise<object> {
   throw new Error('the allReduce succeeded without its peer');
 }
 
+// The same small model twice from the same seed: a distributed copy and a single-process reference.
+function twoModels(build: () => nn.Module): [nn.Module, nn.Module] {
+  torch.manualSeed(0);
+  const a = build();
+  torch.manualSeed(0);
+  const b = build();
+  return [a, b];
+}
+
+function maxError(xs: (Tensor | null)[], ys: (Tensor | null)[]): number {
+  let worst = 0;
+  xs.forEach((x, i) => {
+    const y = ys[i];
+    if (x === null || y === null) {
+      assert.equal(x, y, `tensor ${i}: one is null`);
+      return;
+    }
+    worst = Math.max(worst, relativeError(x, y));
+  });
+  return worst;
+}
+
+// DDP on half a batch per rank against one process on the whole batch: gradients after each backward, weights
+// after several SGD steps. 'linear': conv + linear layers; 'unused':
+// a head that gets no gradient on some ranks, then on none. A second argument 'float64' runs it all in double.
+async function ddp(): Promise<object> {
+  const [kind, dtype = 'float32'] = args as [string, 'float32' | 'float64'];
+  const g = await join();
+  const build = () => new nn.Sequential(new nn.Conv2d(1, 4, 3), new nn.ReLU(), new nn.Flatten(), new nn.Linear(4 * 6 * 6, 16),
+    new nn.ReLU(), new nn.Linear(16, 5));
+  const [model, ref] = twoModels(() => build().to(dtype));
+  const extra = kind === 'unused' ? twoModels(() => new nn.Linear(5, 3).to(dtype)) : null;
+  const params = [...model.parameters(), ...(extra ? extra[0].parameters() : [])];
+  const refParams = [...ref.parameters(), ...(extra ? extra[1].parameters() : [])];
+  // rank 0's weights must reach every rank: the others start from other ones
+  if (rank !== 0) torch.noGrad(() => params.forEach((p) => p.add_(1)));
+  const ddp = new dist.DistributedDataParallel(g, params, model.buffers(), kind === 'linear' ? { bucketCapMb: 0.001, firstBucketMb: 0.0001 } : {});
+  const opt = new optim.SGD(params, { lr: 0.1, momentum: 0.9 });
+  const refOpt = new optim.SGD(refParams, { lr: 0.1, momentum: 0.9 });
+  const per = 4;
+  torch.manualSeed(1);
+  const batches = Array.from({ length: 4 }, () => [torch.randn([per * world, 1, 8, 8], { dtype }), torch.randint(0, 5, [per * world])]);
+
+  // the extra head is used by rank 0 only in step 0, by no rank in step 1, by all afterwards
+  const usesExtra = (step: number, r: number) => (step === 0 ? r === 0 : step >= 2);
+  const lossOf = (m: nn.Module, head: nn.Module | null, x: Tensor, y: Tensor, step: number, r: number) => {
+    const out = m.forward(x);
+    const loss = torch.crossEntropy(out, y);
+    return head !== null && usesExtra(step, r) ? loss.add(head.forward(out).square().mean()) : loss;
+  };
+  const gradErrors: number[] = [];
+  const live: number[] = [];
+  const extraGrad: (boolean | null)[] = [];
+  const launched: number[] = [];
+  batches.forEach(([x, y], step) => {
+    torch.tidy(() => {
+      model.zeroGrad();
+      extra?.[0].zeroGrad();
+      lossOf(model, extra?.[0] ?? null, x.narrow(0, rank * per, per), y.narrow(0, rank * per, per), step, rank).backward();
+      launched.push(ddp.launchedBuckets);
+      ddp.finishGradSync();
+      // the reference: the mean of every rank's loss on its half (the full batch's mean loss when no head differs)
+      ref.zeroGrad();
+      extra?.[1].zeroGrad();
+      const total = extra
+        ? torch.stack(Array.from({ length: world }, (_, r) => lossOf(ref, extra[1], x.narrow(0, r * per, per), y.narrow(0, r * per, per), step, r))).mean()
+        : lossOf(ref, null, x, y, step, 0);
+      total.backward();
+      gradErrors.push(maxError(params.map((p) => p.grad), refParams.map((p) => p.grad)));
+      if (extra) extraGrad.push(extra[0].parameters()[0].grad !== null);
+      opt.step();
+      refOpt.step();
+    });
+    live.push(torch.liveTensors());
+  });
+  const weightError = maxError(params, refParams);
+  const buckets = ddp.buckets;
+  const bufferError = maxError(model.buffers(), ref.buffers());
+  ddp.dispose();
+  g.barrier();
+  return { gradErrors, weightError, bufferError, live, buckets, extraGrad, launched };
+}
+
+// Rank 1 hands DDP one parameter fewer: both ranks fail at construction, naming the difference.
+async function ddpMismatch(): Promise<object> {
+  const g = await join();
+  const params = new nn.Linear(3, 2).parameters().slice(0, rank === 1 ? 1 : 2);
+  try {
+    new dist.DistributedDataParallel(g, params);
+  } catch (e) {
+    return { error: (e as Error).message };
+  }
+  throw new Error('DistributedDataParallel accepted different parameters on the ranks');
+}
+
 const scenarios: Record<string, () => Promise<object>> = {
-  collectives, 'peer-killed': peerKilled,
+  collectives, 'peer-killed': peerKilled, ddp, 'ddp-mismatch': ddpMismatch,
 };
 
 try {
