@@ -29,7 +29,7 @@
       "<!@(node scripts/find-libjpeg.mjs --libs)"
     ],
     "conditions": [["c10d==1", {
-      "sources": ["native/dist.cc", "native/ddp.cc"],
+      "sources": ["native/dist.cc", "native/ddp.cc", "native/sync_batch_norm.cc"],
       "defines": ["<!@(node scripts/find-c10d.mjs --defines)"],
       "libraries": ["<!@(node scripts/find-c10d.mjs --libs)"]
     }]]

@@ -1,4 +1,4 @@
-// What dist.cc (stores, process groups, collectives) and ddp.cc (the gradient reducer) share:
+// What dist.cc (stores, process groups, collectives), ddp.cc (the gradient reducer) and sync_batch_norm.cc share:
 // the process group behind a JS handle, and waiting for a collective with the group's timeout.
 #pragma once
 #include <torch/csrc/distributed/c10d/ProcessGroup.hpp>
@@ -18,8 +18,8 @@ using Comm = c10d::Backend;
 using Comm = c10d::ProcessGroup;
 #endif
 
-// One process group.
-struct Group : c10::intrusive_ptr_target {
+// One process group. A CustomClassHolder so that an autograd node can keep it in an IValue (SyncBatchNorm).
+struct Group : torch::CustomClassHolder {
   c10::intrusive_ptr<c10d::Store> store;  // the group's store, under which subgroups rendezvous
   c10::intrusive_ptr<Comm> comm;          // null once destroyed
   int rank = 0;

@@ -3,7 +3,7 @@
 // group's timeout; a failure (a peer gone, a timeout) is an Error naming the operation and the rank.
 import { native, type GroupHandle, type JoinSpec, type NativeDist, type WorkHandle } from '../torch/native.js';
 import { Tensor, wrap } from '../torch/tensor.js';
-import type { ProcessGroup } from './group.js';
+import type { ProcessGroup, SyncBatchNormGroup } from './group.js';
 
 export type ReduceOp = 'sum' | 'avg' | 'max' | 'min' | 'product';
 
@@ -71,7 +71,7 @@ export async function initProcessGroup(o: InitOptions = {}): Promise<C10dGroup> 
   return new C10dGroup(h, rank, worldSize, spec);
 }
 
-export class C10dGroup implements ProcessGroup {
+export class C10dGroup implements ProcessGroup, SyncBatchNormGroup {
   constructor(readonly handle: GroupHandle, readonly rank: number, readonly worldSize: number, readonly spec: JoinSpec) {}
 
   allReduceAsync(t: Tensor, op: ReduceOp = 'sum'): Work<Tensor> {
@@ -132,6 +132,13 @@ export class C10dGroup implements ProcessGroup {
       mine ??= g;
     }
     return mine!;
+  }
+
+  /** SyncBatchNorm in training mode over this group (native/sync_batch_norm.cc). */
+  batchNorm(x: Tensor, weight: Tensor | null, bias: Tensor | null, runningMean: Tensor | null, runningVar: Tensor | null,
+    momentum: number, eps: number): Tensor {
+    return wrap(dist().syncBatchNorm(x.h, weight?.h ?? null, bias?.h ?? null, runningMean?.h ?? null, runningVar?.h ?? null,
+      momentum, eps, this.handle));
   }
 
   /** Waits for queued work, then closes the connections (and, on rank 0, the store). */

@@ -23,3 +23,13 @@ export const singleProcess: ProcessGroup = {
   broadcast_: (t) => t,
   allGather: (t) => cat([t]),
 };
+
+/**
+ * A group whose processes share batch-norm statistics: dist.convertSyncBatchNorm gives one to BatchNorm modules,
+ * which then normalize training batches with it (torch.nn.SyncBatchNorm).
+ */
+export interface SyncBatchNormGroup {
+  readonly worldSize: number;
+  batchNorm(x: Tensor, weight: Tensor | null, bias: Tensor | null, runningMean: Tensor | null, runningVar: Tensor | null,
+    momentum: number, eps: number): Tensor;
+}

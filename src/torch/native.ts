@@ -41,6 +41,8 @@ export interface NativeDist {
   ddpBuckets(r: ReducerHandle): number[][];
   ddpLaunched(r: ReducerHandle): number;
   ddpDispose(r: ReducerHandle): void;
+  syncBatchNorm(x: Handle, weight: Handle | null, bias: Handle | null, runningMean: Handle | null, runningVar: Handle | null,
+    momentum: number, eps: number, g: GroupHandle): Handle;
 }
 
 export interface Native extends Partial<NativeDist> {

@@ -1,7 +1,7 @@
 // One rank of a multi-process test (started by test/dist/ranks.ts): `node worker.js SCENARIO RANK WORLD PORT ...`.
 // Prints JSON lines; the last is the result ({ok: true, ...}), or {ok: false, error} before exiting with 1.
 import assert from 'node:assert/strict';
-import { torch, nn, optim, dist } from '../../src/index.js';
+import { torch, nn, optim, models, dist } from '../../src/index.js';
 import type { Tensor } from '../../src/torch/tensor.js';
 import { relativeError } from '../helpers.js';
 
@@ -135,15 +135,18 @@ function maxError(xs: (Tensor | null)[], ys: (Tensor | null)[]): number {
 }
 
 // DDP on half a batch per rank against one process on the whole batch: gradients after each backward, weights
-// after several SGD steps. 'linear': conv + linear layers; 'unused':
+// after several SGD steps. 'linear': conv + linear layers; 'resnet': a tiny ResNet with SyncBatchNorm; 'unused':
 // a head that gets no gradient on some ranks, then on none. A second argument 'float64' runs it all in double.
 async function ddp(): Promise<object> {
   const [kind, dtype = 'float32'] = args as [string, 'float32' | 'float64'];
   const g = await join();
-  const build = () => new nn.Sequential(new nn.Conv2d(1, 4, 3), new nn.ReLU(), new nn.Flatten(), new nn.Linear(4 * 6 * 6, 16),
-    new nn.ReLU(), new nn.Linear(16, 5));
+  const build = kind === 'resnet'
+    ? () => models.resnet18({ numClasses: 5, width: 4, stem: 'small', inChannels: 1 })
+    : () => new nn.Sequential(new nn.Conv2d(1, 4, 3), new nn.ReLU(), new nn.Flatten(), new nn.Linear(4 * 6 * 6, 16),
+      new nn.ReLU(), new nn.Linear(16, 5));
   const [model, ref] = twoModels(() => build().to(dtype));
   const extra = kind === 'unused' ? twoModels(() => new nn.Linear(5, 3).to(dtype)) : null;
+  if (kind === 'resnet') dist.convertSyncBatchNorm(model, g);
   const params = [...model.parameters(), ...(extra ? extra[0].parameters() : [])];
   const refParams = [...ref.parameters(), ...(extra ? extra[1].parameters() : [])];
   // rank 0's weights must reach every rank: the others start from other ones
@@ -207,8 +210,62 @@ async function ddpMismatch(): Promise<object> {
   throw new Error('DistributedDataParallel accepted different parameters on the ranks');
 }
 
+// SyncBatchNorm on half a batch per rank against plain BatchNorm on the whole batch, train mode: outputs, input,
+// weight and bias gradients, running statistics over three steps, then eval mode.
+async function syncBn(): Promise<object> {
+  const g = await join();
+  const errors: Record<string, number> = {};
+  const note = (k: string, e: number) => { errors[k] = Math.max(errors[k] ?? 0, e); };
+  for (const [dims, momentum] of [[4, 0.1], [2, null]] as const) {
+    const make = () => (dims === 4 ? new nn.BatchNorm2d(3, { momentum }) : new nn.BatchNorm1d(3, { momentum }));
+    const bn = dist.convertSyncBatchNorm(make(), g);
+    const ref = make();
+    torch.noGrad(() => {
+      for (const m of [bn, ref]) {
+        m.weight!.copy_(torch.tensor([0.5, 1.5, -2]));
+        m.bias!.copy_(torch.tensor([0.1, -0.2, 0.3]));
+      }
+    });
+    const per = 3 + rank; // unequal halves: the global count weighs each rank's statistics
+    const sizes = Array.from({ length: world }, (_, r) => 3 + r);
+    const start = sizes.slice(0, rank).reduce((a, b) => a + b, 0);
+    const all = sizes.reduce((a, b) => a + b, 0);
+    torch.manualSeed(7);
+    for (let step = 0; step < 3; step++) {
+      torch.tidy(() => {
+        const shape = dims === 4 ? [all, 3, 4, 5] : [all, 3];
+        const full = torch.randn(shape).mul(step + 1).add(step);
+        const r = torch.randn(shape);
+        const x = full.narrow(0, start, per).clone().requiresGrad_(true);
+        const xr = full.clone().requiresGrad_(true);
+        const y = bn.forward(x);
+        const yr = ref.forward(xr);
+        // loss sum(y * r): each rank's share of the whole batch's
+        y.mul(r.narrow(0, start, per)).sum().backward();
+        yr.mul(r).sum().backward();
+        note('output', relativeError(y, yr.narrow(0, start, per)));
+        note('inputGrad', relativeError(x.grad!, xr.grad!.narrow(0, start, per)));
+        note('weightGrad', relativeError(g.allReduceSum_(bn.weight!.grad!), ref.weight!.grad!));
+        note('biasGrad', relativeError(g.allReduceSum_(bn.bias!.grad!), ref.bias!.grad!));
+        bn.zeroGrad();
+        ref.zeroGrad();
+      });
+    }
+    note('runningMean', relativeError(bn.runningMean!, ref.runningMean!));
+    note('runningVar', relativeError(bn.runningVar!, ref.runningVar!));
+    torch.tidy(() => {
+      bn.eval();
+      ref.eval();
+      const x = torch.randn(dims === 4 ? [2, 3, 4, 5] : [2, 3]);
+      note('eval', relativeError(bn.forward(x), ref.forward(x)));
+    });
+  }
+  g.barrier();
+  return { errors };
+}
+
 const scenarios: Record<string, () => Promise<object>> = {
-  collectives, 'peer-killed': peerKilled, ddp, 'ddp-mismatch': ddpMismatch,
+  collectives, 'peer-killed': peerKilled, ddp, 'ddp-mismatch': ddpMismatch, syncbn: syncBn,
 };
 
 try {
