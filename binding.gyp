@@ -1,6 +1,7 @@
 {
   "targets": [{
     "target_name": "swav_native",
+    "variables": {"c10d": "<!(node scripts/find-c10d.mjs --found)"},
     "sources": [
       "native/addon.cc",
       "native/tensor_handle.cc",
@@ -27,6 +28,11 @@
       "-Wl,--no-as-needed",
       "<!@(node scripts/find-libtorch.mjs --libs)",
       "<!@(node scripts/find-libjpeg.mjs --libs)"
-    ]
+    ],
+    "conditions": [["c10d==1", {
+      "sources": ["native/dist.cc", "native/ddp.cc", "native/sync_batch_norm.cc"],
+      "defines": ["<!@(node scripts/find-c10d.mjs --defines)"],
+      "libraries": ["<!@(node scripts/find-c10d.mjs --libs)"]
+    }]]
   }]
 }

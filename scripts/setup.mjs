@@ -32,6 +32,8 @@ const PACKAGES = [
   ['libopenblas0-openmp', () => true],
   // JPEG decoding in the addon (the libjpeg-turbo that PIL uses; without it sharp decodes, several times slower)
   ['libjpeg-dev', () => true],
+  // c10d over Gloo (the headers ProcessGroupGloo.hpp includes; without them the addon builds without src/dist's c10d)
+  ['libgloo-dev', () => !process.env.LIBTORCH && !process.env.TORCH_INSTALL_PREFIX],
   // the oracle of the differential tests
   ['python3-torch', () => true],
   ['python3-torchvision', () => true],
@@ -123,7 +125,7 @@ function nodeGyp() {
 
 function addon() {
   const out = 'build/Release/swav_native.node';
-  if (mtime(out) > newest(['native', 'binding.gyp', 'scripts/find-libtorch.mjs', 'scripts/find-libjpeg.mjs'])) return;
+  if (mtime(out) > newest(['native', 'binding.gyp', 'scripts/find-libtorch.mjs', 'scripts/find-libjpeg.mjs', 'scripts/find-c10d.mjs'])) return;
   const r = spawnSync(process.execPath, [join(root, 'scripts', 'find-libtorch.mjs'), '--json'], { encoding: 'utf8', cwd: root });
   if (r.status !== 0) fail(r.stderr.trim());
   say(`building the native addon against ${JSON.parse(r.stdout).source} (about a minute)`);

@@ -1,6 +1,6 @@
 // The collective operations that training methods use across the processes of a run. Methods write every
-// reduction over the dataset through this interface, so that a single process and many (c10d, later) run the
-// same code; the single-process group is the identity.
+// reduction over the dataset through this interface, so that a single process and many (c10d) run the
+// same code; the single-process group is the identity, src/dist/c10d.ts the many-process one.
 import type { Tensor } from '../torch/tensor.js';
 import { cat } from '../torch/functional.js';
 
@@ -23,3 +23,13 @@ export const singleProcess: ProcessGroup = {
   broadcast_: (t) => t,
   allGather: (t) => cat([t]),
 };
+
+/**
+ * A group whose processes share batch-norm statistics: dist.convertSyncBatchNorm gives one to BatchNorm modules,
+ * which then normalize training batches with it (torch.nn.SyncBatchNorm).
+ */
+export interface SyncBatchNormGroup {
+  readonly worldSize: number;
+  batchNorm(x: Tensor, weight: Tensor | null, bias: Tensor | null, runningMean: Tensor | null, runningVar: Tensor | null,
+    momentum: number, eps: number): Tensor;
+}

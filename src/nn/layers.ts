@@ -5,6 +5,7 @@ import { noGrad } from '../torch/autograd.js';
 import * as F from '../torch/functional.js';
 import { Module } from './module.js';
 import { defaultLayerInit } from './init.js';
+import type { SyncBatchNormGroup } from '../dist/group.js';
 
 type Pair = number | [number, number];
 
@@ -61,6 +62,8 @@ abstract class BatchNorm extends Module {
   readonly numBatchesTracked: Tensor | null;
   readonly eps: number;
   readonly momentum: number | null;
+  /** Set by dist.convertSyncBatchNorm: training batches normalized over this group's processes. */
+  syncGroup: SyncBatchNormGroup | null = null;
   protected abstract readonly inputDims: number[];
 
   constructor(readonly numFeatures: number, o: BatchNormOptions = {}) {
@@ -84,6 +87,9 @@ abstract class BatchNorm extends Module {
     if (this.training && this.numBatchesTracked !== null) {
       noGrad(() => this.numBatchesTracked!.add_(1));
       if (this.momentum === null) factor = 1 / this.numBatchesTracked.item();
+    }
+    if (this.training && this.syncGroup !== null && this.syncGroup.worldSize > 1) {
+      return this.syncGroup.batchNorm(x, this.weight, this.bias, this.runningMean, this.runningVar, factor, this.eps);
     }
     const useBatchStats = this.training || this.runningMean === null;
     const useRunning = !this.training || this.runningMean !== null;

@@ -11,7 +11,41 @@ export interface CpuCacheStats { enabled: boolean; liveBytes: number; idleBytes:
 /** An opaque reference to one at::Tensor, owned by exactly one Tensor object. */
 export type Handle = { readonly __tensorHandle: unique symbol };
 
-export interface Native {
+/** Opaque references to native c10d objects (native/dist.cc, native/ddp.cc). */
+export type GroupHandle = { readonly __groupHandle: unique symbol };
+export type WorkHandle = { readonly __workHandle: unique symbol };
+export type ReducerHandle = { readonly __reducerHandle: unique symbol };
+
+/** How a process joins a process group (native/dist.cc's JoinSpec, plus the store of a new group). */
+export interface JoinSpec {
+  backend: string; rank: number; worldSize: number; timeoutMs: number; interface?: string; hostname?: string;
+  host?: string; port?: number; storePath?: string;
+}
+
+/** c10d: present where the addon was built with Gloo's headers (scripts/find-c10d.mjs). */
+export interface NativeDist {
+  distInit(spec: JoinSpec): Promise<GroupHandle>;
+  distNewGroup(parent: GroupHandle, ranks: number[], spec: JoinSpec): Promise<GroupHandle | null>;
+  distDestroy(g: GroupHandle): void;
+  distWait(w: WorkHandle): void;
+  distWaitAsync(w: WorkHandle): Promise<void>;
+  distIsCompleted(w: WorkHandle): boolean;
+  distAllReduce(g: GroupHandle, t: Handle, op: string): WorkHandle;
+  distBroadcast(g: GroupHandle, t: Handle, src: number): WorkHandle;
+  distAllGather(g: GroupHandle, t: Handle): [Handle, WorkHandle];
+  distReduceScatter(g: GroupHandle, t: Handle, op: string): [Handle, WorkHandle];
+  distBarrier(g: GroupHandle): WorkHandle;
+  distBroadcastCoalesced(g: GroupHandle, ts: Handle[], src: number): void;
+  ddpCreate(g: GroupHandle, params: Handle[], buffers: Handle[], bucketCapBytes: number, firstBucketBytes: number): ReducerHandle;
+  ddpFinish(r: ReducerHandle): void;
+  ddpBuckets(r: ReducerHandle): number[][];
+  ddpLaunched(r: ReducerHandle): number;
+  ddpDispose(r: ReducerHandle): void;
+  syncBatchNorm(x: Handle, weight: Handle | null, bias: Handle | null, runningMean: Handle | null, runningVar: Handle | null,
+    momentum: number, eps: number, g: GroupHandle): Handle;
+}
+
+export interface Native extends Partial<NativeDist> {
   opId(name: string, overload: string): number;
   overloads(name: string): string[];
   allOpNames(): string[];
