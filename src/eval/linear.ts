@@ -143,36 +143,22 @@ export async function accuracy(head: Linear | RegLog, batches: Batches<FeatureBa
   return { top1: c1 / n, top5: c5 / n };
 }
 
-/** Rows gathered at a time when shuffled: one index_select per chunk, not per batch (a small copy, few calls). */
-const GATHER_BYTES = 32 << 20;
-
 /** The rows of x and y in `order` (or in order), `batchSize` at a time; each batch freed once the consumer moves on. */
 function* rowBatches(x: Tensor, y: Tensor, batchSize: number, order: Int32Array | null): Generator<FeatureBatch> {
   const n = x.shape[0];
-  const rowBytes = 4 * (x.numel() / Math.max(1, n));
-  const chunkRows = order ? Math.max(1, Math.floor(GATHER_BYTES / (rowBytes * batchSize))) * batchSize : n;
   const idx = order ? tidy(() => fromTypedArray(order).long()) : null;
   try {
-    for (let c = 0; c < n; c += chunkRows) {
-      const rows = Math.min(chunkRows, n - c);
-      const chunk = tidy(() => {
-        const i = idx?.narrow(0, c, rows);
-        return i ? { x: x.indexSelect(0, i), y: y.indexSelect(0, i) } : { x: x.narrow(0, c, rows), y: y.narrow(0, c, rows) };
+    for (let s = 0; s < n; s += batchSize) {
+      const m = Math.min(batchSize, n - s);
+      const b = tidy(() => {
+        const rows = idx?.narrow(0, s, m);
+        return rows ? { x: x.indexSelect(0, rows), y: y.indexSelect(0, rows) } : { x: x.narrow(0, s, m), y: y.narrow(0, s, m) };
       });
       try {
-        for (let s = 0; s < rows; s += batchSize) {
-          const m = Math.min(batchSize, rows - s);
-          const b = { x: chunk.x.narrow(0, s, m), y: chunk.y.narrow(0, s, m) };
-          try {
-            yield b;
-          } finally {
-            b.x.dispose();
-            b.y.dispose();
-          }
-        }
+        yield b;
       } finally {
-        chunk.x.dispose();
-        chunk.y.dispose();
+        b.x.dispose();
+        b.y.dispose();
       }
     }
   } finally {
