@@ -32,6 +32,12 @@ export interface LoaderOptions {
   onSkip?: (file: string, reason: string) => void;
   /** Drop the last partial batch of an epoch (default true, as the pretraining's DataLoader); false keeps it, as the evaluations' do. */
   dropLast?: boolean;
+  /**
+   * Several processes: this one's share of each epoch's order, as torch's DistributedSampler (drop_last) gives
+   * it: positions rank, rank + worldSize, ... of the first worldSize x floor(n / worldSize).
+   */
+  rank?: number;
+  worldSize?: number;
 }
 
 /** The order of samples in an epoch (a seeded permutation). */
@@ -74,8 +80,11 @@ export class MultiCropLoader {
   readonly badFiles = new Set<string>();
 
   constructor(readonly dataset: Dataset, readonly o: LoaderOptions) {
-    this.itersPerEpoch = (o.dropLast ?? true) ? Math.floor(dataset.length / o.batchSize) : Math.ceil(dataset.length / o.batchSize);
-    if (this.itersPerEpoch < 1) throw new Error(`the dataset has ${dataset.length} samples, fewer than one batch of ${o.batchSize}`);
+    const share = Math.floor(dataset.length / (o.worldSize ?? 1));
+    this.itersPerEpoch = (o.dropLast ?? true) ? Math.floor(share / o.batchSize) : Math.ceil(share / o.batchSize);
+    if (this.itersPerEpoch < 1) {
+      throw new Error(`the dataset has ${dataset.length} samples, fewer than one batch of ${o.batchSize}${(o.worldSize ?? 1) > 1 ? ` for each of ${o.worldSize} processes` : ''}`);
+    }
     this.#pool = dataset.kind === 'files' ? new DecodePool(o.workers ?? 0) : null;
   }
 
@@ -84,7 +93,7 @@ export class MultiCropLoader {
    * epoch's own); another value gives the same order with fresh augmentations.
    */
   async *batches(epoch: number, start = 0, augmentEpoch = epoch): AsyncGenerator<Batch> {
-    const order = epochOrder(this.dataset.length, this.o.seed, epoch);
+    const order = this.#share(epochOrder(this.dataset.length, this.o.seed, epoch));
     if (this.dataset.kind === 'tensor') {
       for (let it = start; it < this.itersPerEpoch; it++) {
         const t0 = performance.now();
@@ -96,6 +105,13 @@ export class MultiCropLoader {
       return;
     }
     yield* this.#files(augmentEpoch, order, start);
+  }
+
+  #share(order: Int32Array): Int32Array {
+    const w = this.o.worldSize ?? 1;
+    if (w === 1) return order;
+    const share = Math.floor(order.length / w);
+    return Int32Array.from({ length: share }, (_, i) => order[(this.o.rank ?? 0) + i * w]);
   }
 
   #inMemory(ds: TensorDataset, epoch: number, indices: Int32Array): Tensor[] {

@@ -52,10 +52,12 @@ export function normalizePrototypes(model: ResNet): void {
  * Backward of `loss`, then one step of the optimizer at learning rate `lr`; the prototypes get no update (their
  * gradients dropped, so no weight decay either) while `iteration` < `freezeNiters`.
  */
-export function optimizerStep(model: ResNet, optimizer: LARC | SGD, loss: Tensor, lr: number, iteration: number, freezeNiters: number): void {
+export function optimizerStep(model: ResNet, optimizer: LARC | SGD, loss: Tensor, lr: number, iteration: number, freezeNiters: number,
+  syncGradients?: () => void): void {
   for (const g of optimizer.paramGroups) g.lr = lr;
   optimizer.zeroGrad();
   loss.backward();
+  syncGradients?.();
   if (iteration < freezeNiters) native.clearGrads(handles(prototypesOf(model)));
   optimizer.step();
 }

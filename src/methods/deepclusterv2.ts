@@ -262,7 +262,7 @@ export function createClusteringMethod(o: ClusteringOptions, rule: AssignRule, c
         const idx = tensor(Array.from(batch.indices), { dtype: 'int64' });
         const targets = assignments!.indexSelect(1, idx).to({ device: ctx.device });
         const l = loss(scores, targets, { nmbCrops: ctx.nmbCrops, temperature: o.temperature });
-        optimizerStep(model, ctx.optimizer, l, lr, it, o.freezePrototypesNiters);
+        optimizerStep(model, ctx.optimizer, l, lr, it, o.freezePrototypesNiters, ctx.syncGradients);
         bank!.write(epochIteration * bs, idx.to({ device: ctx.device }), embedding.detach(), o.cropsForAssign);
         return { loss: l.item(), scores: scores[0].narrow(0, 0, bs).detach() };
       });

@@ -23,6 +23,8 @@ export interface MethodContext {
   deviceType: 'cpu' | 'cuda';
   device: string;
   group: ProcessGroup;
+  /** After each backward, before the optimizer step: gradients averaged over the processes (identity alone). */
+  syncGradients?: () => void;
   /** Samples in the dataset (indices run below it). */
   datasetSize: number;
   batchSize: number;

@@ -67,6 +67,8 @@ export interface SwAVLossOptions {
   stableSinkhorn?: boolean;
   /** One score matrix per assigned crop (queue embeddings x prototypes), prepended before Sinkhorn. */
   queueScores?: (Tensor | null)[];
+  /** Several processes: Sinkhorn's sums over the group (the reference's distributed_sinkhorn). */
+  group?: ProcessGroup;
 }
 
 /**
@@ -99,7 +101,7 @@ export function swavLoss(output: Tensor, o: SwAVLossOptions): Tensor {
         const own = scores.narrow(0, bs * c, bs).detach();
         const extra = o.queueScores?.[i];
         const all = extra ? cat([extra, own]) : own;
-        const codes = sinkhorn(all, { epsilon: o.epsilon, iterations: o.sinkhornIterations, stable: o.stableSinkhorn });
+        const codes = sinkhorn(all, { epsilon: o.epsilon, iterations: o.sinkhornIterations, stable: o.stableSinkhorn, group: o.group });
         return codes.narrow(0, codes.shape[0] - bs, bs);
       });
       // sum over the other crops v of sum_k q * logp_v  =  q . (sum_v logp_v - logp_c)
@@ -167,6 +169,9 @@ export interface StepContext {
   /** Autocast dtype for the forward, or null for float32. */
   amp: 'bfloat16' | 'float16' | null;
   deviceType: 'cpu' | 'cuda';
+  group?: ProcessGroup;
+  /** After backward, before the step: gradients averaged over the processes (DistributedDataParallel). */
+  syncGradients?: () => void;
 }
 
 export interface StepResult {
@@ -196,9 +201,9 @@ export function swavStep(ctx: StepContext, crops: Tensor[], lr: number, iteratio
     const loss = swavLoss(scores, {
       batchSize: bs, nmbCrops: hyper.nmbCrops, cropsForAssign: hyper.cropsForAssign, temperature: hyper.temperature,
       epsilon: hyper.epsilon, sinkhornIterations: hyper.sinkhornIterations, stableSinkhorn: hyper.stableSinkhorn,
-      queueScores,
+      queueScores, group: ctx.group,
     });
-    optimizerStep(model, ctx.optimizer, loss, lr, iteration, hyper.freezePrototypesNiters);
+    optimizerStep(model, ctx.optimizer, loss, lr, iteration, hyper.freezePrototypesNiters, ctx.syncGradients);
     return { loss: loss.item(), scores: scores.narrow(0, bs * hyper.cropsForAssign[0], bs).detach() };
   });
 }
@@ -222,8 +227,10 @@ export function createSwAV(o: SwAVSection, ctx: MethodContext): TrainingMethod {
     nmbCrops: ctx.nmbCrops, cropsForAssign: o.crops_for_assign, temperature: o.temperature, epsilon: o.epsilon,
     sinkhornIterations: o.sinkhorn_iterations, freezePrototypesNiters: o.freeze_prototypes_niters, stableSinkhorn: o.stable_sinkhorn,
   };
-  const step = { model: ctx.model, optimizer: ctx.optimizer, hyper, amp: ctx.amp, deviceType: ctx.deviceType };
-  const queueLength = o.queue_length - (o.queue_length % ctx.batchSize);
+  const step = { model: ctx.model, optimizer: ctx.optimizer, hyper, amp: ctx.amp, deviceType: ctx.deviceType, group: ctx.group, syncGradients: ctx.syncGradients };
+  // queue_length is the whole group's, a multiple of the global batch, split over the processes (as main_swav.py)
+  const W = ctx.group.worldSize;
+  const queueLength = (o.queue_length - (o.queue_length % (ctx.batchSize * W))) / W;
   const lnK = Math.log(prototypeWeight(ctx.model).shape[0]);
   let queue: SwAVQueue | null = null;
   let nearLnK = 0;

@@ -55,6 +55,8 @@ const model = (prototypes: number | number[]) => section('the network: trunk, pr
   nmb_prototypes: z.union([z.int().min(1), z.array(z.int().min(1)).min(1)], { error: 'must be an integer or a list of integers' })
     .default(prototypes)
     .describe('prototypes of each head: a number (one head), or a list (one head per number; deepclusterv2, selav2)'),
+  sync_bn: z.boolean().default(false).describe('several processes: BatchNorm statistics over the group (SyncBatchNorm), not per process'),
+  sync_bn_group_size: z.int().min(0).default(0).describe('processes per SyncBatchNorm group (0: the whole world)'),
 });
 
 const optim = section('the optimizer and its schedule', {
@@ -76,7 +78,10 @@ const run = section('where, on what and for how long; the evaluation', {
   amp: z.enum(['auto', 'fp32', 'bf16', 'fp16']).default('auto')
     .describe('autocast precision of the forward; auto: bf16 on a CPU with native bf16, else fp32'),
   channels_last: z.boolean().default(true).describe('channels_last layout for the trunk'),
-  threads: z.int().min(0).default(0).describe('libtorch threads (0: OMP_NUM_THREADS, else every core)'),
+  threads: z.int().min(0).default(0).describe('libtorch threads (0: OMP_NUM_THREADS, else the cores / processes on this machine)'),
+  dist_backend: z.enum(['auto', 'gloo', 'nccl']).default('auto')
+    .describe('several processes (swav launch, torchrun, srun): the c10d backend; auto: nccl on CUDA, else gloo'),
+  dist_timeout: z.number().min(1).default(1800).describe('seconds a collective may wait for the other processes'),
   seed: z.int().min(0).default(31).describe('random seed'),
   log_every: z.int().min(1).default(20).describe('iterations between metrics lines'),
   max_minutes: z.number().min(0).default(0).describe('stop training (checkpoint, then evaluate) after this long; 0: no limit'),

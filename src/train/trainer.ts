@@ -3,6 +3,7 @@
 // uninterrupted run would: model, momentum buffers, the method's state, RNG state, epoch and iteration. Running
 // again on the same directory resumes.
 import { appendFileSync, existsSync, mkdirSync, writeFileSync } from 'node:fs';
+import { availableParallelism } from 'node:os';
 import { join } from 'node:path';
 import { stringify as toYaml } from 'yaml';
 import * as torch from '../torch/index.js';
@@ -12,7 +13,11 @@ import { SGD } from '../optim/sgd.js';
 import { LARC } from '../optim/larc.js';
 import { cosineSchedule } from '../optim/schedule.js';
 import { AUTOCAST_DTYPE, createMethod, type Amp, type MethodBatch, type TrainingMethod } from '../methods/index.js';
-import { singleProcess } from '../dist/group.js';
+import { singleProcess, type ProcessGroup } from '../dist/group.js';
+import { distEnv, type DistEnv } from '../dist/env.js';
+import { initProcessGroup, type C10dGroup } from '../dist/c10d.js';
+import { DistributedDataParallel } from '../dist/ddp.js';
+import { convertSyncBatchNorm } from '../dist/sync_batch_norm.js';
 import { openDataset, openSplits, type Dataset } from '../data/datasets.js';
 import { MultiCropLoader } from '../data/loader.js';
 import type { MultiCropConfig } from '../data/multicrop.js';
@@ -62,27 +67,42 @@ interface Progress {
   iteration: number;
 }
 
-function saveCheckpoint(dir: string, c: Config, model: ResNet, sgd: SGD, method: TrainingMethod, p: Progress, badFiles: Set<string>): void {
+/**
+ * The checkpoint: rank 0 writes the model, optimizer, progress and its method state; each other rank its own
+ * method state (SwAV's queue, a memory bank) beside it in rank<r>.pth, written first, so that a checkpoint.pth
+ * always has its ranks' files.
+ */
+function saveCheckpoint(r: Run): void {
+  const { dir, c, model, sgd, method, progress: p, group } = r;
   torch.tidy(() => {
+    if (group.rank > 0) torch.save(method.state(), join(dir, `rank${group.rank}.pth`));
+    if (group.worldSize > 1) (group as C10dGroup).barrier();
+    if (group.rank > 0) return;
     torch.save({
       epoch: p.epoch, epoch_iteration: p.epochIteration, iteration: p.iteration,
       state_dict: new Map(Object.entries(model.stateDict())),
       optimizer: sgd.torchStateDict(),
       ...method.state(),
       rng_state: torch.getRngState(),
-      bad_files: [...badFiles],
+      bad_files: [...r.loader.badFiles],
+      world_size: group.worldSize,
       config: JSON.stringify(c),
     }, join(dir, CHECKPOINT));
   });
 }
 
 /** Restores model, optimizer, the method's state, RNG and bad files; returns the progress and the saved config. */
-function loadCheckpoint(dir: string, model: ResNet, sgd: SGD, method: TrainingMethod, badFiles: Set<string>): { progress: Progress; config: Config } {
+function loadCheckpoint(dir: string, model: ResNet, sgd: SGD, method: TrainingMethod, badFiles: Set<string>, group: ProcessGroup): { progress: Progress; config: Config } {
   return torch.tidy(() => {
     const ck = torch.load(join(dir, CHECKPOINT));
+    const saved = ck.world_size ?? 1;
+    if (saved !== group.worldSize) {
+      throw new TrainingError(`${dir} was trained by ${saved} process${saved > 1 ? 'es' : ''}, this run has ${group.worldSize}: each process's share of ` +
+        `the data and its queue or memory bank belong to that number; resume with ${saved}, or set run.out to another directory`);
+    }
     model.loadStateDict(ck.state_dict);
     sgd.loadTorchStateDict(ck.optimizer);
-    method.loadState(ck);
+    method.loadState(group.rank > 0 ? torch.load(join(dir, `rank${group.rank}.pth`)) : ck);
     torch.setRngState(ck.rng_state);
     for (const f of ck.bad_files ?? []) badFiles.add(f);
     return { progress: { epoch: ck.epoch, epochIteration: ck.epoch_iteration, iteration: ck.iteration }, config: JSON.parse(ck.config) };
@@ -157,9 +177,12 @@ interface Run {
   counts: { skipped: number };
   interrupted: boolean;
   timeUp: boolean;
+  /** The processes of the run (one alone), and the gradient reducer when there are several. */
+  group: ProcessGroup;
+  ddp: DistributedDataParallel | null;
 }
 
-function setup(c: Config, ev: TrainEvents): Run {
+function setup(c: Config, ev: TrainEvents, group: ProcessGroup, syncBn: ProcessGroup | null): Run {
   const log = ev.log ?? (() => {});
   const dir = c.run.out;
   const deviceType = c.run.device.startsWith('cuda') ? 'cuda' as const : 'cpu' as const;
@@ -167,7 +190,8 @@ function setup(c: Config, ev: TrainEvents): Run {
   mkdirSync(dir, { recursive: true });
   if (c.run.threads > 0) torch.setNumThreads(c.run.threads);
   const metricsFile = join(dir, 'metrics.jsonl');
-  const metric = (m: Record<string, unknown>) => appendFileSync(metricsFile, `${JSON.stringify({ ...m, time: new Date().toISOString() })}\n`);
+  const metric = group.rank > 0 ? () => {} // rank 0 alone writes the run's records
+    : (m: Record<string, unknown>) => appendFileSync(metricsFile, `${JSON.stringify({ ...m, time: new Date().toISOString() })}\n`);
   torch.manualSeed(c.run.seed);
   const dataset: Dataset = openDataset({ type: c.data.type, path: c.data.path!, split: c.data.split });
   const channels = dataset.kind === 'tensor' ? dataset.images.shape[1] : 3;
@@ -177,11 +201,15 @@ function setup(c: Config, ev: TrainEvents): Run {
   }
   const model = buildModel(c);
   model.to({ device: c.run.device, memoryFormat: c.run.channels_last ? 'channelsLast' : undefined });
+  if (syncBn) convertSyncBatchNorm(model, syncBn as C10dGroup);
+  // rank 0's weights to every rank, then gradients averaged in buckets during backward (after to(): it replaces the tensors)
+  const ddp = group.worldSize > 1 ? new DistributedDataParallel(group as C10dGroup, model.parameters(), model.buffers()) : null;
   const sgd = new SGD(model.parameters(), { lr: c.optim.base_lr, momentum: c.optim.momentum, weightDecay: c.optim.wd });
   const optimizer = c.optim.larc ? new LARC(sgd, { trustCoefficient: c.optim.trust_coefficient, clip: false }) : sgd;
   const counts = { skipped: 0 };
   const loader = new MultiCropLoader(dataset, {
     batchSize: c.optim.batch_size, seed: c.run.seed, crops: multiCropConfig(c), workers: c.data.workers, corruptImages: c.data.corrupt_images,
+    rank: group.rank, worldSize: group.worldSize,
     onSkip: (file, reason) => {
       counts.skipped++;
       log(`warning: skipped an unreadable image: ${file} (${reason})`);
@@ -195,18 +223,20 @@ function setup(c: Config, ev: TrainEvents): Run {
   let method: TrainingMethod;
   try {
     method = createMethod(c, {
-      model, optimizer, amp: AUTOCAST_DTYPE[amp], deviceType, device: c.run.device, group: singleProcess, datasetSize: dataset.length,
+      model, optimizer, amp: AUTOCAST_DTYPE[amp], deviceType, device: c.run.device, group, syncGradients: ddp ? () => ddp.finishGradSync() : undefined,
+      datasetSize: dataset.length,
       batchSize: c.optim.batch_size, itersPerEpoch: loader.itersPerEpoch, nmbCrops: c.crops.nmb_crops, featDim: c.model.feat_dim, log,
     });
   } catch (e) {
     loader.close(); // what setup made is released before the error goes up (the library's callers go on living)
+    ddp?.dispose();
     model.dispose();
     if (dataset.kind === 'tensor') dataset.images.dispose();
     throw e;
   }
   return {
     c, dir, log, ev, metric, dataset, model, sgd, loader, schedule, method, amp, progress: { epoch: 0, epochIteration: 0, iteration: 0 },
-    started: 0, firstIteration: 0, counts, interrupted: false, timeUp: false,
+    started: 0, firstIteration: 0, counts, interrupted: false, timeUp: false, group, ddp,
   };
 }
 
@@ -214,7 +244,7 @@ function setup(c: Config, ev: TrainEvents): Run {
 function resumeOrStart(r: Run): void {
   const { c, dir } = r;
   if (existsSync(join(dir, CHECKPOINT))) {
-    const was = loadCheckpoint(dir, r.model, r.sgd, r.method, r.loader.badFiles);
+    const was = loadCheckpoint(dir, r.model, r.sgd, r.method, r.loader.badFiles, r.group);
     const wasMethod = was.config.method ?? 'swav';
     if (wasMethod !== c.method) {
       throw new TrainingError(`${dir} holds a ${wasMethod} run, but the config's method is ${c.method}: set run.out to another directory, or method: ${wasMethod}`);
@@ -224,9 +254,9 @@ function resumeOrStart(r: Run): void {
     r.progress = was.progress;
     r.log(`resuming ${dir} at epoch ${r.progress.epoch + 1}, iteration ${r.progress.epochIteration} of ${r.loader.itersPerEpoch}`);
   } else {
-    writeFileSync(join(dir, 'config.yaml'), toYaml(c));
+    if (r.group.rank === 0) writeFileSync(join(dir, 'config.yaml'), toYaml(c));
     r.log(`training ${c.model.arch} (${(r.model.numParameters() / 1e6).toFixed(2)}M parameters) with ${c.method} on ${r.dataset.name}: ` +
-      `${r.dataset.length} images, ${r.loader.itersPerEpoch} iterations of ${c.optim.batch_size} per epoch, ${c.optim.epochs} epochs, ${r.amp}` +
+      `${r.dataset.length} images, ${r.loader.itersPerEpoch} iterations of ${c.optim.batch_size}${r.group.worldSize > 1 ? ` x ${r.group.worldSize} processes` : ''} per epoch, ${c.optim.epochs} epochs, ${r.amp}` +
       `${c.run.channels_last ? ' channels_last' : ''}; run directory ${dir}`);
   }
 }
@@ -285,6 +315,16 @@ function iterate(r: Run, batch: MethodBatch & { waitSeconds: number }, epoch: nu
   r.ev.progress?.(`epoch ${epoch + 1}/${c.optim.epochs} [${'#'.repeat(bar)}${'.'.repeat(20 - bar)}] ${r.progress.epochIteration}/${perEpoch} ` +
     `loss ${(s.loss / s.n).toFixed(4)} lr ${lr.toPrecision(3)} ETA ${fmtTime(remaining)}`);
   if (c.run.max_minutes > 0 && elapsed > c.run.max_minutes * 60) r.timeUp = true;
+  if (r.group.worldSize > 1) agree(r);
+}
+
+/** Every process stops at the same iteration: Ctrl-C or the time limit on any one stops them all. */
+function agree(r: Run): void {
+  torch.tidy(() => {
+    const flags = (r.group as C10dGroup).allReduce_(torch.tensor([r.interrupted ? 1 : 0, r.timeUp ? 1 : 0]), 'max').tolist() as number[];
+    r.interrupted = flags[0] > 0;
+    r.timeUp = flags[1] > 0;
+  });
 }
 
 /** One epoch (or the rest of one), then its checkpoint, and kNN when asked. */
@@ -298,13 +338,13 @@ async function runEpoch(r: Run, epoch: number): Promise<void> {
   }
   const finished = r.progress.epochIteration === r.loader.itersPerEpoch;
   if (finished) r.progress = { epoch: epoch + 1, epochIteration: 0, iteration: r.progress.iteration };
-  saveCheckpoint(r.dir, c, r.model, r.sgd, r.method, r.progress, r.loader.badFiles);
+  saveCheckpoint(r);
   r.ev.progress?.(null);
   if (!finished) return;
   const secs = (performance.now() - s.start) / 1000;
   r.metric({ type: 'epoch', epoch: epoch + 1, loss: s.loss / Math.max(1, s.n), seconds: secs, skipped_images: r.counts.skipped });
   r.log(`epoch ${epoch + 1}/${c.optim.epochs}: loss ${(s.loss / Math.max(1, s.n)).toFixed(4)}, ${secs.toFixed(0)} s`);
-  if (c.run.knn_every > 0 && (epoch + 1) % c.run.knn_every === 0 && epoch + 1 < c.optim.epochs) await knn(r, epoch + 1);
+  if (r.group.rank === 0 && c.run.knn_every > 0 && (epoch + 1) % c.run.knn_every === 0 && epoch + 1 < c.optim.epochs) await knn(r, epoch + 1);
 }
 
 async function knn(r: Run, epoch: number): Promise<number> {
@@ -322,14 +362,31 @@ async function prepare(r: Run): Promise<void> {
   if (secs > 1) r.log(`${r.c.method}: prepared in ${secs.toFixed(0)} s`);
 }
 
+/**
+ * The process group of a job started by `swav launch`, torchrun or srun (null alone), and SyncBatchNorm's group;
+ * threads default to this machine's cores shared by its processes.
+ */
+async function joinJob(c: Config, job: DistEnv | null): Promise<{ group: ProcessGroup; syncBn: ProcessGroup | null }> {
+  if (!job) return { group: singleProcess, syncBn: null };
+  if (c.run.threads === 0 && !process.env.OMP_NUM_THREADS) torch.setNumThreads(Math.max(1, Math.floor(availableParallelism() / job.localWorldSize)));
+  const backend = c.run.dist_backend === 'auto' ? (c.run.device.startsWith('cuda') ? 'nccl' : 'gloo') : c.run.dist_backend;
+  const group = await initProcessGroup({ backend, rank: job.rank, worldSize: job.worldSize, masterAddr: job.masterAddr, masterPort: job.masterPort,
+    timeoutSeconds: c.run.dist_timeout });
+  const size = c.model.sync_bn_group_size;
+  const syncBn = !c.model.sync_bn ? null : size > 0 && size < job.worldSize ? await group.subgroups(size) : group;
+  return { group, syncBn };
+}
+
 export async function train(c: Config, ev: TrainEvents = {}): Promise<TrainResult> {
-  const r = setup(c, ev);
+  const { group, syncBn } = await joinJob(c, distEnv());
+  const r = setup(c, group.rank > 0 ? {} : ev, group, syncBn); // rank 0 alone reports
   const onSigint = () => {
     if (r.interrupted) process.exit(130);
     r.interrupted = true;
     r.log('\ninterrupted: saving a checkpoint after this iteration (Ctrl-C again to quit at once)');
   };
   process.on('SIGINT', onSigint);
+  process.on('SIGTERM', onSigint); // SLURM's preemption, and swav launch passing Ctrl-C on
   let trained = false;
   try {
     resumeOrStart(r);
@@ -344,6 +401,8 @@ export async function train(c: Config, ev: TrainEvents = {}): Promise<TrainResul
     }
   } finally {
     process.off('SIGINT', onSigint);
+    process.off('SIGTERM', onSigint);
+    r.ddp?.dispose();
     r.loader.close();
     if (r.dataset.kind === 'tensor') r.dataset.images.dispose();
   }
@@ -353,7 +412,8 @@ export async function train(c: Config, ev: TrainEvents = {}): Promise<TrainResul
   }
   if (r.timeUp) r.log(`run.max_minutes (${c.run.max_minutes}) reached: stopped after ${r.progress.iteration} iterations; the checkpoint is saved`);
   const result: TrainResult = { epochsDone: r.progress.epoch, iterations: r.progress.iteration, interrupted: r.interrupted };
-  if (c.run.knn_eval && !r.interrupted && (r.progress.epoch === c.optim.epochs || r.timeUp)) result.knnTop1 = await knn(r, r.progress.epoch);
+  if (r.group.worldSize > 1) (r.group as C10dGroup).destroy(); // the evaluation below runs on rank 0 alone
+  if (c.run.knn_eval && r.group.rank === 0 && !r.interrupted && (r.progress.epoch === c.optim.epochs || r.timeUp)) result.knnTop1 = await knn(r, r.progress.epoch);
   r.method.dispose();
   r.model.dispose();
   for (const b of r.sgd.momentumBuffers.values()) b.dispose();

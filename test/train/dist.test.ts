@@ -1,0 +1,78 @@
+// Data-parallel training through `swav launch`: W processes of batch B end with the weights of one process of
+// batch W x B (SwAV with SyncBatchNorm, the queue and frozen-then-trained prototypes); a rank killed mid-epoch
+// stops the job with the rank named and nothing left running.
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { spawn, spawnSync } from 'node:child_process';
+import { mkdtempSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { torch } from '../../src/index.js';
+import { idxDataset, root } from '../helpers.js';
+import { freePort } from '../dist/ranks.js';
+
+const dir = mkdtempSync(join(tmpdir(), 'swav-dist-train-'));
+const cli = join(root, 'dist/src/cli/main.js');
+const data = idxDataset(join(dir, 'idx'), 5);
+const config = join(dir, 'swav.yaml');
+// base_lr 0.05: at 0.5 this 4-channel net amplifies float32 rounding (sums in another order) to 2.5e-4 in 6 steps
+// (median 2.6e-5); at 0.05 the largest difference is 8e-5, the median 1e-7
+writeFileSync(config, `
+data: { type: idx, path: ${data} }
+crops: { nmb_crops: [2, 2], size_crops: [12, 8], min_scale_crops: [0.4, 0.1], max_scale_crops: [1, 0.4], mean: [0.5], std: [0.25] }
+model: { arch: resnet18, stem: small, width: 4, in_channels: 1, hidden_mlp: 8, feat_dim: 8, nmb_prototypes: 6, sync_bn: true }
+swav: { queue_length: 16, epoch_queue_starts: 0, freeze_prototypes_niters: 3 }
+optim: { epochs: 1, batch_size: 8, base_lr: 0.05, final_lr: 0.01, warmup_epochs: 0 }
+run: { amp: fp32, threads: 1, log_every: 1 }
+`);
+
+test('swav launch --nproc-per-node 2 with batch B ends one epoch with the weights of one process with batch 2B', async () => {
+  const single = spawnSync(process.execPath, [cli, 'train', '--config', config, `run.out=${join(dir, 'one')}`], { encoding: 'utf8' });
+  assert.equal(single.status, 0, single.stderr);
+  assert.match(single.stderr, /6 iterations of 8 per epoch/);
+  const port = await freePort();
+  const two = spawnSync(process.execPath, [cli, 'launch', '--nproc-per-node', '2', '--master-port', String(port), 'train', '--config', config,
+    `run.out=${join(dir, 'two')}`, 'optim.batch_size=4'], { encoding: 'utf8', timeout: 240_000 });
+  assert.equal(two.status, 0, two.stderr);
+  assert.match(two.stderr, /6 iterations of 4 x 2 processes per epoch/);
+  torch.tidy(() => {
+    const a = torch.load(join(dir, 'one', 'checkpoint.pth'));
+    const b = torch.load(join(dir, 'two', 'checkpoint.pth'));
+    assert.equal(b.world_size, 2);
+    assert.equal(b.iteration, a.iteration);
+    for (const k of Object.keys(a.state_dict)) {
+      const x = a.state_dict[k].double();
+      const rel = x.sub(b.state_dict[k].double()).abs().max().item() / Math.max(1e-12, x.abs().max().item());
+      assert.ok(rel < 1e-4, `${k}: relative difference ${rel}`);
+    }
+    assert.ok(a.use_the_queue === true && b.use_the_queue === true, 'the queue was in use');
+    const q1 = torch.load(join(dir, 'two', 'rank1.pth'));
+    assert.deepEqual(q1.queue.shape, [2, 8, 8], 'each rank holds its half of the queue');
+  });
+});
+
+test('a rank killed mid-epoch: the launcher and the other rank exit within 60 s, non-zero, naming the rank; nothing left running', async () => {
+  const port = await freePort();
+  const t0 = Date.now();
+  const child = spawn(process.execPath, [cli, 'launch', '--nproc-per-node', '2', '--master-port', String(port), '--grace-seconds', '20', 'train',
+    '--config', config, `run.out=${join(dir, 'killed')}`, 'optim.batch_size=4', 'optim.epochs=1000', 'run.dist_timeout=30'], { stdio: ['ignore', 'ignore', 'pipe'] });
+  let stderr = '';
+  let killed = false;
+  const status = await new Promise<number | null>((done) => {
+    child.stderr.on('data', (d) => {
+      stderr += d;
+      if (!killed && /epoch 1\/1000: loss/.test(stderr)) {
+        killed = true;
+        const ps = spawnSync('pgrep', ['-P', String(child.pid)], { encoding: 'utf8' }).stdout.trim().split('\n').map(Number);
+        process.kill(ps[ps.length - 1], 'SIGKILL');
+      }
+    });
+    child.on('close', (code) => done(code));
+  });
+  assert.ok(killed, stderr);
+  assert.notEqual(status, 0);
+  assert.match(stderr, /rank 1 \(pid \d+\) was killed by SIGKILL; stopping the other ranks/);
+  assert.ok(Date.now() - t0 < 120_000);
+  const left = spawnSync('pgrep', ['-f', join(dir, 'killed')], { encoding: 'utf8' }).stdout.trim();
+  assert.equal(left, '', 'no rank left running');
+});
