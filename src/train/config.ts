@@ -80,7 +80,7 @@ const run = section('where, on what and for how long; the evaluation', {
   channels_last: z.boolean().default(true).describe('channels_last layout for the trunk'),
   threads: z.int().min(0).default(0).describe('libtorch threads (0: OMP_NUM_THREADS, else the cores / processes on this machine)'),
   dist_backend: z.enum(['auto', 'gloo', 'nccl']).default('auto')
-    .describe('several processes (swav launch, torchrun, srun): the c10d backend; auto: nccl on CUDA, else gloo'),
+    .describe('several processes (swav launch, torchrun, srun): the c10d backend; auto: gloo (the addon does not build NCCL yet)'),
   dist_timeout: z.number().min(1).default(1800).describe('seconds a collective may wait for the other processes'),
   seed: z.int().min(0).default(31).describe('random seed'),
   log_every: z.int().min(1).default(20).describe('iterations between metrics lines'),

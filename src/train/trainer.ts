@@ -173,8 +173,8 @@ interface Run {
   /** When this invocation started training, and at which iteration (for the ETA). */
   started: number;
   firstIteration: number;
-  /** Images skipped as unreadable in this invocation. */
-  counts: { skipped: number };
+  /** Images skipped as unreadable in this invocation; seconds waited for the gradients' all-reduce since the last metrics line. */
+  counts: { skipped: number; syncSeconds: number };
   interrupted: boolean;
   timeUp: boolean;
   /** The processes of the run (one alone), and the gradient reducer when there are several. */
@@ -206,7 +206,7 @@ function setup(c: Config, ev: TrainEvents, group: ProcessGroup, syncBn: ProcessG
   const ddp = group.worldSize > 1 ? new DistributedDataParallel(group as C10dGroup, model.parameters(), model.buffers()) : null;
   const sgd = new SGD(model.parameters(), { lr: c.optim.base_lr, momentum: c.optim.momentum, weightDecay: c.optim.wd });
   const optimizer = c.optim.larc ? new LARC(sgd, { trustCoefficient: c.optim.trust_coefficient, clip: false }) : sgd;
-  const counts = { skipped: 0 };
+  const counts = { skipped: 0, syncSeconds: 0 };
   const loader = new MultiCropLoader(dataset, {
     batchSize: c.optim.batch_size, seed: c.run.seed, crops: multiCropConfig(c), workers: c.data.workers, corruptImages: c.data.corrupt_images,
     rank: group.rank, worldSize: group.worldSize,
@@ -223,7 +223,7 @@ function setup(c: Config, ev: TrainEvents, group: ProcessGroup, syncBn: ProcessG
   let method: TrainingMethod;
   try {
     method = createMethod(c, {
-      model, optimizer, amp: AUTOCAST_DTYPE[amp], deviceType, device: c.run.device, group, syncGradients: ddp ? () => ddp.finishGradSync() : undefined,
+      model, optimizer, amp: AUTOCAST_DTYPE[amp], deviceType, device: c.run.device, group, syncGradients: ddp ? () => timed(counts, () => ddp.finishGradSync()) : undefined,
       datasetSize: dataset.length,
       batchSize: c.optim.batch_size, itersPerEpoch: loader.itersPerEpoch, nmbCrops: c.crops.nmb_crops, featDim: c.model.feat_dim, log,
     });
@@ -302,8 +302,10 @@ function iterate(r: Run, batch: MethodBatch & { waitSeconds: number }, epoch: nu
       const seconds = (performance.now() - s.window.t0) / 1000;
       r.metric({
         type: 'train', epoch: epoch + 1, iteration: it + 1, loss: s.window.loss / s.window.n, lr,
-        samples_per_s: (s.window.n * c.optim.batch_size) / seconds, data_wait_s: s.window.wait / s.window.n, prototype_entropy: usageEntropy(scores),
+        samples_per_s: (s.window.n * c.optim.batch_size * r.group.worldSize) / seconds, data_wait_s: s.window.wait / s.window.n, prototype_entropy: usageEntropy(scores),
+        ...(r.ddp ? { grad_sync_s: r.counts.syncSeconds / s.window.n, processes: r.group.worldSize } : {}),
       });
+      r.counts.syncSeconds = 0;
       s.window = { loss: 0, n: 0, wait: 0, t0: performance.now() };
     }
   } finally {
@@ -316,6 +318,13 @@ function iterate(r: Run, batch: MethodBatch & { waitSeconds: number }, epoch: nu
     `loss ${(s.loss / s.n).toFixed(4)} lr ${lr.toPrecision(3)} ETA ${fmtTime(remaining)}`);
   if (c.run.max_minutes > 0 && elapsed > c.run.max_minutes * 60) r.timeUp = true;
   if (r.group.worldSize > 1) agree(r);
+}
+
+/** fn, its wall time added to counts.syncSeconds (what the gradients' all-reduce leaves to wait for after backward). */
+function timed(counts: { syncSeconds: number }, fn: () => void): void {
+  const t0 = performance.now();
+  fn();
+  counts.syncSeconds += (performance.now() - t0) / 1000;
 }
 
 /** Every process stops at the same iteration: Ctrl-C or the time limit on any one stops them all. */
@@ -369,7 +378,7 @@ async function prepare(r: Run): Promise<void> {
 async function joinJob(c: Config, job: DistEnv | null): Promise<{ group: ProcessGroup; syncBn: ProcessGroup | null }> {
   if (!job) return { group: singleProcess, syncBn: null };
   if (c.run.threads === 0 && !process.env.OMP_NUM_THREADS) torch.setNumThreads(Math.max(1, Math.floor(availableParallelism() / job.localWorldSize)));
-  const backend = c.run.dist_backend === 'auto' ? (c.run.device.startsWith('cuda') ? 'nccl' : 'gloo') : c.run.dist_backend;
+  const backend = c.run.dist_backend === 'auto' ? 'gloo' : c.run.dist_backend; // nccl for CUDA once the addon builds it
   const group = await initProcessGroup({ backend, rank: job.rank, worldSize: job.worldSize, masterAddr: job.masterAddr, masterPort: job.masterPort,
     timeoutSeconds: c.run.dist_timeout });
   const size = c.model.sync_bn_group_size;
