@@ -11,7 +11,7 @@ import { join } from 'node:path';
 const option = (name, fallback) => { const i = process.argv.indexOf(`--${name}`); return i >= 0 ? process.argv[i + 1] : fallback; };
 const rounds = Number(option('rounds', '2'));
 const minutes = Number(option('minutes', '1'));
-const median = (xs) => { const s = [...xs].sort((a, b) => a - b); return s[Math.floor(s.length / 2)]; };
+const median = (xs) => { const s = [...xs].sort((a, b) => a - b); const m = s.length >> 1; return s.length % 2 ? s[m] : (s[m - 1] + s[m]) / 2; };
 const dir = mkdtempSync(join(tmpdir(), 'swav-bench-dist-'));
 const batch = 128; // the quickstart's global batch
 // a short run (the time limit stops it with a checkpoint): steady windows, no evaluation
