@@ -4,7 +4,7 @@ import { torch, models, optim } from '../index.js';
 import { linearProbe } from '../eval/linear.js';
 import { normalizePrototypes, swavLoss } from '../methods/swav.js';
 import { Option, type Command } from 'commander';
-import { UsageError, action, bool01, crops as cropSpec, int, num, subcommand } from './options.js';
+import { UsageError, action, bool01, crops as cropSpec, examples, int, num, subcommand } from './options.js';
 import type { Architecture } from '../models/resnet.js';
 import { architectures } from '../models/resnet.js';
 import { FrozenTrunk } from '../models/inference.js';
@@ -184,6 +184,7 @@ async function benchProbe(o: { n: number; val: number; dim: number; classes: num
 /** `swav bench NAME`: the record printed as JSON with --json (what bench/*.mjs read), else one key per line. */
 function benchmark<O extends object>(bench: Command, name: string, description: string, run: (o: O) => Record<string, unknown> | Promise<Record<string, unknown>>): Command {
   return subcommand(bench, name, description).option('--json', 'print the record as one JSON line')
+    .addHelpText('after', examples(`swav bench ${name} --json`, `node bench/${name}.mjs   # beside its PyTorch peer, alternating`))
     .action(action(async (o: O & { json?: boolean }) => {
       const res = await run(o);
       if (o.json) console.log(JSON.stringify(res));

@@ -17,6 +17,7 @@ const LEAVES: [string[], string[]][] = [
   [['convert'], ['<in>', '<out>']],
   [['hub', 'list'], []],
   [['hub', 'download'], ['<name>', '--force']],
+  [['launch'], ['--nproc-per-node <n>', '--nnodes <m>', '--node-rank', '--master-addr', '--master-port']],
   ...['step', 'extract', 'data', 'load', 'cluster', 'probe'].map((b): [string[], string[]] => [['bench', b], ['--json']]),
 ];
 
@@ -32,7 +33,7 @@ test('every command has its --help: usage, options with their defaults, examples
     assert.equal(r.status, 0, `${path.join(' ')}: ${r.stderr}`);
     assert.match(r.stdout, new RegExp(`^Usage: swav ${path.join(' ')} `), path.join(' '));
     for (const e of expected) assert.ok(r.stdout.includes(e), `swav ${path.join(' ')} --help lists ${e}`);
-    if (path[0] !== 'bench' && path[1] !== 'list') assert.match(r.stdout, /\nExamples:\n {2}\$ swav /, `swav ${path.join(' ')} --help has an example`);
+    if (path[1] !== 'list') assert.match(r.stdout, /\nExamples:\n {2}\$ swav /, `swav ${path.join(' ')} --help has an example`);
   }
   for (const group of ['eval', 'hub', 'bench']) {
     const r = swav(group, '--help');

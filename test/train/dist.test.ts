@@ -76,3 +76,38 @@ test('a rank killed mid-epoch: the launcher and the other rank exit within 60 s,
   const left = spawnSync('pgrep', ['-f', join(dir, 'killed')], { encoding: 'utf8' }).stdout.trim();
   assert.equal(left, '', 'no rank left running');
 });
+
+test('two "nodes" on one machine (--nnodes 2, one process each) train together; Ctrl-C on the launchers stops both with a checkpoint, and the same commands resume', async () => {
+  const port = await freePort();
+  const out = join(dir, 'nodes');
+  const node = (rank: number, ...more: string[]) => spawn(process.execPath, [cli, 'launch', '--nproc-per-node', '1', '--nnodes', '2', '--node-rank', String(rank),
+    '--master-addr', '127.0.0.1', '--master-port', String(port), 'train', '--config', config, `run.out=${out}`, 'optim.batch_size=4', ...more],
+  { stdio: ['ignore', 'ignore', 'pipe'] });
+  const finish = (p: ReturnType<typeof spawn>) => new Promise<{ code: number | null; stderr: string }>((done) => {
+    let stderr = '';
+    p.stderr!.on('data', (d) => { stderr += d; });
+    p.on('close', (code) => done({ code, stderr }));
+  });
+  // both "nodes" log to the same directory; rank 0 alone writes its records
+  const a = node(0, 'optim.epochs=1000');
+  const b = node(1, 'optim.epochs=1000');
+  let stderrA = '';
+  a.stderr!.on('data', (d) => {
+    stderrA += d;
+    if (/epoch 1\/1000: loss/.test(stderrA) && !a.killed) { a.kill('SIGINT'); b.kill('SIGINT'); }
+  });
+  const [ra, rb] = await Promise.all([finish(a), finish(b)]);
+  assert.equal(ra.code, 130, ra.stderr + stderrA);
+  assert.equal(rb.code, 130, rb.stderr);
+  assert.match(stderrA, /6 iterations of 4 x 2 processes per epoch/);
+  assert.match(stderrA, /saved .*checkpoint\.pth at epoch \d+, iteration \d+; run the same command to resume/);
+  torch.tidy(() => assert.equal(torch.load(join(out, 'checkpoint.pth')).world_size, 2));
+  const again = [node(0, 'optim.epochs=1000', 'run.stop_after_epochs=1'), node(1, 'optim.epochs=1000', 'run.stop_after_epochs=1')];
+  const [x, y] = await Promise.all(again.map(finish));
+  assert.equal(x.code, 0, x.stderr);
+  assert.equal(y.code, 0, y.stderr);
+  assert.match(x.stderr, /resuming .* at epoch \d+, iteration \d+ of 6/);
+  const one = spawnSync(process.execPath, [cli, 'train', '--config', config, `run.out=${out}`, 'optim.epochs=1000'], { encoding: 'utf8' });
+  assert.equal(one.status, 1);
+  assert.match(one.stderr, /was trained by 2 processes, this run has 1: .* resume with 2, or set run.out to another directory/);
+});
