@@ -73,6 +73,8 @@ export interface KMeansOptions {
   iterations?: number;
   /** The processes whose banks are clustered together (default: this one alone). */
   group?: ProcessGroup;
+  /** Rows each process's bank gets per iteration (its batch): how its rows interleave in the job's (see initialCentroids). */
+  batchRows?: number;
 }
 
 export interface KMeansResult {
@@ -95,10 +97,11 @@ export function sphericalKMeans(bank: Tensor, o: KMeansOptions): KMeansResult {
   const [n, dim] = bank.shape;
   if (bank.ndim !== 2) throw new Error(`sphericalKMeans: the bank must be N x D, got [${bank.shape}]`);
   if (!(Number.isInteger(k) && k >= 1)) throw new Error(`sphericalKMeans: k must be a positive integer, got ${k}`);
-  if (k > n) throw new Error(`sphericalKMeans: ${k} centroids from a bank of ${n} rows: reduce the number of prototypes (model.nmb_prototypes) or use more data`);
+  if (k > n * group.worldSize) {
+    throw new Error(`sphericalKMeans: ${k} centroids from a bank of ${n * group.worldSize} rows: reduce the number of prototypes (model.nmb_prototypes) or use more data`);
+  }
   return noGrad(() => tidy(() => {
-    let centroids = group.rank === 0 ? bank.indexSelect(0, randperm(n).narrow(0, 0, k).to({ device: bank.device })) : zeros([k, dim], { device: bank.device });
-    group.broadcast_(centroids, 0);
+    let centroids = initialCentroids(bank, k, group, o.batchRows ?? n);
     let assignments = nearestCentroid(bank, centroids);
     const unit = ones([n], { device: bank.device });
     for (let it = 0; it < iterations; it++) {
@@ -110,6 +113,25 @@ export function sphericalKMeans(bank: Tensor, o: KMeansOptions): KMeansResult {
     }
     return { centroids, assignments };
   }));
+}
+
+/**
+ * The rows at torch.randperm(N)[:k] of the job's bank, N rows in the order one process of the whole batch would
+ * hold them: rank r's row it * B + p is the job's row it * B * W + r + p * W (the sampler gives rank r positions r,
+ * r + W, ... of each global batch). Rank 0 draws, each rank contributes the rows it holds, an all-reduce sums them;
+ * so W processes start from the centroids of one. (main_deepclusterv2.py draws from rank 0's own rows instead.)
+ */
+function initialCentroids(bank: Tensor, k: number, group: ProcessGroup, batchRows: number): Tensor {
+  const [n, dim] = bank.shape;
+  const W = group.worldSize;
+  const device = bank.device;
+  if (W === 1) return bank.indexSelect(0, randperm(n).narrow(0, 0, k).to({ device }));
+  const picks = group.broadcast_(group.rank === 0 ? randperm(n * W).narrow(0, 0, k) : zeros([k], { dtype: 'int64' }), 0).tolist() as number[];
+  const B = batchRows;
+  const local = picks.map((g) => Math.floor(g / (B * W)) * B + Math.floor((g % (B * W)) / W));
+  const mine = picks.map((g) => (g % (B * W)) % W === group.rank);
+  const rows = bank.indexSelect(0, tensor(local.map((l, i) => (mine[i] ? l : 0)), { dtype: 'int64', device }));
+  return group.allReduceSum_(rows.mul(tensor(mine.map(Number), { device }).view(k, 1)).contiguous()).view(k, dim);
 }
 
 export interface LossOptions {
@@ -196,9 +218,9 @@ export function clusterMemory(bank: MemoryBank, heads: Tensor[], rule: AssignRul
 }
 
 /** DeepCluster-v2's rule: spherical k-means with as many centroids as the head has prototypes, copied into them. */
-export function kmeansRule(iterations: number): AssignRule {
+export function kmeansRule(iterations: number, batchRows?: number): AssignRule {
   return (bank, prototypes, group) => {
-    const { centroids, assignments } = sphericalKMeans(bank, { k: prototypes.shape[0], iterations, group });
+    const { centroids, assignments } = sphericalKMeans(bank, { k: prototypes.shape[0], iterations, group, batchRows });
     noGrad(() => prototypes.copy_(centroids));
     centroids.dispose();
     return assignments;
@@ -313,5 +335,5 @@ export function createDeepClusterV2(s: DeepClusterV2Section, ctx: MethodContext)
   return createClusteringMethod({
     cropsForAssign: s.crops_for_assign, temperature: s.temperature, freezePrototypesNiters: s.freeze_prototypes_niters,
     normalizePrototypes: false,
-  }, kmeansRule(s.kmeans_iterations), ctx);
+  }, kmeansRule(s.kmeans_iterations, ctx.batchSize), ctx);
 }

@@ -26,6 +26,15 @@ optim: { epochs: 1, batch_size: 8, base_lr: 0.05, final_lr: 0.01, warmup_epochs:
 run: { amp: fp32, threads: 1, log_every: 1 }
 `);
 
+/** Every tensor of two checkpoints' state dicts within `tol`, relative to the tensor's largest value. */
+function assertCloseStates(a: any, b: any, tol: number): void {
+  for (const k of Object.keys(a.state_dict)) {
+    const x = a.state_dict[k].double();
+    const rel = x.sub(b.state_dict[k].double()).abs().max().item() / Math.max(1e-12, x.abs().max().item());
+    assert.ok(rel < tol, `${k}: relative difference ${rel}`);
+  }
+}
+
 test('swav launch --nproc-per-node 2 with batch B ends one epoch with the weights of one process with batch 2B', async () => {
   const single = spawnSync(process.execPath, [cli, 'train', '--config', config, `run.out=${join(dir, 'one')}`], { encoding: 'utf8' });
   assert.equal(single.status, 0, single.stderr);
@@ -40,14 +49,37 @@ test('swav launch --nproc-per-node 2 with batch B ends one epoch with the weight
     const b = torch.load(join(dir, 'two', 'checkpoint.pth'));
     assert.equal(b.world_size, 2);
     assert.equal(b.iteration, a.iteration);
-    for (const k of Object.keys(a.state_dict)) {
-      const x = a.state_dict[k].double();
-      const rel = x.sub(b.state_dict[k].double()).abs().max().item() / Math.max(1e-12, x.abs().max().item());
-      assert.ok(rel < 1e-4, `${k}: relative difference ${rel}`);
-    }
+    assertCloseStates(a, b, 1e-4);
     assert.ok(a.use_the_queue === true && b.use_the_queue === true, 'the queue was in use');
     const q1 = torch.load(join(dir, 'two', 'rank1.pth'));
     assert.deepEqual(q1.queue.shape, [2, 8, 8], 'each rank holds its half of the queue');
+  });
+});
+
+test('DeepCluster-v2 on 2 processes of batch B clusters the job\'s bank as one process of batch 2B: the same centroids drawn, the same clusters', async () => {
+  const dc = join(dir, 'dc.yaml');
+  writeFileSync(dc, `
+method: deepclusterv2
+data: { type: idx, path: ${data} }
+crops: { nmb_crops: [2, 2], size_crops: [12, 8], min_scale_crops: [0.4, 0.1], max_scale_crops: [1, 0.4], mean: [0.5], std: [0.25] }
+model: { arch: resnet18, stem: small, width: 4, in_channels: 1, hidden_mlp: 8, feat_dim: 8, nmb_prototypes: [6, 5], sync_bn: true }
+deepclusterv2: { kmeans_iterations: 4 }
+optim: { epochs: 1, batch_size: 8, base_lr: 0.05, final_lr: 0.01, warmup_epochs: 0 }
+run: { amp: fp32, threads: 1, log_every: 1 }
+`);
+  const single = spawnSync(process.execPath, [cli, 'train', '--config', dc, `run.out=${join(dir, 'dc-one')}`], { encoding: 'utf8' });
+  assert.equal(single.status, 0, single.stderr);
+  const port = await freePort();
+  const two = spawnSync(process.execPath, [cli, 'launch', '--nproc-per-node', '2', '--master-port', String(port), 'train', '--config', dc,
+    `run.out=${join(dir, 'dc-two')}`, 'optim.batch_size=4'], { encoding: 'utf8', timeout: 240_000 });
+  assert.equal(two.status, 0, two.stderr);
+  torch.tidy(() => {
+    const a = torch.load(join(dir, 'dc-one', 'checkpoint.pth'));
+    const b = torch.load(join(dir, 'dc-two', 'checkpoint.pth'));
+    // (a second epoch's k-means, on embeddings 1e-6 apart after training, may move a sample near a tie: one in 48 here)
+    assert.ok(a.assignments.equal(b.assignments), 'the same clusters for every sample');
+    // not yet: the weights after the epoch (BatchNorm biases differ by up to 2.4e-2 relative, whatever the learning
+    // rate; SwAV's agree to 1e-4, see above); the session note tracks it
   });
 });
 
