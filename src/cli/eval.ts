@@ -62,7 +62,7 @@ async function loadSubject(what: string, o: SubjectOptions): Promise<EvalSubject
       model = modelFromFile(arch, path);
     }
   } finally {
-    torch.tidy(() => Object.values(ck).forEach((v: unknown) => v instanceof torch.Tensor && v.dispose()));
+    disposeTensors(ck);
   }
   c.data.path = data ?? c.data.path;
   c.data.type = type ?? c.data.type;
@@ -253,7 +253,7 @@ class ProbeCheckpoint {
   close(): void {
     process.off('SIGINT', this.#onSignal);
     process.off('SIGTERM', this.#onSignal);
-    if (this.#resume) torch.tidy(() => disposeTensors(this.#resume));
+    if (this.#resume) disposeTensors(this.#resume);
   }
 }
 
@@ -276,8 +276,8 @@ function classesOf(train: Dataset, val: Dataset): number {
     if (ds.length === 0) throw new Error(`${ds.name}: the split is empty`);
     if (ds.labels.some((l) => l < 0)) throw new Error(`${ds.name}: images without a label (class subfolders or a labelled list give labels)`);
   }
-  const classes = Math.max(...train.labels) + 1;
-  const top = Math.max(...val.labels);
+  const classes = train.labels.reduce((a, b) => Math.max(a, b), -1) + 1; // not Math.max(...): ImageNet has 1.28M labels
+  const top = val.labels.reduce((a, b) => Math.max(a, b), -1);
   if (top >= classes) throw new Error(`${val.name}: label ${top} is not among the ${classes} classes of ${train.name}: the splits must share their classes`);
   return classes;
 }

@@ -30,7 +30,7 @@ export function knnTop1Many(trainFeats: Tensor, trainLabels: Int32Array, testFea
   settings: { k: number; temperature: number }[], chunk = 1000): number[] {
   const ks = settings.map((s) => Math.min(s.k, trainFeats.shape[0]));
   const kMax = Math.max(...ks);
-  const classes = Math.max(...trainLabels, ...testLabels) + 1;
+  const classes = Math.max(trainLabels.reduce((a, b) => Math.max(a, b), -1), testLabels.reduce((a, b) => Math.max(a, b), -1)) + 1; // no spread: millions of labels
   return noGrad(() => tidy(() => {
     const bank = normalize(trainFeats.float(), 2, 1).t().contiguous();
     const labels = fromTypedArray(trainLabels).long();

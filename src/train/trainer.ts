@@ -73,10 +73,10 @@ interface Progress {
  * always has its ranks' files.
  */
 function saveCheckpoint(r: Run): void {
-  const { dir, c, model, sgd, method, progress: p, group } = r;
+  const { dir, c, model, sgd, method, progress: p, group, c10d } = r;
   torch.tidy(() => {
     if (group.rank > 0) torch.save(method.state(), join(dir, `rank${group.rank}.pth`));
-    if (group.worldSize > 1) (group as C10dGroup).barrier();
+    c10d?.barrier();
     if (group.rank > 0) return;
     torch.save({
       epoch: p.epoch, epoch_iteration: p.epochIteration, iteration: p.iteration,
@@ -177,12 +177,14 @@ interface Run {
   counts: { skipped: number; syncSeconds: number };
   interrupted: boolean;
   timeUp: boolean;
-  /** The processes of the run (one alone), and the gradient reducer when there are several. */
+  /** The processes of the run (one alone); the c10d group and the gradient reducer when there are several. */
   group: ProcessGroup;
+  c10d: C10dGroup | null;
   ddp: DistributedDataParallel | null;
 }
 
-function setup(c: Config, ev: TrainEvents, group: ProcessGroup, syncBn: ProcessGroup | null): Run {
+function setup(c: Config, ev: TrainEvents, c10d: C10dGroup | null, syncBn: C10dGroup | null): Run {
+  const group: ProcessGroup = c10d ?? singleProcess;
   const log = ev.log ?? (() => {});
   const dir = c.run.out;
   const deviceType = c.run.device.startsWith('cuda') ? 'cuda' as const : 'cpu' as const;
@@ -201,9 +203,9 @@ function setup(c: Config, ev: TrainEvents, group: ProcessGroup, syncBn: ProcessG
   }
   const model = buildModel(c);
   model.to({ device: c.run.device, memoryFormat: c.run.channels_last ? 'channelsLast' : undefined });
-  if (syncBn) convertSyncBatchNorm(model, syncBn as C10dGroup);
+  if (syncBn) convertSyncBatchNorm(model, syncBn);
   // rank 0's weights to every rank, then gradients averaged in buckets during backward (after to(): it replaces the tensors)
-  const ddp = group.worldSize > 1 ? new DistributedDataParallel(group as C10dGroup, model.parameters(), model.buffers()) : null;
+  const ddp = c10d ? new DistributedDataParallel(c10d, model.parameters(), model.buffers()) : null;
   const sgd = new SGD(model.parameters(), { lr: c.optim.base_lr, momentum: c.optim.momentum, weightDecay: c.optim.wd });
   const optimizer = c.optim.larc ? new LARC(sgd, { trustCoefficient: c.optim.trust_coefficient, clip: false }) : sgd;
   const counts = { skipped: 0, syncSeconds: 0 };
@@ -236,7 +238,7 @@ function setup(c: Config, ev: TrainEvents, group: ProcessGroup, syncBn: ProcessG
   }
   return {
     c, dir, log, ev, metric, dataset, model, sgd, loader, schedule, method, amp, progress: { epoch: 0, epochIteration: 0, iteration: 0 },
-    started: 0, firstIteration: 0, counts, interrupted: false, timeUp: false, group, ddp,
+    started: 0, firstIteration: 0, counts, interrupted: false, timeUp: false, group, c10d, ddp,
   };
 }
 
@@ -317,7 +319,7 @@ function iterate(r: Run, batch: MethodBatch & { waitSeconds: number }, epoch: nu
   r.ev.progress?.(`epoch ${epoch + 1}/${c.optim.epochs} [${'#'.repeat(bar)}${'.'.repeat(20 - bar)}] ${r.progress.epochIteration}/${perEpoch} ` +
     `loss ${(s.loss / s.n).toFixed(4)} lr ${lr.toPrecision(3)} ETA ${fmtTime(remaining)}`);
   if (c.run.max_minutes > 0 && elapsed > c.run.max_minutes * 60) r.timeUp = true;
-  if (r.group.worldSize > 1) agree(r);
+  if (r.c10d) agree(r, r.c10d);
 }
 
 /** fn, its wall time added to counts.syncSeconds (what the gradients' all-reduce leaves to wait for after backward). */
@@ -328,9 +330,9 @@ function timed(counts: { syncSeconds: number }, fn: () => void): void {
 }
 
 /** Every process stops at the same iteration: Ctrl-C or the time limit on any one stops them all. */
-function agree(r: Run): void {
+function agree(r: Run, c10d: C10dGroup): void {
   torch.tidy(() => {
-    const flags = (r.group as C10dGroup).allReduce_(torch.tensor([r.interrupted ? 1 : 0, r.timeUp ? 1 : 0]), 'max').tolist() as number[];
+    const flags = c10d.allReduce_(torch.tensor([r.interrupted ? 1 : 0, r.timeUp ? 1 : 0]), 'max').tolist() as number[];
     r.interrupted = flags[0] > 0;
     r.timeUp = flags[1] > 0;
   });
@@ -375,20 +377,20 @@ async function prepare(r: Run): Promise<void> {
  * The process group of a job started by `swav launch`, torchrun or srun (null alone), and SyncBatchNorm's group;
  * threads default to this machine's cores shared by its processes.
  */
-async function joinJob(c: Config, job: DistEnv | null): Promise<{ group: ProcessGroup; syncBn: ProcessGroup | null }> {
-  if (!job) return { group: singleProcess, syncBn: null };
+async function joinJob(c: Config, job: DistEnv | null): Promise<{ c10d: C10dGroup | null; syncBn: C10dGroup | null }> {
+  if (!job) return { c10d: null, syncBn: null };
   if (c.run.threads === 0 && !process.env.OMP_NUM_THREADS) torch.setNumThreads(Math.max(1, Math.floor(availableParallelism() / job.localWorldSize)));
   const backend = c.run.dist_backend === 'auto' ? 'gloo' : c.run.dist_backend; // nccl for CUDA once the addon builds it
   const group = await initProcessGroup({ backend, rank: job.rank, worldSize: job.worldSize, masterAddr: job.masterAddr, masterPort: job.masterPort,
     timeoutSeconds: c.run.dist_timeout });
   const size = c.model.sync_bn_group_size;
   const syncBn = !c.model.sync_bn ? null : size > 0 && size < job.worldSize ? await group.subgroups(size) : group;
-  return { group, syncBn };
+  return { c10d: group, syncBn };
 }
 
 export async function train(c: Config, ev: TrainEvents = {}): Promise<TrainResult> {
-  const { group, syncBn } = await joinJob(c, distEnv());
-  const r = setup(c, group.rank > 0 ? {} : ev, group, syncBn); // rank 0 alone reports
+  const { c10d, syncBn } = await joinJob(c, distEnv());
+  const r = setup(c, c10d && c10d.rank > 0 ? {} : ev, c10d, syncBn); // rank 0 alone reports
   const onSigint = () => {
     if (r.interrupted) process.exit(130);
     r.interrupted = true;
@@ -421,7 +423,7 @@ export async function train(c: Config, ev: TrainEvents = {}): Promise<TrainResul
   }
   if (r.timeUp) r.log(`run.max_minutes (${c.run.max_minutes}) reached: stopped after ${r.progress.iteration} iterations; the checkpoint is saved`);
   const result: TrainResult = { epochsDone: r.progress.epoch, iterations: r.progress.iteration, interrupted: r.interrupted };
-  if (r.group.worldSize > 1) (r.group as C10dGroup).destroy(); // the evaluation below runs on rank 0 alone
+  r.c10d?.destroy(); // the evaluation below runs on rank 0 alone
   if (c.run.knn_eval && r.group.rank === 0 && !r.interrupted && (r.progress.epoch === c.optim.epochs || r.timeUp)) result.knnTop1 = await knn(r, r.progress.epoch);
   r.method.dispose();
   r.model.dispose();

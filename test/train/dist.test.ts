@@ -85,7 +85,7 @@ run: { amp: fp32, threads: 1, log_every: 1 }
 
 test('a rank killed mid-epoch: the launcher and the other rank exit within 60 s, non-zero, naming the rank; nothing left running', async () => {
   const port = await freePort();
-  const t0 = Date.now();
+  let killedAt = 0;
   const child = spawn(process.execPath, [cli, 'launch', '--nproc-per-node', '2', '--master-port', String(port), '--grace-seconds', '20', 'train',
     '--config', config, `run.out=${join(dir, 'killed')}`, 'optim.batch_size=4', 'optim.epochs=1000', 'run.dist_timeout=30'], { stdio: ['ignore', 'ignore', 'pipe'] });
   let stderr = '';
@@ -97,6 +97,7 @@ test('a rank killed mid-epoch: the launcher and the other rank exit within 60 s,
         killed = true;
         const ps = spawnSync('pgrep', ['-P', String(child.pid)], { encoding: 'utf8' }).stdout.trim().split('\n').map(Number);
         process.kill(ps[ps.length - 1], 'SIGKILL');
+        killedAt = Date.now();
       }
     });
     child.on('close', (code) => done(code));
@@ -104,7 +105,7 @@ test('a rank killed mid-epoch: the launcher and the other rank exit within 60 s,
   assert.ok(killed, stderr);
   assert.notEqual(status, 0);
   assert.match(stderr, /rank 1 \(pid \d+\) was killed by SIGKILL; stopping the other ranks/);
-  assert.ok(Date.now() - t0 < 120_000);
+  assert.ok(Date.now() - killedAt < 60_000, `the job ended ${(Date.now() - killedAt) / 1000} s after the kill`);
   const left = spawnSync('pgrep', ['-f', join(dir, 'killed')], { encoding: 'utf8' }).stdout.trim();
   assert.equal(left, '', 'no rank left running');
 });
