@@ -280,7 +280,7 @@ export function createClusteringMethod(o: ClusteringOptions, rule: AssignRule, c
       if (o.normalizePrototypes) normalizePrototypes(model);
       return tidy(() => {
         const { embedding, output } = forwardCrops(ctx, batch.crops);
-        const scores = output as Tensor[];
+        const scores = output instanceof Tensor ? [output] : output!; // one head (nmb_prototypes: K) or several
         const idx = tensor(Array.from(batch.indices), { dtype: 'int64' });
         const targets = assignments!.indexSelect(1, idx).to({ device: ctx.device });
         const l = loss(scores, targets, { nmbCrops: ctx.nmbCrops, temperature: o.temperature });

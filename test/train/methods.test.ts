@@ -69,6 +69,19 @@ for (const [method, config] of Object.entries(configs)) {
   });
 }
 
+for (const [method, config] of Object.entries(configs)) {
+  test(`${method} with one head (model.nmb_prototypes: 6, not a list) trains: one row of labels`, () => {
+    const out = join(dir, `${method}-one-head`);
+    const r = train(config, `run.out=${out}`, 'model.nmb_prototypes=6', 'optim.epochs=1');
+    assert.equal(r.status, 0, r.stderr);
+    torch.tidy(() => {
+      const a = torch.load(join(out, 'checkpoint.pth')).assignments;
+      assert.deepEqual(a.shape, [1, 48]);
+      assert.ok(a.ge(0).all().item() && a.lt(6).all().item());
+    });
+  });
+}
+
 test('a run directory of one method refuses a config of another, naming both', () => {
   const out = join(dir, 'deepclusterv2-straight');
   const r = train(configs.selav2, `run.out=${out}`);
