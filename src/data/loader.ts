@@ -189,11 +189,12 @@ export interface LabelledBatch {
  * center-cropped (`crop`, 224), in-memory images as they are; normalized. Files that fail to decode are left out.
  * Each batch is freed once the consumer moves on.
  */
-export async function* evalBatches(ds: Dataset, o: { batch: number; mean: number[]; std: number[]; device?: string; resize?: number; crop?: number }):
-  AsyncGenerator<LabelledBatch> {
+export async function* evalBatches(ds: Dataset, o: { batch: number; mean: number[]; std: number[]; device?: string; resize?: number; crop?: number;
+  range?: [number, number] }): AsyncGenerator<LabelledBatch> {
   const device = o.device ?? 'cpu';
-  for (let i = 0; i < ds.length; i += o.batch) {
-    const n = Math.min(o.batch, ds.length - i);
+  const [from, to] = o.range ?? [0, ds.length];
+  for (let i = from; i < to; i += o.batch) {
+    const n = Math.min(o.batch, to - i);
     let b: LabelledBatch;
     if (ds.kind === 'tensor') {
       b = tidy(() => ({

@@ -21,7 +21,7 @@ import { convertSyncBatchNorm } from '../dist/sync_batch_norm.js';
 import { openDataset, openSplits, type Dataset } from '../data/datasets.js';
 import { MultiCropLoader } from '../data/loader.js';
 import type { MultiCropConfig } from '../data/multicrop.js';
-import { knnTop1, datasetFeatures } from '../eval/knn.js';
+import { knnTop1, datasetFeatures, shardOf } from '../eval/knn.js';
 import type { Config } from './config.js';
 
 export class TrainingError extends Error {}
@@ -123,19 +123,26 @@ function usageEntropy(scores: Tensor): number {
   });
 }
 
-/** kNN top-1 of the trunk's features: the eval split against the train split as memory. */
-export async function evaluateKnn(model: ResNet, c: Config, log: (s: string) => void): Promise<number> {
+/**
+ * kNN top-1 of the trunk's features: the eval split against the train split as memory. With several processes each
+ * extracts a shard of both splits; the train features are all-gathered (every process holds the memory bank), each
+ * votes for its own test rows, and the counts of correct votes are summed.
+ */
+export async function evaluateKnn(model: ResNet, c: Config, log: (s: string) => void, group: ProcessGroup = singleProcess): Promise<number> {
   const t0 = performance.now();
   const opts = { device: c.run.device, mean: c.crops.mean, std: c.crops.std };
   const { train: trainDs, val: testDs } = openSplits(c.data.type, c.data.path!, c.data.eval_train_split, c.data.eval_split);
   try {
-    const train = await datasetFeatures(model, trainDs, opts);
-    const test = await datasetFeatures(model, testDs, opts);
-    const top1 = knnTop1(train.feats, train.labels, test.feats, test.labels, { k: c.run.knn_k, temperature: c.run.knn_temperature });
+    const train = await datasetFeatures(model, trainDs, { ...opts, group: group.worldSize > 1 ? group : undefined });
+    const test = await datasetFeatures(model, testDs, { ...opts, range: shardOf(testDs.length, group) });
+    const n = test.labels.length;
+    const mine = n === 0 ? 0 : Math.round(n * knnTop1(train.feats, train.labels, test.feats, test.labels, { k: c.run.knn_k, temperature: c.run.knn_temperature }));
     train.feats.dispose();
     test.feats.dispose();
+    const [correct, total] = torch.tidy(() => group.allReduceSum_(torch.tensor([mine, n], { dtype: 'float64' })).tolist() as number[]);
+    const top1 = correct / Math.max(1, total);
     log(`kNN (k=${c.run.knn_k}, T=${c.run.knn_temperature}) top-1 on ${testDs.name}: ${(100 * top1).toFixed(2)}% ` +
-      `(${train.labels.length} train / ${test.labels.length} test images, ${((performance.now() - t0) / 1000).toFixed(0)} s)`);
+      `(${train.labels.length} train / ${total} test images, ${((performance.now() - t0) / 1000).toFixed(0)} s)`);
     return top1;
   } finally {
     for (const ds of [trainDs, testDs]) if (ds.kind === 'tensor') ds.images.dispose();
@@ -355,11 +362,11 @@ async function runEpoch(r: Run, epoch: number): Promise<void> {
   const secs = (performance.now() - s.start) / 1000;
   r.metric({ type: 'epoch', epoch: epoch + 1, loss: s.loss / Math.max(1, s.n), seconds: secs, skipped_images: r.counts.skipped });
   r.log(`epoch ${epoch + 1}/${c.optim.epochs}: loss ${(s.loss / Math.max(1, s.n)).toFixed(4)}, ${secs.toFixed(0)} s`);
-  if (r.group.rank === 0 && c.run.knn_every > 0 && (epoch + 1) % c.run.knn_every === 0 && epoch + 1 < c.optim.epochs) await knn(r, epoch + 1);
+  if (c.run.knn_every > 0 && (epoch + 1) % c.run.knn_every === 0 && epoch + 1 < c.optim.epochs) await knn(r, epoch + 1);
 }
 
 async function knn(r: Run, epoch: number): Promise<number> {
-  const value = await evaluateKnn(r.model, r.c, r.log);
+  const value = await evaluateKnn(r.model, r.c, r.log, r.group);
   r.metric({ type: 'eval', metric: 'knn_top1', value, epoch, k: r.c.run.knn_k, temperature: r.c.run.knn_temperature });
   return value;
 }
@@ -423,8 +430,8 @@ export async function train(c: Config, ev: TrainEvents = {}): Promise<TrainResul
   }
   if (r.timeUp) r.log(`run.max_minutes (${c.run.max_minutes}) reached: stopped after ${r.progress.iteration} iterations; the checkpoint is saved`);
   const result: TrainResult = { epochsDone: r.progress.epoch, iterations: r.progress.iteration, interrupted: r.interrupted };
-  r.c10d?.destroy(); // the evaluation below runs on rank 0 alone
-  if (c.run.knn_eval && r.group.rank === 0 && !r.interrupted && (r.progress.epoch === c.optim.epochs || r.timeUp)) result.knnTop1 = await knn(r, r.progress.epoch);
+  if (c.run.knn_eval && !r.interrupted && (r.progress.epoch === c.optim.epochs || r.timeUp)) result.knnTop1 = await knn(r, r.progress.epoch);
+  r.c10d?.destroy();
   r.method.dispose();
   r.model.dispose();
   for (const b of r.sgd.momentumBuffers.values()) b.dispose();

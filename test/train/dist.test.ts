@@ -5,7 +5,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawn, spawnSync } from 'node:child_process';
-import { mkdtempSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { torch } from '../../src/index.js';
@@ -36,19 +36,19 @@ swav: { queue_length: 16, epoch_queue_starts: 0, freeze_prototypes_niters: 3 }
  * One epoch of `yaml` by one process with batch 8 and by `swav launch --nproc-per-node 2` with batch 4, and one at
  * learning rate 0 (the initial weights); returns the three checkpoints' directories.
  */
-async function trainBothWays(name: string, yaml: string): Promise<{ one: string; two: string; init: string }> {
+async function trainBothWays(name: string, yaml: string, ...extra: string[]): Promise<{ one: string; two: string; init: string; stderr: string }> {
   const [one, two, init] = ['one', 'two', 'init'].map((d) => join(dir, `${name}-${d}`));
   for (const [out, more] of [[one, []], [init, ['optim.base_lr=0', 'optim.final_lr=0']]] as const) {
-    const r = spawnSync(process.execPath, [cli, 'train', '--config', yaml, `run.out=${out}`, ...more], { encoding: 'utf8' });
+    const r = spawnSync(process.execPath, [cli, 'train', '--config', yaml, `run.out=${out}`, ...more, ...extra], { encoding: 'utf8' });
     assert.equal(r.status, 0, r.stderr);
     assert.match(r.stderr, /6 iterations of 8 per epoch/);
   }
   const port = await freePort();
   const r = spawnSync(process.execPath, [cli, 'launch', '--nproc-per-node', '2', '--master-port', String(port), 'train', '--config', yaml,
-    `run.out=${two}`, 'optim.batch_size=4'], { encoding: 'utf8', timeout: 240_000 });
+    `run.out=${two}`, 'optim.batch_size=4', ...extra], { encoding: 'utf8', timeout: 240_000 });
   assert.equal(r.status, 0, r.stderr);
   assert.match(r.stderr, /6 iterations of 4 x 2 processes per epoch/);
-  return { one, two, init };
+  return { one, two, init, stderr: r.stderr };
 }
 
 // projection_head.0 is a Linear followed by BatchNorm: its bias has no gradient but rounding noise, which LARC
@@ -72,8 +72,14 @@ function assertSameTraining(a: any, b: any, init: any, tol: number, updateTol: n
   }
 }
 
-test('swav launch --nproc-per-node 2 with batch B ends one epoch with the weights of one process with batch 2B', async () => {
-  const { one, two, init } = await trainBothWays('swav', config);
+test('swav launch --nproc-per-node 2 with batch B ends one epoch with the weights of one process with batch 2B; kNN over both processes\' shards', async () => {
+  const knn = ['run.knn_eval=true', 'run.knn_k=5', 'data.eval_split=train', 'data.eval_train_split=train'];
+  const { one, two, init, stderr } = await trainBothWays('swav', config, ...knn);
+  assert.match(stderr, /kNN \(k=5, T=0.1\) top-1 on idx-train: [\d.]+% \(48 train \/ 48 test images/);
+  const single = spawnSync(process.execPath, [cli, 'eval', 'knn', '--weights', two, '--k', '5'], { encoding: 'utf8' });
+  assert.equal(single.status, 0, single.stderr);
+  const logged = readFileSync(join(two, 'metrics.jsonl'), 'utf8').trim().split('\n').map((l) => JSON.parse(l)).find((m) => m.type === 'eval');
+  assert.equal(logged.value, JSON.parse(single.stdout).knn_top1, 'the job\'s kNN equals one process\'s on its checkpoint');
   torch.tidy(() => {
     const [a, b, i] = [one, two, init].map((d) => torch.load(join(d, 'checkpoint.pth')));
     assert.equal(b.world_size, 2);
