@@ -131,6 +131,30 @@ test('a rank killed mid-epoch: the launcher and the other rank exit within 60 s,
   assert.equal(left, '', 'no rank left running');
 });
 
+for (const signal of ['SIGINT', 'SIGTERM'] as const) {
+  test(`${signal} on swav launch --nproc-per-node 2 stops both ranks with a checkpoint (exit 130), nothing left running`, async () => {
+    const port = await freePort();
+    const out = join(dir, `launch-${signal}`);
+    const child = spawn(process.execPath, [cli, 'launch', '--nproc-per-node', '2', '--master-port', String(port), 'train', '--config', config,
+      `run.out=${out}`, 'optim.batch_size=4', 'optim.epochs=1000'], { stdio: ['ignore', 'ignore', 'pipe'] });
+    let stderr = '';
+    const status = await new Promise<number | null>((done) => {
+      child.stderr.on('data', (d) => {
+        stderr += d;
+        if (/epoch 1\/1000: loss/.test(stderr) && !child.killed) child.kill(signal);
+      });
+      child.on('close', (code) => done(code));
+    });
+    assert.equal(status, 130, stderr);
+    assert.match(stderr, /saved .*checkpoint\.pth at epoch \d+, iteration \d+; run the same command to resume/);
+    torch.tidy(() => {
+      assert.equal(torch.load(join(out, 'checkpoint.pth')).world_size, 2);
+      assert.ok(torch.load(join(out, 'rank1.pth')).queue, 'rank 1 saved its queue');
+    });
+    assert.equal(spawnSync('pgrep', ['-f', out], { encoding: 'utf8' }).stdout.trim(), '', 'no rank left running');
+  });
+}
+
 test('two "nodes" on one machine (--nnodes 2, one process each) train together; Ctrl-C on the launchers stops both with a checkpoint, and the same commands resume', async () => {
   const port = await freePort();
   const out = join(dir, 'nodes');
