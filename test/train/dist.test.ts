@@ -155,6 +155,31 @@ for (const signal of ['SIGINT', 'SIGTERM'] as const) {
   });
 }
 
+// What torchrun and srun set for each process they start (torchrun itself is not run: Debian's 1.13 torchrun fails
+// under Python 3.11); `swav train` joins the group on its own.
+for (const [launcher, vars] of [
+  ['torchrun', (rank: number, port: number) => ({ RANK: `${rank}`, LOCAL_RANK: `${rank}`, WORLD_SIZE: '2', LOCAL_WORLD_SIZE: '2', MASTER_ADDR: '127.0.0.1', MASTER_PORT: `${port}` })],
+  ['srun', (rank: number, port: number) => ({ SLURM_PROCID: `${rank}`, SLURM_LOCALID: `${rank}`, SLURM_NTASKS: '2', SLURM_NTASKS_PER_NODE: '2', SLURM_JOB_NODELIST: 'localhost', MASTER_PORT: `${port}` })],
+] as const) {
+  test(`swav train started by ${launcher} (its environment variables) joins the other process: one job of 2`, async () => {
+    const port = await freePort();
+    const out = join(dir, `by-${launcher}`);
+    const ranks = [0, 1].map((rank) => new Promise<{ code: number | null; stderr: string }>((done) => {
+      const p = spawn(process.execPath, [cli, 'train', '--config', config, `run.out=${out}`, 'optim.batch_size=4'],
+        { stdio: ['ignore', 'ignore', 'pipe'], env: { ...process.env, ...vars(rank, port) } });
+      let stderr = '';
+      p.stderr.on('data', (d) => { stderr += d; });
+      p.on('close', (code) => done({ code, stderr }));
+    }));
+    const [a, b] = await Promise.all(ranks);
+    assert.equal(a.code, 0, a.stderr);
+    assert.equal(b.code, 0, b.stderr);
+    assert.match(a.stderr, /6 iterations of 4 x 2 processes per epoch/);
+    assert.equal(b.stderr, '', 'rank 1 reports nothing');
+    torch.tidy(() => assert.equal(torch.load(join(out, 'checkpoint.pth')).world_size, 2));
+  });
+}
+
 test('two "nodes" on one machine (--nnodes 2, one process each) train together; Ctrl-C on the launchers stops both with a checkpoint, and the same commands resume', async () => {
   const port = await freePort();
   const out = join(dir, 'nodes');
