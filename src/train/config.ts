@@ -60,7 +60,8 @@ const model = (prototypes: number | number[]) => section('the network: trunk, pr
 });
 
 const optim = section('the optimizer and its schedule', {
-  epochs: z.int().min(1).default(100).describe('training epochs'),
+  epochs: z.union([z.int().min(1), z.literal('auto')], { error: "must be a positive integer or 'auto'" }).default(100)
+    .describe("training epochs; auto: as many as fit in run.budget_minutes, measured on the first iterations (the decision is kept in the checkpoint)"),
   batch_size: z.int().min(2).default(64).describe('samples per iteration'),
   base_lr: z.number().min(0).default(4.8).describe('learning rate after warmup'),
   final_lr: z.number().min(0).default(0).describe('learning rate at the end of the cosine'),
@@ -84,6 +85,8 @@ const run = section('where, on what and for how long; the evaluation', {
   dist_timeout: z.number().min(1).default(1800).describe('seconds a collective may wait for the other processes'),
   seed: z.int().min(0).default(31).describe('random seed'),
   log_every: z.int().min(1).default(20).describe('iterations between metrics lines'),
+  budget_minutes: z.number().min(0).default(0)
+    .describe('with optim.epochs: auto, the minutes the whole schedule is fitted into (setup and preparation included, the evaluation after it not)'),
   max_minutes: z.number().min(0).default(0).describe('stop training (checkpoint, then evaluate) after this long; 0: no limit'),
   stop_after_epochs: z.int().min(0).default(0)
     .describe('stop (with a checkpoint) after this many epochs of this invocation; run again to go on'),
@@ -228,7 +231,8 @@ function issueMessage(issue: z.core.$ZodIssue, method: MethodName): string {
     case 'invalid_union': {
       if (issue.input === null) return `${where}: must not be empty`;
       // the option whose type matched (its issues are not a type mismatch of the whole value) says what is wrong inside
-      const inside = issue.errors.find((e) => e.length && !(e[0].path.length === 0 && e[0].code === 'invalid_type'));
+      const mismatch = (e: z.core.$ZodIssue) => e.path.length === 0 && (e.code === 'invalid_type' || e.code === 'invalid_value');
+      const inside = issue.errors.find((e) => e.length && !mismatch(e[0]));
       if (inside) return issueMessage({ ...inside[0], path: [...issue.path, ...inside[0].path] } as z.core.$ZodIssue, method);
       return `${where}: ${issue.message}, ${got}`;
     }
@@ -273,7 +277,11 @@ export function validateConfig(raw: unknown, source = 'config'): Config {
     throw new ConfigError(`model.nmb_prototypes: SwAV trains one prototype head: give a number, got ${shown(c.model.nmb_prototypes)}`);
   }
   if (c.crops.blur_radius.length !== 2) throw new ConfigError('crops.blur_radius: needs [min, max]');
-  if (c.optim.warmup_epochs > c.optim.epochs) throw new ConfigError(`optim.warmup_epochs: ${c.optim.warmup_epochs} exceeds optim.epochs`);
+  if (c.optim.epochs === 'auto') {
+    if (!(c.run.budget_minutes > 0)) throw new ConfigError('optim.epochs: auto fits the schedule into run.budget_minutes: set run.budget_minutes (e.g. 10), or give optim.epochs a number');
+  } else if (c.optim.warmup_epochs > c.optim.epochs) {
+    throw new ConfigError(`optim.warmup_epochs: ${c.optim.warmup_epochs} exceeds optim.epochs`);
+  }
   if (!c.data.path) throw new ConfigError('data.path: where is the training data? (set it in the config, or pass --data PATH)');
   return c;
 }

@@ -12,6 +12,7 @@ import { architectures, type ResNet } from '../models/resnet.js';
 import { SGD } from '../optim/sgd.js';
 import { LARC } from '../optim/larc.js';
 import { cosineSchedule } from '../optim/schedule.js';
+import { IterationClock, decisionIteration, fitEpochs } from './budget.js';
 import { AUTOCAST_DTYPE, createMethod, type Amp, type MethodBatch, type TrainingMethod } from '../methods/index.js';
 import { singleProcess, type ProcessGroup } from '../dist/group.js';
 import { distEnv, type DistEnv } from '../dist/env.js';
@@ -86,13 +87,15 @@ function saveCheckpoint(r: Run): void {
       rng_state: torch.getRngState(),
       bad_files: [...r.loader.badFiles],
       world_size: group.worldSize,
+      schedule_epochs: r.epochs,
       config: JSON.stringify(c),
     }, join(dir, CHECKPOINT));
   });
 }
 
 /** Restores model, optimizer, the method's state, RNG and bad files; returns the progress and the saved config. */
-function loadCheckpoint(dir: string, model: ResNet, sgd: SGD, method: TrainingMethod, badFiles: Set<string>, group: ProcessGroup): { progress: Progress; config: Config } {
+function loadCheckpoint(dir: string, model: ResNet, sgd: SGD, method: TrainingMethod, badFiles: Set<string>, group: ProcessGroup):
+  { progress: Progress; config: Config; scheduleEpochs: number | null } {
   return torch.tidy(() => {
     const ck = torch.load(join(dir, CHECKPOINT));
     const saved = ck.world_size ?? 1;
@@ -105,7 +108,8 @@ function loadCheckpoint(dir: string, model: ResNet, sgd: SGD, method: TrainingMe
     method.loadState(group.rank > 0 ? torch.load(join(dir, `rank${group.rank}.pth`)) : ck);
     torch.setRngState(ck.rng_state);
     for (const f of ck.bad_files ?? []) badFiles.add(f);
-    return { progress: { epoch: ck.epoch, epochIteration: ck.epoch_iteration, iteration: ck.iteration }, config: JSON.parse(ck.config) };
+    return { progress: { epoch: ck.epoch, epochIteration: ck.epoch_iteration, iteration: ck.iteration }, config: JSON.parse(ck.config),
+      scheduleEpochs: typeof ck.schedule_epochs === 'number' ? ck.schedule_epochs : null };
   });
 }
 
@@ -173,7 +177,15 @@ interface Run {
   model: ResNet;
   sgd: SGD;
   loader: MultiCropLoader;
+  /** The number of epochs; null until optim.epochs: auto decides it. */
+  epochs: number | null;
+  /** The learning rate of each iteration (until the decision: the warmup's alone). */
   schedule: Float64Array;
+  /** When train() was called (run.budget_minutes counts from there). */
+  called: number;
+  /** Until the decision: this invocation's iteration times, and the first epoch's start-of-epoch seconds. */
+  clock: IterationClock | null;
+  epochOverhead: number;
   method: TrainingMethod;
   amp: Amp;
   progress: Progress;
@@ -188,6 +200,14 @@ interface Run {
   group: ProcessGroup;
   c10d: C10dGroup | null;
   ddp: DistributedDataParallel | null;
+}
+
+/** The schedule of `epochs` epochs; for an undecided number, its warmup alone (base_lr follows). */
+function learningRates(c: Config, itersPerEpoch: number, epochs: number | null): Float64Array {
+  const o = c.optim;
+  return cosineSchedule({
+    baseLr: o.base_lr, finalLr: o.final_lr, epochs: epochs ?? o.warmup_epochs, itersPerEpoch, warmupEpochs: o.warmup_epochs, startWarmup: o.start_warmup,
+  });
 }
 
 function setup(c: Config, ev: TrainEvents, c10d: C10dGroup | null, syncBn: C10dGroup | null): Run {
@@ -225,10 +245,7 @@ function setup(c: Config, ev: TrainEvents, c10d: C10dGroup | null, syncBn: C10dG
       metric({ type: 'skip', file, reason });
     },
   });
-  const schedule = cosineSchedule({
-    baseLr: c.optim.base_lr, finalLr: c.optim.final_lr, epochs: c.optim.epochs, itersPerEpoch: loader.itersPerEpoch,
-    warmupEpochs: c.optim.warmup_epochs, startWarmup: c.optim.start_warmup,
-  });
+  const epochs = c.optim.epochs === 'auto' ? null : c.optim.epochs;
   let method: TrainingMethod;
   try {
     method = createMethod(c, {
@@ -244,7 +261,8 @@ function setup(c: Config, ev: TrainEvents, c10d: C10dGroup | null, syncBn: C10dG
     throw e;
   }
   return {
-    c, dir, log, ev, metric, dataset, model, sgd, loader, schedule, method, amp, progress: { epoch: 0, epochIteration: 0, iteration: 0 },
+    c, dir, log, ev, metric, dataset, model, sgd, loader, epochs, schedule: learningRates(c, loader.itersPerEpoch, epochs), method, amp,
+    progress: { epoch: 0, epochIteration: 0, iteration: 0 }, called: performance.now(), clock: null, epochOverhead: 0,
     started: 0, firstIteration: 0, counts, interrupted: false, timeUp: false, group, c10d, ddp,
   };
 }
@@ -261,11 +279,12 @@ function resumeOrStart(r: Run): void {
     const changed = (['model', c.method, 'crops', 'optim'] as const).filter((s) => JSON.stringify((was as any)[s]) !== JSON.stringify((c as any)[s]));
     if (changed.length) r.log(`note: the config's ${changed.join(', ')} differ from the checkpoint's; continuing with the new values`);
     r.progress = was.progress;
+    if (c.optim.epochs === 'auto' && was.scheduleEpochs !== null) setEpochs(r, was.scheduleEpochs);
     r.log(`resuming ${dir} at epoch ${r.progress.epoch + 1}, iteration ${r.progress.epochIteration} of ${r.loader.itersPerEpoch}`);
   } else {
     if (r.group.rank === 0) writeFileSync(join(dir, 'config.yaml'), toYaml(c));
     r.log(`training ${c.model.arch} (${(r.model.numParameters() / 1e6).toFixed(2)}M parameters) with ${c.method} on ${r.dataset.name}: ` +
-      `${r.dataset.length} images, ${r.loader.itersPerEpoch} iterations of ${c.optim.batch_size}${r.group.worldSize > 1 ? ` x ${r.group.worldSize} processes` : ''} per epoch, ${c.optim.epochs} epochs, ${r.amp}` +
+      `${r.dataset.length} images, ${r.loader.itersPerEpoch} iterations of ${c.optim.batch_size}${r.group.worldSize > 1 ? ` x ${r.group.worldSize} processes` : ''} per epoch, ${r.epochs ?? `as many epochs as fit in ${c.run.budget_minutes} minutes`}, ${r.amp}` +
       `${c.run.channels_last ? ' channels_last' : ''}; run directory ${dir}`);
   }
 }
@@ -292,7 +311,7 @@ function iterate(r: Run, batch: MethodBatch & { waitSeconds: number }, epoch: nu
   const { c } = r;
   const perEpoch = r.loader.itersPerEpoch;
   const it = r.progress.iteration;
-  const lr = r.schedule[it] ?? r.schedule[r.schedule.length - 1];
+  const lr = r.schedule[it] ?? (r.epochs === null ? r.c.optim.base_lr : r.schedule[r.schedule.length - 1]);
   const { loss, scores, warning } = r.method.iteration(batch, lr, it, r.progress.epochIteration);
   try {
     if (!Number.isFinite(loss)) {
@@ -320,10 +339,12 @@ function iterate(r: Run, batch: MethodBatch & { waitSeconds: number }, epoch: nu
   } finally {
     scores.dispose();
   }
+  if (r.clock) calibrate(r, r.clock);
   const elapsed = (performance.now() - r.started) / 1000;
-  const remaining = ((c.optim.epochs * perEpoch - r.progress.iteration) * elapsed) / (r.progress.iteration - r.firstIteration);
+  const remaining = r.epochs === null ? c.run.budget_minutes * 60 - (performance.now() - r.called) / 1000
+    : ((r.epochs * perEpoch - r.progress.iteration) * elapsed) / (r.progress.iteration - r.firstIteration);
   const bar = Math.round((r.progress.epochIteration / perEpoch) * 20);
-  r.ev.progress?.(`epoch ${epoch + 1}/${c.optim.epochs} [${'#'.repeat(bar)}${'.'.repeat(20 - bar)}] ${r.progress.epochIteration}/${perEpoch} ` +
+  r.ev.progress?.(`epoch ${epoch + 1}/${r.epochs ?? '?'} [${'#'.repeat(bar)}${'.'.repeat(20 - bar)}] ${r.progress.epochIteration}/${perEpoch} ` +
     `loss ${(s.loss / s.n).toFixed(4)} lr ${lr.toPrecision(3)} ETA ${fmtTime(remaining)}`);
   if (c.run.max_minutes > 0 && elapsed > c.run.max_minutes * 60) r.timeUp = true;
   if (r.c10d) agree(r, r.c10d);
@@ -345,10 +366,38 @@ function agree(r: Run, c10d: C10dGroup): void {
   });
 }
 
+/** optim.epochs: auto: times the iteration; at the decision iteration fixes the epochs (rank 0's, for every rank). */
+function calibrate(r: Run, clock: IterationClock): void {
+  clock.tick();
+  const perEpoch = r.loader.itersPerEpoch;
+  if (r.progress.iteration < decisionIteration(perEpoch)) return;
+  const secondsPerIteration = clock.secondsPerIteration;
+  const fit = fitEpochs({
+    budgetSeconds: r.c.run.budget_minutes * 60, elapsedSeconds: (performance.now() - r.called) / 1000, secondsPerIteration,
+    epochOverheadSeconds: r.epochOverhead, itersPerEpoch: perEpoch, iterationsDone: r.progress.iteration,
+  });
+  const epochs = torch.tidy(() => r.group.broadcast_(torch.tensor([Math.max(fit, r.c.optim.warmup_epochs)], { dtype: 'int64' }), 0).item());
+  setEpochs(r, epochs);
+  const minutes = (epochs * perEpoch * secondsPerIteration + epochs * r.epochOverhead) / 60;
+  r.log(`\noptim.epochs auto: ${(secondsPerIteration * 1000).toFixed(0)} ms per iteration, ${perEpoch} per epoch: ${epochs} epochs ` +
+    `(~${minutes.toFixed(1)} of run.budget_minutes ${r.c.run.budget_minutes}, setup included)` +
+    (fit < r.c.optim.warmup_epochs ? `; the budget fits ${fit}, fewer than optim.warmup_epochs: the schedule will overrun it` : ''));
+  r.metric({ type: 'schedule', epochs, seconds_per_iteration: secondsPerIteration, iterations_per_epoch: perEpoch, budget_minutes: r.c.run.budget_minutes });
+}
+
+/** Fixes the number of epochs and the schedule over them (decided, or from the checkpoint). */
+function setEpochs(r: Run, epochs: number): void {
+  r.epochs = epochs;
+  r.schedule = learningRates(r.c, r.loader.itersPerEpoch, epochs);
+  r.clock = null;
+}
+
 /** One epoch (or the rest of one), then its checkpoint, and kNN when asked. */
 async function runEpoch(r: Run, epoch: number): Promise<void> {
   const { c } = r;
+  const t0 = performance.now();
   r.method.startEpoch(epoch, r.progress.epochIteration);
+  if (r.epochs === null) r.epochOverhead = (performance.now() - t0) / 1000;
   const s: EpochStats = { window: { loss: 0, n: 0, wait: 0, t0: performance.now() }, loss: 0, n: 0, start: performance.now() };
   for await (const batch of deviceBatches(r, epoch, r.progress.epochIteration)) {
     iterate(r, batch, epoch, s);
@@ -361,8 +410,8 @@ async function runEpoch(r: Run, epoch: number): Promise<void> {
   if (!finished) return;
   const secs = (performance.now() - s.start) / 1000;
   r.metric({ type: 'epoch', epoch: epoch + 1, loss: s.loss / Math.max(1, s.n), seconds: secs, skipped_images: r.counts.skipped });
-  r.log(`epoch ${epoch + 1}/${c.optim.epochs}: loss ${(s.loss / Math.max(1, s.n)).toFixed(4)}, ${secs.toFixed(0)} s`);
-  if (c.run.knn_every > 0 && (epoch + 1) % c.run.knn_every === 0 && epoch + 1 < c.optim.epochs) await knn(r, epoch + 1);
+  r.log(`epoch ${epoch + 1}/${r.epochs}: loss ${(s.loss / Math.max(1, s.n)).toFixed(4)}, ${secs.toFixed(0)} s`);
+  if (c.run.knn_every > 0 && (epoch + 1) % c.run.knn_every === 0 && epoch + 1 < r.epochs!) await knn(r, epoch + 1);
 }
 
 async function knn(r: Run, epoch: number): Promise<number> {
@@ -412,8 +461,10 @@ export async function train(c: Config, ev: TrainEvents = {}): Promise<TrainResul
     await prepare(r);
     r.started = performance.now();
     r.firstIteration = r.progress.iteration;
-    const lastEpoch = c.run.stop_after_epochs > 0 ? Math.min(c.optim.epochs, r.progress.epoch + c.run.stop_after_epochs) : c.optim.epochs;
-    for (let epoch = r.progress.epoch; epoch < lastEpoch && !r.interrupted && !r.timeUp; epoch++) {
+    if (r.epochs === null) r.clock = new IterationClock();
+    const first = r.progress.epoch;
+    const lastEpoch = () => Math.min(r.epochs ?? Infinity, c.run.stop_after_epochs > 0 ? first + c.run.stop_after_epochs : Infinity);
+    for (let epoch = first; epoch < lastEpoch() && !r.interrupted && !r.timeUp; epoch++) {
       trained = true;
       await runEpoch(r, epoch);
     }
@@ -430,7 +481,7 @@ export async function train(c: Config, ev: TrainEvents = {}): Promise<TrainResul
   }
   if (r.timeUp) r.log(`run.max_minutes (${c.run.max_minutes}) reached: stopped after ${r.progress.iteration} iterations; the checkpoint is saved`);
   const result: TrainResult = { epochsDone: r.progress.epoch, iterations: r.progress.iteration, interrupted: r.interrupted };
-  if (c.run.knn_eval && !r.interrupted && (r.progress.epoch === c.optim.epochs || r.timeUp)) result.knnTop1 = await knn(r, r.progress.epoch);
+  if (c.run.knn_eval && !r.interrupted && (r.progress.epoch === r.epochs || r.timeUp)) result.knnTop1 = await knn(r, r.progress.epoch);
   r.c10d?.destroy();
   r.method.dispose();
   r.model.dispose();

@@ -29,7 +29,7 @@ test("defaults are main_swav.py's", () => {
 test('an unknown or ill-typed key is an error naming its path', () => {
   assert.throws(() => validateConfig({ data: { path: '/d' }, optim: { lerning_rate: 1 } }), /optim\.lerning_rate: unknown key/);
   assert.throws(() => validateConfig({ data: { path: '/d' }, optim: { base_lr: 'fast' } }), /optim\.base_lr: must be a number, got "fast"/);
-  assert.throws(() => validateConfig({ data: { path: '/d' }, optim: { epochs: 2.5 } }), /optim\.epochs: must be an integer/);
+  assert.throws(() => validateConfig({ data: { path: '/d' }, optim: { epochs: 2.5 } }), /optim\.epochs: must be a positive integer or 'auto', got 2\.5/);
   assert.throws(() => validateConfig({ data: { path: '/d' }, optimizer: {} }), /optimizer: unknown section \(did you mean 'optim'\?\)/);
   assert.throws(() => validateConfig({ data: { path: '/d' }, swav: { epsilonn: 0.05 } }), /did you mean 'swav\.epsilon'/);
   assert.throws(() => validateConfig({ data: { path: '/d' }, model: { arch: 'vgg' } }), /model\.arch: must be one of resnet18/);
@@ -121,7 +121,8 @@ test('the messages of every kind of value error', () => {
   const d = { path: '/d' };
   const fails = (raw: unknown, message: string) => assert.throws(() => validateConfig(raw), { message });
   fails({ data: d, optim: { batch_size: 1 } }, 'optim.batch_size: must be at least 2, got 1');
-  fails({ data: d, optim: { epochs: 'x' } }, 'optim.epochs: must be an integer, got "x"');
+  fails({ data: d, optim: { epochs: 'x' } }, 'optim.epochs: must be a positive integer or \'auto\', got "x"');
+  fails({ data: d, optim: { epochs: 0 } }, 'optim.epochs: must be at least 1, got 0');
   fails({ data: d, optim: { larc: 'yes' } }, 'optim.larc: must be true or false, got "yes"');
   fails({ data: d, run: { device: null } }, 'run.device: must not be empty');
   fails({ data: d, run: { out: 3 } }, 'run.out: must be a string, got 3');

@@ -42,6 +42,36 @@ test('3 epochs straight equal 1 epoch + resume + 2 epochs, weights bit for bit',
   assert.equal(metrics.filter((m) => m.type === 'epoch').length, 3);
 });
 
+test('optim.epochs auto: the epochs that fit run.budget_minutes are decided once, kept in the checkpoint, and resumes stay exact', () => {
+  const auto = ['optim.epochs=auto', 'run.budget_minutes=0.1'];
+  const a = join(dir, 'auto-a');
+  const first = train(`run.out=${a}`, ...auto, 'run.stop_after_epochs=1');
+  assert.equal(first.status, 0, first.stderr);
+  const decided = /optim.epochs auto: \d+ ms per iteration, 6 per epoch: (\d+) epochs/.exec(first.stderr);
+  assert.ok(decided, first.stderr);
+  const epochs = Number(decided[1]);
+  assert.equal(torch.tidy(() => torch.load(join(a, 'checkpoint.pth')).schedule_epochs), epochs);
+  const b = join(dir, 'auto-b');
+  mkdirSync(b);
+  for (const f of ['checkpoint.pth', 'config.yaml']) copyFileSync(join(a, f), join(b, f));
+  // a: straight to the end; b: stopped after one iteration of epoch 2 (run.max_minutes that small), then resumed
+  const rest = train(`run.out=${a}`, ...auto);
+  assert.equal(rest.status, 0, rest.stderr);
+  assert.doesNotMatch(rest.stderr, /optim.epochs auto:/, 'a resume keeps the decision');
+  assert.match(rest.stderr, new RegExp(`epoch ${epochs}/${epochs}: loss`));
+  assert.equal(train(`run.out=${b}`, ...auto, 'run.max_minutes=0.00001').status, 0);
+  assert.equal(torch.tidy(() => torch.load(join(b, 'checkpoint.pth')).epoch_iteration), 1);
+  assert.equal(train(`run.out=${b}`, ...auto).status, 0);
+  assertSameCheckpoint(a, b, ['queue', 'use_the_queue', 'schedule_epochs']);
+  const lines = readFileSync(join(a, 'metrics.jsonl'), 'utf8').trim().split('\n').map((l) => JSON.parse(l));
+  const lrs = lines.filter((m) => m.type === 'train').map((m) => m.lr);
+  assert.ok(Math.abs(lrs[lrs.length - 1] - 0.01) < 1e-3, `the schedule ends at final_lr: ${lrs[lrs.length - 1]}`);
+  assert.equal(lines.filter((m) => m.type === 'schedule').length, 1);
+  const none = train(`run.out=${join(dir, 'auto-none')}`, 'optim.epochs=auto');
+  assert.equal(none.status, 1);
+  assert.match(none.stderr, /optim.epochs: auto fits the schedule into run.budget_minutes: set run.budget_minutes/);
+});
+
 test('Ctrl-C in the middle of an epoch saves a checkpoint and exits; the resumed run ends as an uninterrupted one', async () => {
   const epochs = 'optim.epochs=40'; // long enough for the signal to land in the middle
   const straight = train(`run.out=${join(dir, 'straight40')}`, epochs);
