@@ -37,7 +37,7 @@ async function runTrain(overrides: string[], o: TrainOptions): Promise<number> {
   for (const v of overrides) if (!v.includes('=')) throw new UsageError(`train: '${v}' is not an option nor a section.key=value override`);
   const c = loadConfig(o.config, overrides);
   const r = await train(c, reporter());
-  if (r.knnTop1 !== undefined) console.log(JSON.stringify({ knn_top1: r.knnTop1, epochs: r.epochsDone, iterations: r.iterations }));
+  if (r.knnTop1 !== undefined) console.log(JSON.stringify({ knn_top1: r.knnTop1, ...(r.linearTop1 !== undefined ? { linear_top1: r.linearTop1 } : {}), epochs: r.epochsDone, iterations: r.iterations }));
   return r.interrupted ? 130 : 0;
 }
 

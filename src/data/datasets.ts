@@ -16,7 +16,12 @@ export interface TensorDataset {
   images: Tensor;
   labels: Int32Array;
   length: number;
+  /** The labels' names, where the format has them. */
+  classes?: string[];
 }
+
+/** Fashion-MNIST's label names, in label order. */
+const FASHION_MNIST_CLASSES = ['T-shirt/top', 'Trouser', 'Pullover', 'Dress', 'Coat', 'Sandal', 'Shirt', 'Sneaker', 'Bag', 'Ankle boot'];
 
 /** Image files, decoded when used. */
 export interface FileDataset {
@@ -168,7 +173,8 @@ export function openDataset(spec: DatasetSpec): Dataset {
   const split = spec.split ?? 'train';
   if (!existsSync(path)) throw new DatasetError(`${type} data not found at ${path}`);
   switch (type) {
-    case 'fashion-mnist': case 'mnist': case 'idx': return idxDataset(path, split, `${type}-${split}`);
+    case 'fashion-mnist': return { ...idxDataset(path, split, `${type}-${split}`), classes: FASHION_MNIST_CLASSES };
+    case 'mnist': case 'idx': return idxDataset(path, split, `${type}-${split}`);
     case 'cifar10': return cifar(path, split, 10);
     case 'cifar100': return cifar(path, split, 100);
     case 'stl10': return stl10(path, split);

@@ -23,35 +23,48 @@ export function knnTop1(trainFeats: Tensor, trainLabels: Int32Array, testFeats: 
   return knnTop1Many(trainFeats, trainLabels, testFeats, testLabels, [{ k: o.k ?? 200, temperature: o.temperature ?? 0.1 }], o.chunk)[0];
 }
 
-/**
- * Weighted kNN top-1 for several (k, temperature) settings in one pass over the similarities: the neighbours of
- * the largest k are found once, each setting votes with its first k of them.
- */
+/** Weighted kNN top-1 for several (k, temperature) settings in one pass over the similarities (knnPredictMany). */
 export function knnTop1Many(trainFeats: Tensor, trainLabels: Int32Array, testFeats: Tensor, testLabels: Int32Array,
   settings: { k: number; temperature: number }[], chunk = 1000): number[] {
+  return knnPredictMany(trainFeats, trainLabels, testFeats, settings, chunk).map((p) => top1Of(p, testLabels));
+}
+
+/** The share of predictions equal to the truth. */
+export function top1Of(predictions: Int32Array, truth: Int32Array): number {
+  let correct = 0;
+  predictions.forEach((p, i) => { if (p === truth[i]) correct++; });
+  return correct / Math.max(1, truth.length);
+}
+
+/**
+ * Weighted kNN's class for each test row, for several (k, temperature) settings in one pass over the
+ * similarities: the neighbours of the largest k are found once, each setting votes with its first k of them.
+ */
+export function knnPredictMany(trainFeats: Tensor, trainLabels: Int32Array, testFeats: Tensor,
+  settings: { k: number; temperature: number }[], chunk = 1000): Int32Array[] {
   const ks = settings.map((s) => Math.min(s.k, trainFeats.shape[0]));
   const kMax = Math.max(...ks);
-  const classes = Math.max(trainLabels.reduce((a, b) => Math.max(a, b), -1), testLabels.reduce((a, b) => Math.max(a, b), -1)) + 1; // no spread: millions of labels
-  return noGrad(() => tidy(() => {
+  const classes = trainLabels.reduce((a, b) => Math.max(a, b), -1) + 1; // no spread: millions of labels
+  const n = testFeats.shape[0];
+  const out = settings.map(() => new Int32Array(n));
+  noGrad(() => tidy(() => {
     const bank = normalize(trainFeats.float(), 2, 1).t().contiguous();
     const labels = fromTypedArray(trainLabels).long();
     const test = normalize(testFeats.float(), 2, 1);
-    const correct = settings.map(() => 0);
-    for (let i = 0; i < test.shape[0]; i += chunk) {
+    for (let i = 0; i < n; i += chunk) {
       tidy(() => {
-        const sim = test.narrow(0, i, Math.min(chunk, test.shape[0] - i)).mm(bank);
+        const sim = test.narrow(0, i, Math.min(chunk, n - i)).mm(bank);
         const { values, indices } = sim.topk(kMax, 1);
         const neighbours = labels.index(indices);
-        const truth = fromTypedArray(testLabels.subarray(i, i + sim.shape[0])).long();
         settings.forEach((st, j) => {
           const weights = values.narrow(1, 0, ks[j]).div(st.temperature).exp();
           const votes = zeros([sim.shape[0], classes]).scatterAdd(1, neighbours.narrow(1, 0, ks[j]), weights);
-          correct[j] += votes.argmax(1).eq(truth).sum().item();
+          out[j].set(votes.argmax(1).tolist() as number[], i);
         });
       });
     }
-    return correct.map((c) => c / test.shape[0]);
   }));
+  return out;
 }
 
 export interface FeatureOptions {
@@ -91,7 +104,7 @@ export async function datasetFeatures(model: ResNet, ds: Dataset, o: FeatureOpti
       labels.push(...(b.labels.tolist() as number[]));
     }
     if (group.worldSize === 1) return { feats: cat(parts), labels: Int32Array.from(labels) };
-    return gatherRows(group, parts.length ? tidy(() => cat(parts).float()) : null, labels, Math.ceil(ds.length / group.worldSize));
+    return gatherFeatures(group, parts.length ? tidy(() => cat(parts).float()) : null, labels, Math.ceil(ds.length / group.worldSize));
   } finally {
     parts.forEach((p) => p.dispose());
     trunk.dispose();
@@ -102,18 +115,25 @@ export async function datasetFeatures(model: ResNet, ds: Dataset, o: FeatureOpti
  * Every process's rows (at most `per` each; fewer where images were skipped, none past the dataset's end), in rank
  * order: counts and width all-gathered first, the rows padded to `per` so that the all-gather has equal shapes.
  */
-function gatherRows(group: ProcessGroup, feats: Tensor | null, labels: number[], per: number): { feats: Tensor; labels: Int32Array } {
+export function gatherRows(group: ProcessGroup, rows: Tensor | null, per: number, dtype: 'float32' | 'int64' = 'float32'): Tensor {
+  return tidy(() => {
+    const n = rows?.shape[0] ?? 0;
+    const meta = group.allGather(tensor([n, rows?.shape[1] ?? 0], { dtype: 'int64' })).tolist() as number[];
+    const dim = Math.max(...meta.filter((_, i) => i % 2 === 1));
+    const padded = zeros([per, dim], { dtype });
+    if (rows && n) padded.narrow(0, 0, n).copy_(rows);
+    const kept = Array.from({ length: group.worldSize }, (_, r) => Array.from({ length: meta[2 * r] }, (_, i) => r * per + i)).flat();
+    return group.allGather(padded).indexSelect(0, tensor(kept, { dtype: 'int64' }));
+  });
+}
+
+/** gatherRows of features and their labels. */
+function gatherFeatures(group: ProcessGroup, feats: Tensor | null, labels: number[], per: number): { feats: Tensor; labels: Int32Array } {
   try {
-    return tidy(() => {
-      const meta = group.allGather(tensor([labels.length, feats?.shape[1] ?? 0], { dtype: 'int64' })).tolist() as number[];
-      const dim = Math.max(...meta.filter((_, i) => i % 2 === 1));
-      const f = zeros([per, dim]);
-      const l = zeros([per], { dtype: 'int64' });
-      if (feats) f.narrow(0, 0, labels.length).copy_(feats);
-      if (labels.length) l.narrow(0, 0, labels.length).copy_(tensor(labels, { dtype: 'int64' }));
-      const rows = tensor(Array.from({ length: group.worldSize }, (_, r) => Array.from({ length: meta[2 * r] }, (_, i) => r * per + i)).flat(), { dtype: 'int64' });
-      return { feats: group.allGather(f).indexSelect(0, rows), labels: Int32Array.from(group.allGather(l).indexSelect(0, rows).tolist() as number[]) };
-    });
+    return tidy(() => ({
+      feats: gatherRows(group, feats, per),
+      labels: Int32Array.from(gatherRows(group, tensor(labels, { dtype: 'int64' }).view(-1, 1), per, 'int64').view(-1).tolist() as number[]),
+    }));
   } finally {
     feats?.dispose();
   }

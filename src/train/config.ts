@@ -94,6 +94,9 @@ const run = section('where, on what and for how long; the evaluation', {
   knn_every: z.int().min(0).default(0).describe('also evaluate with kNN every this many epochs during training (0: never)'),
   knn_k: z.int().min(1).default(200).describe('kNN neighbours'),
   knn_temperature: z.number().min(0).default(0.1).describe('kNN vote temperature'),
+  linear_eval: z.boolean().default(false)
+    .describe('after the final kNN (run.knn_eval), a linear probe on the same cached features: swav eval linear --cached-features'),
+  linear_epochs: z.int().min(1).default(100).describe('epochs of that probe'),
 });
 
 const METHOD_DOC = 'the training method; its options are in the section of its name, and only that method section is allowed';

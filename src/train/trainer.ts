@@ -19,10 +19,10 @@ import { distEnv, type DistEnv } from '../dist/env.js';
 import { initProcessGroup, type C10dGroup } from '../dist/c10d.js';
 import { DistributedDataParallel } from '../dist/ddp.js';
 import { convertSyncBatchNorm } from '../dist/sync_batch_norm.js';
-import { openDataset, openSplits, type Dataset } from '../data/datasets.js';
+import { openDataset, type Dataset } from '../data/datasets.js';
 import { MultiCropLoader } from '../data/loader.js';
 import type { MultiCropConfig } from '../data/multicrop.js';
-import { knnTop1, datasetFeatures, shardOf } from '../eval/knn.js';
+import { evaluateFeatures } from './evaluation.js';
 import type { Config } from './config.js';
 
 export class TrainingError extends Error {}
@@ -39,6 +39,7 @@ export interface TrainResult {
   iterations: number;
   interrupted: boolean;
   knnTop1?: number;
+  linearTop1?: number;
 }
 
 export const CHECKPOINT = 'checkpoint.pth';
@@ -125,32 +126,6 @@ function usageEntropy(scores: Tensor): number {
     const h = p.mul(p.clampMin(1e-12).log()).sum().neg().item();
     return h / Math.log(K);
   });
-}
-
-/**
- * kNN top-1 of the trunk's features: the eval split against the train split as memory. With several processes each
- * extracts a shard of both splits; the train features are all-gathered (every process holds the memory bank), each
- * votes for its own test rows, and the counts of correct votes are summed.
- */
-export async function evaluateKnn(model: ResNet, c: Config, log: (s: string) => void, group: ProcessGroup = singleProcess): Promise<number> {
-  const t0 = performance.now();
-  const opts = { device: c.run.device, mean: c.crops.mean, std: c.crops.std };
-  const { train: trainDs, val: testDs } = openSplits(c.data.type, c.data.path!, c.data.eval_train_split, c.data.eval_split);
-  try {
-    const train = await datasetFeatures(model, trainDs, { ...opts, group: group.worldSize > 1 ? group : undefined });
-    const test = await datasetFeatures(model, testDs, { ...opts, range: shardOf(testDs.length, group) });
-    const n = test.labels.length;
-    const mine = n === 0 ? 0 : Math.round(n * knnTop1(train.feats, train.labels, test.feats, test.labels, { k: c.run.knn_k, temperature: c.run.knn_temperature }));
-    train.feats.dispose();
-    test.feats.dispose();
-    const [correct, total] = torch.tidy(() => group.allReduceSum_(torch.tensor([mine, n], { dtype: 'float64' })).tolist() as number[]);
-    const top1 = correct / Math.max(1, total);
-    log(`kNN (k=${c.run.knn_k}, T=${c.run.knn_temperature}) top-1 on ${testDs.name}: ${(100 * top1).toFixed(2)}% ` +
-      `(${train.labels.length} train / ${total} test images, ${((performance.now() - t0) / 1000).toFixed(0)} s)`);
-    return top1;
-  } finally {
-    for (const ds of [trainDs, testDs]) if (ds.kind === 'tensor') ds.images.dispose();
-  }
 }
 
 /**
@@ -414,10 +389,8 @@ async function runEpoch(r: Run, epoch: number): Promise<void> {
   if (c.run.knn_every > 0 && (epoch + 1) % c.run.knn_every === 0 && epoch + 1 < r.epochs!) await knn(r, epoch + 1);
 }
 
-async function knn(r: Run, epoch: number): Promise<number> {
-  const value = await evaluateKnn(r.model, r.c, r.log, r.group);
-  r.metric({ type: 'eval', metric: 'knn_top1', value, epoch, k: r.c.run.knn_k, temperature: r.c.run.knn_temperature });
-  return value;
+async function knn(r: Run, epoch: number, final = false): Promise<{ knnTop1: number; linearTop1?: number }> {
+  return evaluateFeatures(r.model, r.c, r.log, r.metric, epoch, { group: r.group, final });
 }
 
 /** The method's pass before the first epoch (a method whose state came from the checkpoint skips it). */
@@ -481,7 +454,7 @@ export async function train(c: Config, ev: TrainEvents = {}): Promise<TrainResul
   }
   if (r.timeUp) r.log(`run.max_minutes (${c.run.max_minutes}) reached: stopped after ${r.progress.iteration} iterations; the checkpoint is saved`);
   const result: TrainResult = { epochsDone: r.progress.epoch, iterations: r.progress.iteration, interrupted: r.interrupted };
-  if (c.run.knn_eval && !r.interrupted && (r.progress.epoch === r.epochs || r.timeUp)) result.knnTop1 = await knn(r, r.progress.epoch);
+  if (c.run.knn_eval && !r.interrupted && (r.progress.epoch === r.epochs || r.timeUp)) Object.assign(result, await knn(r, r.progress.epoch, true));
   r.c10d?.destroy();
   r.method.dispose();
   r.model.dispose();

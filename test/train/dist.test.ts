@@ -73,13 +73,18 @@ function assertSameTraining(a: any, b: any, init: any, tol: number, updateTol: n
 }
 
 test('swav launch --nproc-per-node 2 with batch B ends one epoch with the weights of one process with batch 2B; kNN over both processes\' shards', async () => {
-  const knn = ['run.knn_eval=true', 'run.knn_k=5', 'data.eval_split=train', 'data.eval_train_split=train'];
+  const knn = ['run.knn_eval=true', 'run.knn_k=5', 'data.eval_split=train', 'data.eval_train_split=train', 'run.linear_eval=true', 'run.linear_epochs=2'];
   const { one, two, init, stderr } = await trainBothWays('swav', config, ...knn);
   assert.match(stderr, /kNN \(k=5, T=0.1\) top-1 on idx-train: [\d.]+% \(48 train \/ 48 test images/);
   const single = spawnSync(process.execPath, [cli, 'eval', 'knn', '--weights', two, '--k', '5'], { encoding: 'utf8' });
   assert.equal(single.status, 0, single.stderr);
-  const logged = readFileSync(join(two, 'metrics.jsonl'), 'utf8').trim().split('\n').map((l) => JSON.parse(l)).find((m) => m.type === 'eval');
+  const evals = readFileSync(join(two, 'metrics.jsonl'), 'utf8').trim().split('\n').map((l) => JSON.parse(l)).filter((m) => m.type === 'eval');
+  const logged = evals.find((m) => m.metric === 'knn_top1');
   assert.equal(logged.value, JSON.parse(single.stdout).knn_top1, 'the job\'s kNN equals one process\'s on its checkpoint');
+  const { matrix } = evals.find((m) => m.metric === 'knn_confusion');
+  assert.equal(matrix.flat().reduce((a: number, b: number) => a + b, 0), 48, 'every test row of both shards in the confusion matrix');
+  assert.equal(matrix.reduce((a: number, row: number[], i: number) => a + row[i], 0) / 48, logged.value);
+  assert.ok(evals.some((m) => m.metric === 'linear_top1'), 'the probe ran on the gathered features');
   torch.tidy(() => {
     const [a, b, i] = [one, two, init].map((d) => torch.load(join(d, 'checkpoint.pth')));
     assert.equal(b.world_size, 2);

@@ -136,9 +136,28 @@ test('kNN during training (run.knn_every) and after it is logged per epoch and l
   const out = join(dir, 'knn');
   const r = train(`run.out=${out}`, 'run.knn_eval=true', 'run.knn_every=1', 'run.knn_k=5', 'data.eval_split=train', 'data.eval_train_split=train');
   assert.equal(r.status, 0, r.stderr);
-  const evals = readFileSync(join(out, 'metrics.jsonl'), 'utf8').trim().split('\n').map((l) => JSON.parse(l)).filter((m) => m.type === 'eval');
+  const evals = readFileSync(join(out, 'metrics.jsonl'), 'utf8').trim().split('\n').map((l) => JSON.parse(l)).filter((m) => m.type === 'eval' && m.metric === 'knn_top1');
   assert.deepEqual(evals.map((m) => m.epoch), [1, 2, 3]);
   for (const m of evals) assert.ok(m.metric === 'knn_top1' && m.value >= 0 && m.value <= 1 && m.k === 5, JSON.stringify(m));
   assert.equal(JSON.parse(r.stdout.trim().split('\n').pop()!).knn_top1, evals[2].value);
   assertSameCheckpoint(out, join(dir, 'straight'), ['queue', 'use_the_queue']);
+});
+
+test('after training: the kNN confusion matrix (printed and recorded, its diagonal the kNN top-1) and run.linear_eval\'s probe on the cached features', () => {
+  const out = join(dir, 'confusion');
+  const r = train(`run.out=${out}`, 'optim.epochs=1', 'run.knn_eval=true', 'run.knn_k=5', 'data.eval_split=train', 'data.eval_train_split=train',
+    'run.linear_eval=true', 'run.linear_epochs=3');
+  assert.equal(r.status, 0, r.stderr);
+  const lines = readFileSync(join(out, 'metrics.jsonl'), 'utf8').trim().split('\n').map((l) => JSON.parse(l)).filter((m) => m.type === 'eval');
+  const knn = lines.find((m) => m.metric === 'knn_top1');
+  const { matrix } = lines.find((m) => m.metric === 'knn_confusion');
+  assert.equal(matrix.length, 3);
+  assert.deepEqual(matrix.map((row: number[]) => row.reduce((a, b) => a + b, 0)), [16, 16, 16], 'a row per true class (labels i % 3)');
+  assert.equal(matrix.reduce((a: number, row: number[], i: number) => a + row[i], 0) / 48, knn.value);
+  assert.match(r.stderr, /kNN confusion matrix on idx-train \(rows: true class, columns: predicted\):\ntrue\\pred +0 +1 +2 +recall\n0 /);
+  const linear = lines.find((m) => m.metric === 'linear_top1');
+  assert.ok(linear.value >= 0 && linear.value <= 1 && linear.epochs === 3, JSON.stringify(linear));
+  assert.match(r.stderr, /linear probe on the cached features \(3 epochs, \d+ s\): top-1 [\d.]+%/);
+  const result = JSON.parse(r.stdout.trim().split('\n').pop()!);
+  assert.deepEqual([result.knn_top1, result.linear_top1], [knn.value, linear.value]);
 });
