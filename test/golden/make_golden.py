@@ -672,6 +672,28 @@ def make_deepcluster(root):
 
 
 # ---------------------------------------------------------------- the linear protocol (eval_linear.py) on features
+def make_knn():
+    # solo-learn's WeightedKNNClassifier / VISSL's kNN: cosine similarities, the k largest vote with exp(sim / T)
+    g = torch.Generator().manual_seed(5)
+    classes = 5
+    ytr = torch.randint(0, classes, (300,), generator=g)
+    centers = torch.randn(classes, 16, generator=g)
+    xtr = centers[ytr] + 1.5 * torch.randn(300, 16, generator=g)
+    yte = torch.randint(0, classes, (120,), generator=g)
+    xte = centers[yte] + 1.5 * torch.randn(120, 16, generator=g)
+    cases = []
+    for k, t in [(1, 0.1), (5, 0.07), (20, 0.1), (200, 0.1), (500, 0.5)]:
+        bank = torch.nn.functional.normalize(xtr, dim=1)
+        q = torch.nn.functional.normalize(xte, dim=1)
+        sim = q @ bank.t()
+        kk = min(k, bank.shape[0])
+        values, indices = sim.topk(kk, dim=1)
+        votes = torch.zeros(q.shape[0], classes).scatter_add_(1, ytr[indices], (values / t).exp())
+        pred = votes.argmax(1)
+        cases.append({"k": k, "temperature": t, "predictions": enc(pred), "top1": (pred == yte).sum().item() / len(yte)})
+    write("knn.json", {"train": enc(xtr), "train_labels": enc(ytr), "test": enc(xte), "test_labels": enc(yte), "cases": cases})
+
+
 def make_linear():
     """eval_linear.py's head and training on fixed features, without shuffling: RegLog's Linear under the seed
     (weight N(0, 0.01), bias 0), SGD with momentum and weight decay, CosineAnnealingLR stepped per epoch, batches of
@@ -936,6 +958,7 @@ if __name__ == "__main__":
     ap.add_argument("--small", action="store_true")
     ap.add_argument("--jpeg", action="store_true")
     ap.add_argument("--linear", action="store_true")
+    ap.add_argument("--knn", action="store_true")
     ap.add_argument("--models", default=None)
     ap.add_argument("--checkpoints", default=None)
     ap.add_argument("--swav-steps", default=None)
@@ -952,6 +975,9 @@ if __name__ == "__main__":
         make_swav()
         make_augment()
         make_linear()
+        make_knn()
+    if a.knn:
+        make_knn()
     if a.linear:
         make_linear()
     if a.small or a.jpeg:

@@ -140,6 +140,10 @@ test('kNN during training (run.knn_every) and after it is logged per epoch and l
   assert.deepEqual(evals.map((m) => m.epoch), [1, 2, 3]);
   for (const m of evals) assert.ok(m.metric === 'knn_top1' && m.value >= 0 && m.value <= 1 && m.k === 5, JSON.stringify(m));
   assert.equal(JSON.parse(r.stdout.trim().split('\n').pop()!).knn_top1, evals[2].value);
+  // the final value is the kNN of the checkpoint's trunk: `swav eval knn` (tested against PyTorch's kNN) on it agrees
+  const again = spawnSync(process.execPath, [cli, 'eval', 'knn', '--weights', out, '--k', '5'], { encoding: 'utf8' });
+  assert.equal(again.status, 0, again.stderr);
+  assert.equal(JSON.parse(again.stdout).knn_top1, evals[2].value);
   assertSameCheckpoint(out, join(dir, 'straight'), ['queue', 'use_the_queue']);
 });
 
