@@ -11,6 +11,12 @@ import { assertClose, decode, golden, largeGoldens } from '../helpers.js';
 
 const data = golden('swav.json');
 
+test('the golden holds its cases', () => {
+  assert.ok(data.sinkhorn?.length >= 2, 'sinkhorn cases');
+  assert.ok(data.loss?.length >= 3, 'loss cases');
+  assert.ok(data.loss.some((c: any) => c.queue), 'a case with the queue');
+});
+
 test('sinkhorn gives the reference codes; rows sum to 1, columns to B/K', () => {
   torch.tidy(() => {
     for (const c of data.sinkhorn) {

@@ -2,7 +2,7 @@
 // gradient, BatchNorm statistics after the train step. The goldens are large: written on first use.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { readFileSync, existsSync } from 'node:fs';
+import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { torch, models } from '../../src/index.js';
 import type { Tensor } from '../../src/torch/tensor.js';
@@ -39,7 +39,7 @@ for (const arch of Object.keys(build)) {
       model.eval();
       const ye = model.forward(x);
       assertClose(ye, load('y_eval'), `${arch} eval forward`);
-      if (existsSync(join(dir, `grad_eval.${manifest.params[0]}.npy`))) {
+      if (arch === 'resnet18') { // make_golden.py writes eval-mode gradients for this one (the others' would add a gigabyte)
         ye.mul(w).sum().backward();
         for (const [k, p] of model.namedParameters()) assertClose(p.grad!, load(`grad_eval.${k}`), `${arch} eval grad ${k}`);
       }

@@ -5,9 +5,16 @@ import { torch, optim } from '../../src/index.js';
 import { assertClose, decode, golden } from '../helpers.js';
 
 const data = golden('optim.json');
+const steps = Object.keys(data).filter((name) => name !== 'schedules');
 
-for (const [name, g] of Object.entries<any>(data)) {
-  if (name === 'schedules') continue;
+test('the golden holds its cases (SGD variants, LARC with and without clipping, schedules)', () => {
+  assert.ok(steps.length >= 4, `${steps.length} optimizer cases`);
+  assert.ok(steps.some((n) => data[n].larc) && steps.some((n) => !data[n].larc), 'both SGD and LARC cases');
+  assert.ok(Object.keys(data.schedules ?? {}).length >= 2, 'schedules');
+});
+
+for (const name of steps) {
+  const g = data[name];
   test(`${name}: 3 steps give torch's parameters`, () => {
     torch.tidy(() => {
       const params = g.init.map((e: any) => torch.keep(decode(e).requiresGrad_()));
