@@ -2,7 +2,8 @@
 // Brings a clone to a working state, doing only what is missing (dependency-free; quick when all is there):
 //   1. Debian/Ubuntu packages: libtorch, OpenBLAS, PyTorch for the test oracle, Fashion-MNIST, build tools
 //   2. npm ci            3. the native addon (node-gyp, against the libtorch found)      4. the TypeScript build
-// Flags: --quiet (print only what it does), --build-only (skip packages and npm ci).
+// Flags: --quiet (print only what it does), --build-only (skip packages and npm ci), --addon-only (the addon alone:
+// what `npm install swav` runs; the package ships its JavaScript built).
 import { execFileSync, spawnSync } from 'node:child_process';
 import { existsSync, readdirSync, statSync } from 'node:fs';
 import { dirname, join, resolve } from 'node:path';
@@ -11,7 +12,8 @@ import { fileURLToPath } from 'node:url';
 const root = resolve(dirname(fileURLToPath(import.meta.url)), '..');
 const args = process.argv.slice(2);
 const quiet = args.includes('--quiet');
-const buildOnly = args.includes('--build-only');
+const addonOnly = args.includes('--addon-only');
+const buildOnly = addonOnly || args.includes('--build-only');
 
 const say = (msg) => console.log(`[setup] ${msg}`);
 const fail = (msg) => {
@@ -126,6 +128,9 @@ function nodeGyp() {
 function addon() {
   const out = 'build/Release/swav_native.node';
   if (mtime(out) > newest(['native', 'binding.gyp', 'scripts/find-libtorch.mjs', 'scripts/find-libjpeg.mjs', 'scripts/find-c10d.mjs'])) return;
+  for (const [cmd, pkg] of [['g++', 'g++'], ['make', 'make'], ['python3', 'python3']]) {
+    if (!hasCommand(cmd)) fail(`the native addon needs ${cmd} to build: install it (Debian/Ubuntu: sudo apt-get install ${pkg}), then run the install again`);
+  }
   const r = spawnSync(process.execPath, [join(root, 'scripts', 'find-libtorch.mjs'), '--json'], { encoding: 'utf8', cwd: root });
   if (r.status !== 0) fail(r.stderr.trim());
   say(`building the native addon against ${JSON.parse(r.stdout).source} (about a minute)`);
@@ -153,5 +158,5 @@ if (!buildOnly) {
   npmCi();
 }
 addon();
-typescript();
+if (!addonOnly) typescript();
 if (!quiet) say('ready');
