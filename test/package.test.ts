@@ -26,7 +26,8 @@ test('npm pack of a clean clone installs into a new project: the library imports
   copyFileSync(join(root, 'build', 'Release', 'swav_native.node'), join(clone, 'build', 'Release', 'swav_native.node'));
   const later = new Date(Date.now() + 60_000);
   utimesSync(join(clone, 'build', 'Release', 'swav_native.node'), later, later);
-  const [packed] = JSON.parse(sh([...npm, 'pack', '--json'], { cwd: clone }));
+  const printed = sh([...npm, 'pack', '--json'], { cwd: clone });
+  const [packed] = JSON.parse(printed.slice(printed.search(/^\[$/m))); // (after prepack's own lines)
   const files: string[] = packed.files.map((f: { path: string }) => f.path);
   assert.ok(files.includes('dist/src/index.js') && files.includes('dist/src/cli/main.js'), 'the built JavaScript is in the tarball');
   assert.ok(files.includes('binding.gyp') && files.includes('native/addon.cc') && files.includes('LICENSE'));
