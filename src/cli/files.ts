@@ -39,17 +39,20 @@ function hubList(): number {
   return 0;
 }
 
-async function hubDownload(name: string, o: { force?: boolean }): Promise<number> {
-  console.log(await downloadModel(name, { force: o.force, onProgress: progressBar(process.stderr) }));
+async function hubDownload(name: string, o: { force?: boolean; sha256?: string }): Promise<number> {
+  if (o.sha256 !== undefined && !/^[0-9a-fA-F]{64}$/.test(o.sha256)) throw new UsageError(`hub download: --sha256 takes 64 hex digits, got '${o.sha256}'`);
+  console.log(await downloadModel(name, { force: o.force, sha256: o.sha256, onProgress: progressBar(process.stderr) }));
   return 0;
 }
 
 export function hubCommand(swav: Command): void {
   const hub = subcommand(swav, 'hub', 'the published checkpoints (the model zoo)');
   subcommand(hub, 'list', 'the published checkpoints, their recipes and top-1').action(action(hubList));
-  subcommand(hub, 'download', 'downloads a checkpoint into the cache ($SWAV_HOME, default ~/.cache/swav) and prints its path')
+  subcommand(hub, 'download', 'downloads a checkpoint into the cache ($SWAV_HOME, else $XDG_CACHE_HOME/swav, else ~/.cache/swav), ' +
+    'records its SHA-256 beside it, and prints its path')
     .argument('<name>', 'a name or alias of swav hub list')
     .option('--force', 'download again even when cached')
-    .addHelpText('after', examples('swav hub download swav_800ep'))
+    .option('--sha256 <hex>', 'the file\'s known SHA-256: another one is refused and the download deleted')
+    .addHelpText('after', examples('swav hub download swav_800ep', 'swav hub download swav_800ep --sha256 <64 hex digits>'))
     .action(action(hubDownload));
 }

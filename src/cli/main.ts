@@ -22,6 +22,12 @@ async function program(): Promise<Command> {
   return swav;
 }
 
+// Output piped into a reader that stops early (`swav train --help | head`): end quietly, as Unix tools do.
+process.stdout.on('error', (e: NodeJS.ErrnoException) => {
+  if (e.code === 'EPIPE') process.exit(0);
+  throw e;
+});
+
 async function main(argv: string[]): Promise<void> {
   const swav = await program();
   if (argv.length === 0) {

@@ -1,6 +1,9 @@
 // Downloads into the cache: to a temporary file in the same folder, renamed once complete and of the announced
-// size, so that an interrupted download never leaves a file under the final name. Progress comes as events.
-import { createWriteStream, mkdirSync, renameSync, rmSync } from 'node:fs';
+// size, so that an interrupted download never leaves a file under the final name. The file's SHA-256, computed
+// as it arrives, is checked against a known one and recorded beside it (FILE.sha256) for later loads to verify.
+// Progress comes as events.
+import { createHash } from 'node:crypto';
+import { closeSync, createWriteStream, existsSync, mkdirSync, openSync, readFileSync, readSync, renameSync, rmSync, writeFileSync } from 'node:fs';
 import { basename, dirname, join } from 'node:path';
 import * as http from 'node:http';
 import * as https from 'node:https';
@@ -8,7 +11,7 @@ import * as https from 'node:https';
 export type DownloadEvent =
   | { status: 'initiate'; name: string; url: string }
   | { status: 'progress'; name: string; loaded: number; total: number | null; progress: number | null }
-  | { status: 'done'; name: string; path: string; bytes: number };
+  | { status: 'done'; name: string; path: string; bytes: number; sha256: string };
 
 export class DownloadError extends Error {}
 
@@ -16,6 +19,29 @@ export interface DownloadOptions {
   onProgress?: (e: DownloadEvent) => void;
   /** Gives up after this long without data (ms). */
   timeoutMs?: number;
+  /** The file's known SHA-256 (hex): another one deletes the download, an error. */
+  sha256?: string;
+}
+
+/** The file recording a cached file's SHA-256. */
+export const hashFile = (path: string) => `${path}.sha256`;
+
+/** SHA-256 (hex) of a file, read in 4 MiB blocks. */
+export function sha256Of(path: string): string {
+  const hash = createHash('sha256');
+  const buf = Buffer.alloc(4 << 20);
+  const fd = openSync(path, 'r');
+  try {
+    for (let n; (n = readSync(fd, buf, 0, buf.length, null)) > 0;) hash.update(buf.subarray(0, n));
+  } finally {
+    closeSync(fd);
+  }
+  return hash.digest('hex');
+}
+
+/** The SHA-256 recorded for a cached file when it was downloaded, or null. */
+export function recordedSha256(path: string): string | null {
+  return existsSync(hashFile(path)) ? readFileSync(hashFile(path), 'utf8').trim() : null;
 }
 
 /** Downloads `url` to `dest`; resolves with dest. */
@@ -41,6 +67,7 @@ export function download(url: string, dest: string, o: DownloadOptions = {}): Pr
       const total = res.headers['content-length'] ? Number(res.headers['content-length']) : null;
       let loaded = 0;
       let lastReport = 0;
+      const hash = createHash('sha256');
       const out = createWriteStream(tmp);
       const fail = (e: Error) => {
         out.destroy();
@@ -49,6 +76,7 @@ export function download(url: string, dest: string, o: DownloadOptions = {}): Pr
       };
       res.on('data', (chunk: Buffer) => {
         loaded += chunk.length;
+        hash.update(chunk);
         const now = Date.now();
         if (now - lastReport > 100) {
           lastReport = now;
@@ -63,13 +91,18 @@ export function download(url: string, dest: string, o: DownloadOptions = {}): Pr
         if (!res.complete || (total !== null && loaded !== total)) {
           return fail(new DownloadError(`incomplete download of ${url}: ${loaded} of ${total ?? 'unknown'} bytes`));
         }
+        const sha256 = hash.digest('hex');
+        if (o.sha256 && sha256 !== o.sha256.toLowerCase()) {
+          return fail(new DownloadError(`${url}: its SHA-256 is ${sha256}, not the expected ${o.sha256.toLowerCase()}; the download was deleted`));
+        }
         try {
+          writeFileSync(hashFile(dest), `${sha256}\n`);
           renameSync(tmp, dest);
         } catch (e) {
           return fail(e as Error);
         }
         o.onProgress?.({ status: 'progress', name, loaded, total, progress: 100 });
-        o.onProgress?.({ status: 'done', name, path: dest, bytes: loaded });
+        o.onProgress?.({ status: 'done', name, path: dest, bytes: loaded, sha256 });
         resolve(dest);
       });
     });

@@ -1,6 +1,6 @@
 // The model zoo: a cache of the published checkpoints, downloads, and loading them into our models, as
 // torch.hub.load('facebookresearch/swav', 'resnet50') does (but strict: a file that does not fit is an error).
-import { existsSync } from 'node:fs';
+import { existsSync, writeFileSync } from 'node:fs';
 import { homedir } from 'node:os';
 import { join } from 'node:path';
 import { architectures, type Architecture, type ResNet } from '../models/resnet.js';
@@ -9,15 +9,15 @@ import { Tensor } from '../torch/tensor.js';
 import { tidy } from '../torch/scope.js';
 import { ALIASES, DEFAULT_BASE_URL, MODELS, findModel, type ZooModel } from './registry.js';
 import { canonicalize, findStateDict, headOptions, inferArchitecture, splitSwAV, type Named } from './adapters.js';
-import { download, DownloadError, type DownloadEvent } from './download.js';
+import { download, DownloadError, hashFile, recordedSha256, sha256Of, type DownloadEvent } from './download.js';
 
 export { MODELS, ALIASES, findModel, type ZooModel } from './registry.js';
 export * from './adapters.js';
-export { download, DownloadError, type DownloadEvent } from './download.js';
+export { download, DownloadError, sha256Of, recordedSha256, type DownloadEvent } from './download.js';
 
-/** The cache folder: $SWAV_HOME, else ~/.cache/swav. */
+/** The cache folder, as torch.hub's: $SWAV_HOME, else $XDG_CACHE_HOME/swav, else ~/.cache/swav. */
 export function cacheDir(): string {
-  return process.env.SWAV_HOME || join(homedir(), '.cache', 'swav');
+  return process.env.SWAV_HOME || join(process.env.XDG_CACHE_HOME || join(homedir(), '.cache'), 'swav');
 }
 
 /** Where a zoo model's file lives in the cache. */
@@ -40,13 +40,28 @@ export function modelUrl(m: ZooModel): string {
   return base ? `${base.replace(/\/?$/, '/')}${m.name}.pth.tar` : m.url;
 }
 
-/** Downloads a zoo model into the cache unless it is there; resolves with its path. */
-export async function downloadModel(name: string, o: { force?: boolean; onProgress?: (e: DownloadEvent) => void } = {}): Promise<string> {
+/**
+ * Downloads a zoo model into the cache unless it is there; resolves with its path. A cached file is verified
+ * against the SHA-256 recorded at its download (or `sha256`, or the registry's); one without a record (copied in
+ * by hand) gets one now.
+ */
+export async function downloadModel(name: string, o: { force?: boolean; sha256?: string; onProgress?: (e: DownloadEvent) => void } = {}): Promise<string> {
   const m = zooModel(name);
   const dest = cachedPath(m);
-  if (existsSync(dest) && !o.force) return dest;
+  const expected = (o.sha256 ?? m.sha256)?.toLowerCase();
+  if (existsSync(dest) && !o.force) {
+    const got = sha256Of(dest);
+    const recorded = recordedSha256(dest);
+    for (const [want, what] of [[recorded, 'the one recorded at its download'], [expected, 'the expected one']] as const) {
+      if (want && got !== want) {
+        throw new DownloadError(`${dest}: its SHA-256 is ${got}, not ${what} (${want}): fetch it again with \`swav hub download ${m.name} --force\``);
+      }
+    }
+    if (!recorded) writeFileSync(hashFile(dest), `${got}\n`);
+    return dest;
+  }
   try {
-    return await download(modelUrl(m), dest, { onProgress: o.onProgress });
+    return await download(modelUrl(m), dest, { onProgress: o.onProgress, sha256: expected });
   } catch (e) {
     if (!(e instanceof DownloadError)) throw e;
     throw new DownloadError(`${e.message}\nIf this machine is offline, download ${modelUrl(m)} elsewhere and pass the file ` +

@@ -13,6 +13,8 @@ export interface ZooModel {
   /** Parameters of the trunk, as published for the wide ones. */
   params?: string;
   url: string;
+  /** The file's SHA-256 where one is known (the reference publishes none; a download records its own). */
+  sha256?: string;
 }
 
 export const DEFAULT_BASE_URL = 'https://dl.fbaipublicfiles.com/deepcluster/';

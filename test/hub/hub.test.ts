@@ -3,7 +3,8 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { createServer, type Server } from 'node:http';
-import { existsSync, mkdtempSync, readFileSync, readdirSync } from 'node:fs';
+import { createHash } from 'node:crypto';
+import { existsSync, mkdtempSync, readFileSync, readdirSync, writeFileSync } from 'node:fs';
 import { execFile } from 'node:child_process';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -77,10 +78,56 @@ test('a download from a server shows progress and lands atomically under the cac
     assert.match(stderr, /\[#{10,}\.*\]\s+\d+% /, 'a progress bar');
     assert.match(stderr, /100%/);
     assert.ok(readFileSync(dest).equals(body));
-    assert.deepEqual(readdirSync(join(home, 'checkpoints')), ['swav_400ep_pretrain.pth.tar'], 'no temporary file left');
+    assert.deepEqual(readdirSync(join(home, 'checkpoints')).sort(), ['swav_400ep_pretrain.pth.tar', 'swav_400ep_pretrain.pth.tar.sha256'],
+      'the file and its recorded SHA-256; no temporary file left');
+    assert.equal(readFileSync(`${dest}.sha256`, 'utf8').trim(), createHash('sha256').update(body).digest('hex'));
   } finally {
     server.close();
   }
+});
+
+test('SHA-256: a download matching --sha256 is kept, one byte off is refused and deleted; a cached file altered later is refused on load', async () => {
+  const body = readFileSync(join(dir, 'resnet18_zip.pth'));
+  const good = createHash('sha256').update(body).digest('hex');
+  let serveBad = false;
+  const { server, url } = await serve((_req, res) => {
+    const b = Buffer.from(body);
+    if (serveBad) b[1000] ^= 1;
+    res.writeHead(200, { 'content-length': b.length });
+    res.end(b);
+  });
+  const xdg = mkdtempSync(join(tmpdir(), 'swav-xdg-'));
+  const env = { SWAV_HOME: '', XDG_CACHE_HOME: xdg, SWAV_HUB_URL: url };
+  const folder = join(xdg, 'swav', 'checkpoints');
+  try {
+    const ok = await run(['hub', 'download', 'swav_200ep_pretrain', '--sha256', good.toUpperCase()], env);
+    assert.equal(ok.code, 0, ok.stderr);
+    assert.equal(ok.stdout.trim(), join(folder, 'swav_200ep_pretrain.pth.tar'), '$XDG_CACHE_HOME/swav without $SWAV_HOME');
+    serveBad = true;
+    const bad = await run(['hub', 'download', 'swav_100ep_pretrain', '--sha256', good], env);
+    assert.equal(bad.code, 1);
+    assert.match(bad.stderr, new RegExp(`swav: error: .*its SHA-256 is [0-9a-f]{64}, not the expected ${good}; the download was deleted`));
+    assert.deepEqual(readdirSync(folder).filter((f) => f.includes('100ep')), [], 'nothing left of the refused download');
+    const cached = join(folder, 'swav_200ep_pretrain.pth.tar');
+    const altered = Buffer.from(body);
+    altered[5000] ^= 1;
+    writeFileSync(cached, altered);
+    const again = await run(['hub', 'download', 'swav_200ep_pretrain'], env);
+    assert.equal(again.code, 1);
+    assert.match(again.stderr, /swav_200ep_pretrain\.pth\.tar: its SHA-256 is [0-9a-f]{64}, not the one recorded at its download .*swav hub download swav_200ep_pretrain --force/);
+    const saved = { ...process.env };
+    Object.assign(process.env, env);
+    try {
+      await assert.rejects(hub.load('swav_200ep_pretrain'), /not the one recorded at its download/, 'the library refuses it too');
+    } finally {
+      for (const k of Object.keys(env)) if (saved[k] === undefined) delete process.env[k]; else process.env[k] = saved[k];
+    }
+  } finally {
+    server.close();
+  }
+  const wrong = await run(['hub', 'download', 'swav_200ep_pretrain', '--sha256', 'abc'], env);
+  assert.equal(wrong.code, 2);
+  assert.match(wrong.stderr, /--sha256 takes 64 hex digits/);
 });
 
 test('an interrupted download leaves no file under the final name; an unreachable host says how to pass a local file', async () => {
