@@ -251,7 +251,7 @@ function resumeOrStart(r: Run): void {
     if (wasMethod !== c.method) {
       throw new TrainingError(`${dir} holds a ${wasMethod} run, but the config's method is ${c.method}: set run.out to another directory, or method: ${wasMethod}`);
     }
-    const changed = (['model', c.method, 'crops', 'optim'] as const).filter((s) => JSON.stringify((was as any)[s]) !== JSON.stringify((c as any)[s]));
+    const changed = (['model', c.method, 'crops', 'optim'] as const).filter((s) => JSON.stringify((was.config as any)[s]) !== JSON.stringify((c as any)[s]));
     if (changed.length) r.log(`note: the config's ${changed.join(', ')} differ from the checkpoint's; continuing with the new values`);
     r.progress = was.progress;
     if (c.optim.epochs === 'auto' && was.scheduleEpochs !== null) setEpochs(r, was.scheduleEpochs);

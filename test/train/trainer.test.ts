@@ -35,6 +35,7 @@ test('3 epochs straight equal 1 epoch + resume + 2 epochs, weights bit for bit',
   const rest = train(`run.out=${join(dir, 'split')}`);
   assert.equal(rest.status, 0, rest.stderr);
   assert.match(rest.stderr, /resuming .* at epoch 2, iteration 0 of 6/);
+  assert.doesNotMatch(rest.stderr, /note: the config/, 'the same config: no note of a change');
   assertSameCheckpoint(join(dir, 'straight'), join(dir, 'split'), ['queue', 'use_the_queue']);
   const metrics = readFileSync(join(dir, 'straight', 'metrics.jsonl'), 'utf8').trim().split('\n').map((l) => JSON.parse(l));
   const line = metrics.find((m) => m.type === 'train');
