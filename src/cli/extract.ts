@@ -1,5 +1,5 @@
 // `swav extract`: pooled trunk features, in eval mode, of an .npy batch of images or of a folder of images.
-import { writeFileSync } from 'node:fs';
+import { existsSync, writeFileSync } from 'node:fs';
 import { torch } from '../index.js';
 import { architectures, type Architecture } from '../models/resnet.js';
 import { FrozenTrunk } from '../models/inference.js';
@@ -12,7 +12,10 @@ import type { Tensor } from '../torch/tensor.js';
 
 /** A zoo name or alias downloads (or comes from the cache); anything else is a file. */
 export async function resolveWeights(weights: string): Promise<string> {
-  if (!findModel(weights) || /[/\\]|\.(pth|pt|tar|safetensors|bin|ckpt)$/i.test(weights)) return weights;
+  if (!findModel(weights) || /[/\\]|\.(pth|pt|tar|safetensors|bin|ckpt)$/i.test(weights)) {
+    if (!existsSync(weights)) throw new UsageError(`--weights ${weights} is neither a file nor a zoo name (swav hub list)`);
+    return weights;
+  }
   return downloadModel(weights, { onProgress: progressBar(process.stderr) });
 }
 

@@ -130,6 +130,7 @@ function stl10(dir: string, split: string): TensorDataset {
 
 /** `known`: another split's classes, whose indices the labels take (a class folder not among them is an error). */
 function folder(dir: string, known?: string[]): FileDataset {
+  if (!statSync(dir).isDirectory()) throw new DatasetError(`${dir} is a file, not a folder of images: point data.path (or --data) at a folder`);
   const files = listImages(dir);
   if (!files.length) throw new DatasetError(`${dir}: no images (jpg, png, webp, ...) found`);
   // class subfolders give labels (sorted names, as torchvision's ImageFolder); a flat folder has none

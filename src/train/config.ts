@@ -314,7 +314,8 @@ export function loadConfig(path: string, overrides: string[] = []): Config {
   try {
     raw = parseYaml(readFileSync(path, 'utf8'));
   } catch (e) {
-    throw new ConfigError(`${path}: ${(e as Error).message}`);
+    // the yaml package's message runs on with the offending lines and a caret: its first line says where
+    throw new ConfigError(`${path}: ${(e as Error).message.split('\n')[0].replace(/:$/, '')} (not valid YAML)`);
   }
   raw = raw ?? {};
   if (typeof raw !== 'object' || Array.isArray(raw)) throw new ConfigError(`${path}: the top level must be a mapping of sections`);

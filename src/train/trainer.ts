@@ -2,7 +2,7 @@
 // Checkpoints every epoch (and on Ctrl-C or a time limit) hold everything needed to continue exactly as an
 // uninterrupted run would: model, momentum buffers, the method's state, RNG state, epoch and iteration. Running
 // again on the same directory resumes.
-import { appendFileSync, existsSync, mkdirSync, writeFileSync } from 'node:fs';
+import { accessSync, appendFileSync, constants, existsSync, mkdirSync, statSync, writeFileSync } from 'node:fs';
 import { availableParallelism } from 'node:os';
 import { join } from 'node:path';
 import { stringify as toYaml } from 'yaml';
@@ -177,6 +177,17 @@ interface Run {
   ddp: DistributedDataParallel | null;
 }
 
+/** Makes the run directory, or says in one line why it cannot be used (before any work is done). */
+function usableRunDirectory(dir: string): void {
+  if (existsSync(dir) && !statSync(dir).isDirectory()) throw new TrainingError(`run.out ${dir} is a file: set run.out to a directory`);
+  try {
+    mkdirSync(dir, { recursive: true });
+    accessSync(dir, constants.W_OK);
+  } catch (e) {
+    throw new TrainingError(`run.out ${dir} cannot be written (${(e as NodeJS.ErrnoException).code}): make it writable, or set run.out to another directory`);
+  }
+}
+
 /** The schedule of `epochs` epochs; for an undecided number, its warmup alone (base_lr follows). */
 function learningRates(c: Config, itersPerEpoch: number, epochs: number | null): Float64Array {
   const o = c.optim;
@@ -191,7 +202,9 @@ function setup(c: Config, ev: TrainEvents, c10d: C10dGroup | null, syncBn: C10dG
   const dir = c.run.out;
   const deviceType = c.run.device.startsWith('cuda') ? 'cuda' as const : 'cpu' as const;
   const amp = resolveAmp(c.run.amp, deviceType);
-  mkdirSync(dir, { recursive: true });
+  if (deviceType === 'cuda' && !torch.cuda.isAvailable()) {
+    throw new TrainingError(`run.device ${c.run.device}: this libtorch has no CUDA (or no GPU is visible): use run.device=cpu, or build the addon against a CUDA libtorch`);
+  }
   if (c.run.threads > 0) torch.setNumThreads(c.run.threads);
   const metricsFile = join(dir, 'metrics.jsonl');
   const metric = group.rank > 0 ? () => {} // rank 0 alone writes the run's records
@@ -221,14 +234,16 @@ function setup(c: Config, ev: TrainEvents, c10d: C10dGroup | null, syncBn: C10dG
     },
   });
   const epochs = c.optim.epochs === 'auto' ? null : c.optim.epochs;
-  let method: TrainingMethod;
+  let method: TrainingMethod | undefined;
   try {
     method = createMethod(c, {
       model, optimizer, amp: AUTOCAST_DTYPE[amp], deviceType, device: c.run.device, group, syncGradients: ddp ? () => timed(counts, () => ddp.finishGradSync()) : undefined,
       datasetSize: dataset.length,
       batchSize: c.optim.batch_size, itersPerEpoch: loader.itersPerEpoch, nmbCrops: c.crops.nmb_crops, featDim: c.model.feat_dim, log,
     });
+    usableRunDirectory(dir); // once data, model and method are known to be fine: a mistake leaves no directory behind
   } catch (e) {
+    method?.dispose();
     loader.close(); // what setup made is released before the error goes up (the library's callers go on living)
     ddp?.dispose();
     model.dispose();
