@@ -41,6 +41,9 @@ const PACKAGES = [
   ['python3-torchvision', () => true],
   ['python3-numpy', () => true],
   ['python3-pil', () => true],
+  // the oracle of the file-format tests (ONNX export, TensorBoard event files)
+  ['python3-onnx', () => true],
+  ['python3-protobuf', () => true],
   // the quickstart's data
   ['dataset-fashion-mnist', () => true],
   // the addon's build
@@ -109,7 +112,9 @@ function npmCi() {
   const stamp = 'node_modules/.package-lock.json';
   if (existsSync(join(root, stamp)) && mtime(stamp) >= mtime('package-lock.json')) return;
   const npm = process.env.npm_execpath ? [process.execPath, process.env.npm_execpath] : ['npm'];
-  if (!run(npm[0], [...npm.slice(1), 'ci', '--no-audit', '--no-fund'])) fail('npm ci failed (see above)');
+  // onnxruntime-node (the ONNX tests' runtime) carries its CPU library; its install step would fetch CUDA ones
+  const env = { ...process.env, ONNXRUNTIME_NODE_INSTALL: 'skip' };
+  if (!run(npm[0], [...npm.slice(1), 'ci', '--no-audit', '--no-fund'], { env })) fail('npm ci failed (see above)');
 }
 
 // ---------------------------------------------------------------- 3. native addon

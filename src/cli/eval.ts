@@ -5,8 +5,7 @@ import { createHash } from 'node:crypto';
 import { dirname, join, resolve } from 'node:path';
 import * as torch from '../torch/index.js';
 import { validateConfig, type Config } from '../train/config.js';
-import { buildModel, CHECKPOINT } from '../train/trainer.js';
-import { modelFromFile } from '../hub/index.js';
+import { CHECKPOINT } from '../train/trainer.js';
 import { architectures, type Architecture, type ResNet } from '../models/resnet.js';
 import { DATASET_TYPES, openSplits, type Dataset, type DatasetType } from '../data/datasets.js';
 import { datasetFeatures, knnTop1Many } from '../eval/knn.js';
@@ -17,7 +16,7 @@ import { randomResizedCropConfig } from '../data/multicrop.js';
 import { FrozenTrunk, type FeaturePool } from '../models/inference.js';
 import { Option, type Command } from 'commander';
 import { UsageError, action, examples, int, num, positiveList, subcommand } from './options.js';
-import { resolveWeights } from './extract.js';
+import { disposeTensors, loadWeights } from './weights.js';
 
 const log = (s: string) => process.stderr.write(`${s}\n`);
 
@@ -44,26 +43,10 @@ function subjectOptions(cmd: Command): Command {
 
 async function loadSubject(what: string, o: SubjectOptions): Promise<EvalSubject> {
   const { weights, data, type, arch, trainSplit, split: testSplit, device } = o;
-  const runCheckpoint = existsSync(join(weights, CHECKPOINT)) ? join(weights, CHECKPOINT) : null;
-  const path = runCheckpoint ?? (existsSync(weights) ? weights : await resolveWeights(weights));
-  if (!existsSync(path)) throw new UsageError(`eval ${what}: --weights ${weights} is neither a run directory, a file nor a zoo name (swav hub list)`);
-  const ck = torch.load(path);
-  let c: Config;
-  let model: ResNet;
-  const ours = typeof ck?.config === 'string'; // one of our training checkpoints: its config says what it is
-  try {
-    if (ours) {
-      c = JSON.parse(ck.config);
-      model = buildModel(c);
-      torch.tidy(() => model.loadStateDict(ck.state_dict));
-    } else {
-      if (!arch) throw new UsageError(`eval ${what}: --arch is needed for weights that are not a swav training checkpoint`);
-      c = validateConfig({ data: { path: data ?? '.', type: type ?? 'folder' }, model: { arch } });
-      model = modelFromFile(arch, path);
-    }
-  } finally {
-    disposeTensors(ck);
-  }
+  const loaded = await loadWeights(`eval ${what}`, weights, arch);
+  const { model, path } = loaded;
+  const ours = loaded.config !== null;
+  const c = loaded.config ?? validateConfig({ data: { path: data ?? '.', type: type ?? 'folder' }, model: { arch } });
   c.data.path = data ?? c.data.path;
   c.data.type = type ?? c.data.type;
   c.data.eval_train_split = trainSplit ?? c.data.eval_train_split;
@@ -255,14 +238,6 @@ class ProbeCheckpoint {
     process.off('SIGTERM', this.#onSignal);
     if (this.#resume) disposeTensors(this.#resume);
   }
-}
-
-/** Every tensor inside a loaded object (maps, arrays, plain objects), disposed. */
-function disposeTensors(v: unknown): void {
-  if (v instanceof torch.Tensor) v.dispose();
-  else if (v instanceof Map) for (const x of v.values()) disposeTensors(x);
-  else if (Array.isArray(v)) v.forEach(disposeTensors);
-  else if (v && typeof v === 'object') Object.values(v).forEach(disposeTensors);
 }
 
 /** Validation's transform: Resize(256) + CenterCrop(224) for image files, scaled to --size when given. */
