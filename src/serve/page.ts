@@ -1,0 +1,79 @@
+// The dashboard's HTML: the index of runs, and one run's page whose script draws the curves with uPlot and keeps
+// them live from the server-sent events (/runs/NAME/events).
+import type { Run } from './runs.js';
+
+const escapeHtml = (s: string) => s.replace(/[&<>"']/g, (ch) => `&#${ch.charCodeAt(0)};`);
+const runUrl = (name: string) => `/runs/${encodeURIComponent(name)}`;
+
+const STYLE = `
+body { font: 14px system-ui, sans-serif; margin: 1.5em; color: #222; }
+h1 { font-size: 1.3em; } h2 { font-size: 1.1em; margin-top: 1.5em; }
+.charts { display: flex; flex-wrap: wrap; gap: 1em; }
+#status { color: #555; }
+table.confusion { border-collapse: collapse; font-variant-numeric: tabular-nums; }
+table.confusion td, table.confusion th { border: 1px solid #ccc; padding: 2px 6px; text-align: right; }`;
+
+function layout(title: string, body: string): string {
+  return `<!doctype html>
+<html lang="en"><head><meta charset="utf-8"><title>${escapeHtml(title)}</title>
+<link rel="stylesheet" href="/assets/uPlot.min.css"><style>${STYLE}</style></head>
+<body${body}</body></html>`;
+}
+
+export function indexPage(runs: Run[]): string {
+  const items = runs.map((r) => `<li><a href="${runUrl(r.name)}">${escapeHtml(r.name)}</a></li>`).join('\n');
+  return layout('swav runs', `><h1>swav runs</h1>${runs.length ? `<ul>${items}</ul>` : '<p>No run directories here yet.</p>'}`);
+}
+
+export function runPage(run: Run): string {
+  return layout(`swav: ${run.name}`, ` data-events="${runUrl(run.name)}/events"><h1>swav run ${escapeHtml(run.name)}</h1>
+<p id="status">waiting for metrics…</p>
+<h2>Training</h2><div class="charts" id="train"></div>
+<h2>Evaluations</h2><div class="charts" id="evals"></div>
+<h3>kNN confusion matrix <span id="confusion-epoch"></span></h3><div id="confusion">none yet</div>
+<script src="/assets/uPlot.iife.min.js"></script><script>${CLIENT}</script>`);
+}
+
+/** The browser side, plain JavaScript: one uPlot per curve; each chart's point count in data-points (for tests). */
+const CLIENT = `
+const TRAIN = [['loss', 'loss'], ['lr', 'learning rate'], ['samples_per_s', 'samples per second'], ['prototype_entropy', 'prototype usage entropy']];
+const charts = {};
+function chart(parent, key, title, xLabel) {
+  const el = document.createElement('div');
+  el.id = 'chart-' + key;
+  el.dataset.points = '0';
+  document.getElementById(parent).append(el);
+  const u = new uPlot({ title, width: 460, height: 220, scales: { x: { time: false } },
+    series: [{ label: xLabel }, { label: title, stroke: '#1f77b4', width: 1.5, points: { show: false } }],
+    axes: [{ label: xLabel }, {}] }, [[], []], el);
+  charts[key] = { el, u, xs: [], ys: [] };
+}
+for (const [key, title] of TRAIN) chart('train', key, title, 'logged step');
+chart('evals', 'knn_top1', 'kNN top-1 (%)', 'epoch');
+let steps = 0;
+function push(key, x, y) { if (typeof y === 'number') { charts[key].xs.push(x); charts[key].ys.push(y); } }
+function confusion(m) {
+  const names = m.classes || m.matrix.map((_, i) => String(i));
+  const head = '<tr><th>true ↓ predicted →</th>' + names.map((n) => '<th>' + esc(n) + '</th>').join('') + '</tr>';
+  const max = Math.max(1, ...m.matrix.flat());
+  const rows = m.matrix.map((row, i) => '<tr><th>' + esc(names[i]) + '</th>' + row.map((v) =>
+    '<td style="background: rgba(31,119,180,' + (v / max).toFixed(2) + ')">' + v + '</td>').join('') + '</tr>');
+  document.getElementById('confusion').innerHTML = '<table class="confusion">' + head + rows.join('') + '</table>';
+  document.getElementById('confusion-epoch').textContent = '(epoch ' + m.epoch + ')';
+}
+function esc(s) { const d = document.createElement('span'); d.textContent = String(s); return d.innerHTML; }
+function take(records) {
+  let last;
+  for (const r of records) {
+    if (r.type === 'train') { steps++; for (const [key] of TRAIN) push(key, steps, r[key]); last = r; }
+    else if (r.type === 'eval' && r.metric === 'knn_top1') push('knn_top1', r.epoch ?? charts.knn_top1.xs.length + 1, r.value);
+    else if (r.type === 'eval' && r.metric === 'knn_confusion') confusion(r);
+  }
+  for (const c of Object.values(charts)) { c.u.setData([c.xs, c.ys]); c.el.dataset.points = String(c.xs.length); }
+  if (last) document.getElementById('status').textContent = 'epoch ' + last.epoch + ', iteration ' + last.iteration +
+    ': loss ' + last.loss.toFixed(4) + ' (updated ' + new Date().toLocaleTimeString() + ')';
+}
+const source = new EventSource(document.body.dataset.events);
+source.addEventListener('metrics', (e) => take(JSON.parse(e.data)));
+source.addEventListener('reset', () => { steps = 0; for (const c of Object.values(charts)) { c.xs.length = 0; c.ys.length = 0; } take([]); });
+`;
