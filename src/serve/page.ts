@@ -48,9 +48,8 @@ function chart(parent, key, title, xLabel) {
     axes: [{ label: xLabel }, {}] }, [[], []], el);
   charts[key] = { el, u, xs: [], ys: [] };
 }
-for (const [key, title] of TRAIN) chart('train', key, title, 'logged step');
+for (const [key, title] of TRAIN) chart('train', key, title, 'iteration');
 chart('evals', 'knn_top1', 'kNN top-1 (%)', 'epoch');
-let steps = 0;
 function push(key, x, y) { if (typeof y === 'number') { charts[key].xs.push(x); charts[key].ys.push(y); } }
 function confusion(m) {
   const names = m.classes || m.matrix.map((_, i) => String(i));
@@ -65,8 +64,8 @@ function esc(s) { const d = document.createElement('span'); d.textContent = Stri
 function take(records) {
   let last;
   for (const r of records) {
-    if (r.type === 'train') { steps++; for (const [key] of TRAIN) push(key, steps, r[key]); last = r; }
-    else if (r.type === 'eval' && r.metric === 'knn_top1') push('knn_top1', r.epoch ?? charts.knn_top1.xs.length + 1, r.value);
+    if (r.type === 'train') { for (const [key] of TRAIN) push(key, r.iteration, r[key]); last = r; }
+    else if (r.type === 'eval' && r.metric === 'knn_top1') push('knn_top1', r.epoch ?? charts.knn_top1.xs.length + 1, 100 * r.value);
     else if (r.type === 'eval' && r.metric === 'knn_confusion') confusion(r);
   }
   for (const c of Object.values(charts)) { c.u.setData([c.xs, c.ys]); c.el.dataset.points = String(c.xs.length); }
@@ -75,5 +74,5 @@ function take(records) {
 }
 const source = new EventSource(document.body.dataset.events);
 source.addEventListener('metrics', (e) => take(JSON.parse(e.data)));
-source.addEventListener('reset', () => { steps = 0; for (const c of Object.values(charts)) { c.xs.length = 0; c.ys.length = 0; } take([]); });
+source.addEventListener('reset', () => { for (const c of Object.values(charts)) { c.xs.length = 0; c.ys.length = 0; } take([]); });
 `;
