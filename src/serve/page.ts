@@ -29,6 +29,9 @@ export function runPage(run: Run): string {
   return layout(`swav: ${run.name}`, ` data-events="${runUrl(run.name)}/events"><h1>swav run ${escapeHtml(run.name)}</h1>
 <p id="status">waiting for metrics…</p>
 <h2>Training</h2><div class="charts" id="train"></div>
+<h2>Prototype usage</h2>
+<p>epoch <input type="range" id="usage-epoch" min="1" max="1" value="1" disabled> <span id="usage-caption">none yet</span></p>
+<div class="charts" id="usage"></div>
 <h2>Evaluations</h2><div class="charts" id="evals"></div>
 <h3>kNN confusion matrix <span id="confusion-epoch"></span></h3><div id="confusion">none yet</div>
 <script src="/assets/uPlot.iife.min.js"></script><script>${CLIENT}</script>`);
@@ -38,18 +41,41 @@ export function runPage(run: Run): string {
 const CLIENT = `
 const TRAIN = [['loss', 'loss'], ['lr', 'learning rate'], ['samples_per_s', 'samples per second'], ['prototype_entropy', 'prototype usage entropy']];
 const charts = {};
-function chart(parent, key, title, xLabel) {
+function chart(parent, key, title, xLabel, bars) {
   const el = document.createElement('div');
   el.id = 'chart-' + key;
   el.dataset.points = '0';
   document.getElementById(parent).append(el);
-  const u = new uPlot({ title, width: 460, height: 220, scales: { x: { time: false } },
-    series: [{ label: xLabel }, { label: title, stroke: '#1f77b4', width: 1.5, points: { show: false } }],
+  // bars: half a bar of room at either end, so the first and last are whole
+  const x = bars ? { time: false, range: (_, min, max) => [min - 0.5, max + 0.5] } : { time: false };
+  const u = new uPlot({ title, width: 460, height: 220, scales: { x },
+    series: [{ label: xLabel }, bars ? { label: title, fill: '#1f77b4', paths: uPlot.paths.bars({ size: [0.9] }), points: { show: false } }
+      : { label: title, stroke: '#1f77b4', width: 1.5, points: { show: false } }],
     axes: [{ label: xLabel }, {}] }, [[], []], el);
   charts[key] = { el, u, xs: [], ys: [] };
 }
 for (const [key, title] of TRAIN) chart('train', key, title, 'iteration');
 chart('evals', 'knn_top1', 'kNN top-1 (%)', 'epoch');
+chart('usage', 'usage', 'picks per prototype in the epoch', 'prototype', true);
+charts.usage.el.dataset.epochs = '0';
+const usage = [];
+const slider = document.getElementById('usage-epoch');
+function showUsage(i) {
+  const e = usage[i], c = charts.usage;
+  c.xs = e.counts.map((_, k) => k);
+  c.ys = e.counts;
+  slider.value = String(i + 1);
+  document.getElementById('usage-caption').textContent = e.epoch + ': ' + e.counts.filter((n) => n > 0).length + ' of ' +
+    e.counts.length + ' prototypes picked';
+}
+slider.addEventListener('input', () => { showUsage(Number(slider.value) - 1); take([]); });
+function epochUsage(r) {
+  const following = Number(slider.value) === usage.length; // at the latest epoch: stay there as new ones come
+  usage.push({ epoch: r.epoch, counts: r.prototype_usage });
+  Object.assign(slider, { max: String(usage.length), disabled: false });
+  charts.usage.el.dataset.epochs = String(usage.length);
+  if (following || usage.length === 1) showUsage(usage.length - 1);
+}
 function push(key, x, y) { if (typeof y === 'number') { charts[key].xs.push(x); charts[key].ys.push(y); } }
 function confusion(m) {
   const names = m.classes || m.matrix.map((_, i) => String(i));
@@ -65,6 +91,7 @@ function take(records) {
   let last;
   for (const r of records) {
     if (r.type === 'train') { for (const [key] of TRAIN) push(key, r.iteration, r[key]); last = r; }
+    else if (r.type === 'epoch' && Array.isArray(r.prototype_usage)) epochUsage(r);
     else if (r.type === 'eval' && r.metric === 'knn_top1') push('knn_top1', r.epoch ?? charts.knn_top1.xs.length + 1, 100 * r.value);
     else if (r.type === 'eval' && r.metric === 'knn_confusion') confusion(r);
   }
@@ -74,5 +101,10 @@ function take(records) {
 }
 const source = new EventSource(document.body.dataset.events);
 source.addEventListener('metrics', (e) => take(JSON.parse(e.data)));
-source.addEventListener('reset', () => { for (const c of Object.values(charts)) { c.xs.length = 0; c.ys.length = 0; } take([]); });
+source.addEventListener('reset', () => {
+  for (const c of Object.values(charts)) { c.xs = []; c.ys = []; }
+  usage.length = 0;
+  Object.assign(slider, { max: '1', value: '1', disabled: true });
+  take([]);
+});
 `;

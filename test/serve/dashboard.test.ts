@@ -1,5 +1,6 @@
 // `swav serve` in a browser: headless Chromium (Debian's, driven by playwright-core) on the dashboard of a run that
-// is training, the curves growing as metrics.jsonl does, kNN evaluations shown; path traversal, in any encoding, 404s.
+// is training, the curves growing as metrics.jsonl does, the prototype usage per epoch and kNN evaluations shown;
+// path traversal, in any encoding, 404s.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawn, type ChildProcess } from 'node:child_process';
@@ -75,6 +76,9 @@ test('the dashboard draws a training run live, shows kNN evaluations and 404s ev
   await page.waitForFunction((n) => Number(document.querySelector<HTMLElement>('#chart-loss')?.dataset.points) > n, first, { timeout: 60_000 });
   assert.equal(train.exitCode, null, `the curves grew while the run trained (${first} points at first): ${trainLog.text()}`);
   for (const chart of ['lr', 'samples_per_s', 'prototype_entropy']) assert.ok(await points(page, chart) > 0, chart);
+  await page.waitForFunction(() => Number(document.querySelector<HTMLElement>('#chart-usage')?.dataset.epochs) >= 2);
+  assert.equal(await points(page, 'usage'), 6, 'a bar per prototype');
+  assert.match(await page.textContent('#usage-caption') ?? '', /^\d+: \d of 6 prototypes picked$/);
   await page.waitForFunction(() => Number(document.querySelector<HTMLElement>('#chart-knn_top1')?.dataset.points) >= 2, undefined, { timeout: 120_000 });
   await page.waitForSelector('#confusion table', { timeout: 120_000 }); // at the end of the run
   assert.equal(await page.locator('#confusion table tr').count(), 4, 'the 3 classes and a header row');
