@@ -11,6 +11,7 @@ h1 { font-size: 1.3em; } h2 { font-size: 1.1em; margin-top: 1.5em; }
 .charts { display: flex; flex-wrap: wrap; gap: 1em; }
 #status { color: #555; }
 table.confusion { border-collapse: collapse; font-variant-numeric: tabular-nums; }
+#gallery img { width: 64px; height: 64px; object-fit: cover; margin: 1px; image-rendering: pixelated; }
 table.confusion td, table.confusion th { border: 1px solid #ccc; padding: 2px 6px; text-align: right; }`;
 
 function layout(title: string, body: string): string {
@@ -32,6 +33,10 @@ export function runPage(run: Run): string {
 <h2>Prototype usage</h2>
 <p>epoch <input type="range" id="usage-epoch" min="1" max="1" value="1" disabled> <span id="usage-caption">none yet</span></p>
 <div class="charts" id="usage"></div>
+<h2>Prototype gallery</h2>
+<p><button id="gallery-compute">compute from the last checkpoint</button> <span id="gallery-caption">the most used
+prototypes and the training images whose codes pick them</span></p>
+<div id="gallery"></div>
 <h2>Evaluations</h2><div class="charts" id="evals"></div>
 <h3>kNN confusion matrix <span id="confusion-epoch"></span></h3><div id="confusion">none yet</div>
 <script src="/assets/uPlot.iife.min.js"></script><script>${CLIENT}</script>`);
@@ -99,6 +104,20 @@ function take(records) {
   if (last) document.getElementById('status').textContent = 'epoch ' + last.epoch + ', iteration ' + last.iteration +
     ': loss ' + last.loss.toFixed(4) + ' (updated ' + new Date().toLocaleTimeString() + ')';
 }
+const button = document.getElementById('gallery-compute');
+button.addEventListener('click', async () => {
+  button.disabled = true;
+  const caption = document.getElementById('gallery-caption');
+  caption.textContent = 'computing…';
+  const base = document.body.dataset.events.replace(/events$/, 'gallery');
+  const res = await fetch(base);
+  button.disabled = false;
+  if (!res.ok) { caption.textContent = 'no gallery: ' + await res.text(); return; }
+  const g = await res.json();
+  caption.textContent = 'checkpoint of epoch ' + g.epoch + ', ' + g.sampled + ' training images sampled';
+  document.getElementById('gallery').innerHTML = g.prototypes.map((p) => '<div class="prototype"><b>prototype ' + p.prototype +
+    '</b> (' + p.count + (p.count === 1 ? ' image' : ' images') + ')<br>' + p.images.map((i) => '<img alt="image ' + i + '" src="' + base + '/' + i + '.png">').join('') + '</div>').join('');
+});
 const source = new EventSource(document.body.dataset.events);
 source.addEventListener('metrics', (e) => take(JSON.parse(e.data)));
 source.addEventListener('reset', () => {

@@ -1,6 +1,6 @@
 // `swav serve` in a browser: headless Chromium (Debian's, driven by playwright-core) on the dashboard of a run that
 // is training, the curves growing as metrics.jsonl does, the prototype usage per epoch and kNN evaluations shown;
-// path traversal, in any encoding, 404s.
+// the prototype gallery from the last checkpoint; path traversal, in any encoding, 404s.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawn, type ChildProcess } from 'node:child_process';
@@ -82,12 +82,22 @@ test('the dashboard draws a training run live, shows kNN evaluations and 404s ev
   await page.waitForFunction(() => Number(document.querySelector<HTMLElement>('#chart-knn_top1')?.dataset.points) >= 2, undefined, { timeout: 120_000 });
   await page.waitForSelector('#confusion table', { timeout: 120_000 }); // at the end of the run
   assert.equal(await page.locator('#confusion table tr').count(), 4, 'the 3 classes and a header row');
+  await page.click('#gallery-compute');
+  await page.waitForSelector('#gallery img', { timeout: 60_000 });
+  await page.waitForFunction(() => [...document.querySelectorAll<HTMLImageElement>('#gallery img')].every((i) => i.complete && i.naturalWidth > 0));
+  assert.match(await page.textContent('#gallery-caption') ?? '', /checkpoint of epoch 150, 48 training images sampled/);
   await page.screenshot({ path: join(artifacts, 'serve-dashboard.png'), fullPage: true });
+  const gallery = await (await fetch(`${base}runs/tiny/gallery`)).json() as { prototypes: { count: number; images: number[] }[] };
+  assert.equal(gallery.prototypes.reduce((n, p) => n + p.count, 0), 48, 'every sampled image picks one prototype');
+  const shown = new Set(gallery.prototypes.flatMap((p) => p.images));
+  assert.equal(await rawStatus(port, `/runs/tiny/gallery/${[...shown][0]}.png`), 200);
+  const hidden = Array.from({ length: 48 }, (_, i) => i).filter((i) => !shown.has(i));
+  for (const i of [...hidden.slice(0, 1), 48, 100000]) assert.equal(await rawStatus(port, `/runs/tiny/gallery/${i}.png`), 404, `image ${i}`);
 
   for (const path of ['/../../etc/passwd', '/%2e%2e/%2e%2e/etc/passwd', '/%2e%2e%2f%2e%2e%2fetc%2fpasswd', '/runs/..%2f..%2f..%2fetc%2fpasswd',
     '/runs/%252e%252e%252f%252e%252e%252fetc%252fpasswd', '/assets/..%2f..%2fpackage.json', '/assets/%2e%2e%2fpackage.json', '//etc/passwd',
     '/runs/tiny/../../../../etc/passwd', '/runs/tiny/..%2fmetrics.jsonl', `/runs/${encodeURIComponent(join(runs, 'tiny'))}`, '/runs/nope', '/runs/nope/events',
-    '/runs/tiny/metrics.jsonl', '/runs/tiny/config.yaml']) {
+    '/runs/tiny/metrics.jsonl', '/runs/tiny/config.yaml', '/runs/tiny/gallery/..%2f..%2fcheckpoint.pth', '/runs/tiny/gallery/-1.png', '/runs/tiny/gallery/1e3.png']) {
     assert.equal(await rawStatus(port, path), 404, path);
   }
   assert.equal((await page.goto(`${base}runs/%2e%2e%2ftiny`))?.status(), 404, 'through the browser too');
