@@ -1,14 +1,15 @@
 // The dashboard's routes on hono. Every route looks its target up by name (a run in listRuns, an asset in a fixed
-// table), so a request path never becomes a filesystem path: traversal attempts, in any encoding, are plain 404s.
+// table, an image by its index among the gallery's sampled ones), so a request path never becomes a filesystem
+// path: traversal attempts, in any encoding, are plain 404s.
 import { Hono } from 'hono';
 import { existsSync } from 'node:fs';
 import { join } from 'node:path';
 import { CHECKPOINT } from '../train/trainer.js';
 import { asset } from './assets.js';
 import { metricsStream } from './events.js';
-import { galleryOf, thumbnail } from './gallery.js';
+import { galleryOf, neighbours, thumbnail, type GalleryEntry } from './gallery.js';
 import { indexPage, runPage } from './page.js';
-import { findRun, listRuns } from './runs.js';
+import { findRun, listRuns, type Run } from './runs.js';
 
 export function dashboard(root: string): Hono {
   const app = new Hono();
@@ -26,20 +27,30 @@ export function dashboard(root: string): Hono {
     return run ? metricsStream(c, run) : c.notFound();
   });
   app.get('/runs/:name/gallery', async (c) => {
-    const run = findRun(root, c.req.param('name'));
-    if (!run || !existsSync(join(run.dir, CHECKPOINT))) return c.notFound();
-    return c.json((await galleryOf(run)).gallery);
+    const entry = await sampledRun(findRun(root, c.req.param('name')));
+    return entry ? c.json(entry.gallery) : c.notFound();
   });
   app.get('/runs/:name/gallery/:file', async (c) => {
-    const run = findRun(root, c.req.param('name'));
-    const index = Number(/^(\d+)\.png$/.exec(c.req.param('file'))?.[1] ?? NaN);
-    if (!run || !existsSync(join(run.dir, CHECKPOINT))) return c.notFound();
-    const { gallery, dataset } = await galleryOf(run);
-    // only the images the gallery shows: the rest of the training data is not the dashboard's to hand out
-    if (!gallery.prototypes.some((p) => p.images.includes(index))) return c.notFound();
-    return c.body(new Uint8Array(await thumbnail(dataset, index)), 200, { 'content-type': 'image/png' });
+    const entry = await sampledRun(findRun(root, c.req.param('name')));
+    const index = sampledIndex(entry, /^(\d+)\.png$/.exec(c.req.param('file'))?.[1]);
+    return entry && index !== null ? c.body(new Uint8Array(await thumbnail(entry.dataset, index)), 200, { 'content-type': 'image/png' }) : c.notFound();
+  });
+  app.get('/runs/:name/neighbours/:index', async (c) => {
+    const entry = await sampledRun(findRun(root, c.req.param('name')));
+    const index = sampledIndex(entry, c.req.param('index'));
+    return entry && index !== null ? c.json(neighbours(entry, index)) : c.notFound();
   });
   app.onError((e, c) => c.text(e.message, 500));
   app.notFound((c) => c.text('not found', 404));
   return app;
+}
+
+/** The run's gallery, or null without a run or a checkpoint yet. */
+const sampledRun = async (run: Run | undefined): Promise<GalleryEntry | null> =>
+  (run && existsSync(join(run.dir, CHECKPOINT)) ? galleryOf(run) : null);
+
+/** A decimal image index among the sampled images, or null: the rest of the training data is not the dashboard's to hand out. */
+function sampledIndex(entry: GalleryEntry | null, raw: string | undefined): number | null {
+  const index = raw !== undefined && /^\d+$/.test(raw) ? Number(raw) : NaN;
+  return entry && index < entry.gallery.sampled ? index : null;
 }

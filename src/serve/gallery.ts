@@ -1,6 +1,7 @@
-// The prototype gallery: the last checkpoint's model on a sample of the training data (its first `sample` images),
+// The prototype gallery: the last checkpoint's model on a sample of the training data (its first SAMPLE images),
 // each image assigned a prototype by Sinkhorn-Knopp codes as in training; the most used prototypes, with the
-// images that pick them. Computed on request and kept until the checkpoint changes.
+// images that pick them; and each sampled image's nearest neighbours among the others by the trunk's features.
+// Computed on request and kept until the checkpoint changes.
 import { statSync } from 'node:fs';
 import { join } from 'node:path';
 import sharp from 'sharp';
@@ -25,10 +26,18 @@ const TOP = 8;
 const PER_PROTOTYPE = 8;
 const BATCH = 64;
 
-const cache = new Map<string, { mtimeMs: number; gallery: Gallery; dataset: Dataset }>();
+export interface GalleryEntry {
+  mtimeMs: number;
+  gallery: Gallery;
+  dataset: Dataset;
+  /** The sampled images' trunk features, L2-normalized (sampled x D), for the neighbours. */
+  features: torch.Tensor;
+}
+
+const cache = new Map<string, GalleryEntry>();
 
 /** The run's gallery, recomputed only when its checkpoint is newer than the one it came from. */
-export async function galleryOf(run: Run): Promise<{ gallery: Gallery; dataset: Dataset }> {
+export async function galleryOf(run: Run): Promise<GalleryEntry> {
   const { mtimeMs } = statSync(join(run.dir, CHECKPOINT));
   const hit = cache.get(run.dir);
   if (hit && hit.mtimeMs === mtimeMs) return hit;
@@ -36,8 +45,9 @@ export async function galleryOf(run: Run): Promise<{ gallery: Gallery; dataset: 
   try {
     if (!config) throw new Error(`serve: ${run.dir}'s checkpoint holds no training config`);
     const dataset = openDataset({ type: config.data.type, path: config.data.path!, split: config.data.split });
-    const picks = await prototypePicks(model.eval(), config, dataset);
-    const entry = { mtimeMs, dataset, gallery: { epoch: checkpointEpoch(run), sampled: picks.length, prototypes: mostUsed(picks) } };
+    const { picks, features } = await sampled(model.eval(), config, dataset);
+    const entry = { mtimeMs, dataset, features, gallery: { epoch: checkpointEpoch(run), sampled: picks.length, prototypes: mostUsed(picks) } };
+    hit?.features.dispose();
     cache.set(run.dir, entry);
     return entry;
   } finally {
@@ -45,30 +55,49 @@ export async function galleryOf(run: Run): Promise<{ gallery: Gallery; dataset: 
   }
 }
 
+/** The `k` sampled images nearest to sampled image `index` by cosine similarity of their features, nearest first. */
+export function neighbours(entry: GalleryEntry, index: number, k = 8): { image: number; similarity: number }[] {
+  return torch.tidy(() => {
+    const sims = entry.features.matmul(entry.features.select(0, index));
+    const { values, indices } = sims.topk(Math.min(k + 1, sims.shape[0]));
+    const [vs, is] = [values.tolist() as number[], indices.tolist() as number[]];
+    return is.map((image, j) => ({ image, similarity: vs[j] })).filter((n) => n.image !== index).slice(0, k);
+  });
+}
+
 const checkpointEpoch = (run: Run) => torch.tidy(() => Number(torch.load(join(run.dir, CHECKPOINT)).epoch));
 
-/** Each sampled image's prototype (the argmax of its code), in image order. */
-async function prototypePicks(model: ResNet, c: Config, ds: Dataset): Promise<number[]> {
+/** Each sampled image's prototype (the argmax of its code) and normalized trunk features, in image order. */
+async function sampled(model: ResNet, c: Config, ds: Dataset): Promise<{ picks: number[]; features: torch.Tensor }> {
   const rows: torch.Tensor[] = [];
+  const feats: torch.Tensor[] = [];
   const opts = { batch: BATCH, mean: c.crops.mean, std: c.crops.std, device: c.run.device };
   try {
     // one range per batch: a file that fails to decode is dropped from its batch, which must not shift the others
     for (let i = 0; i < Math.min(SAMPLE, ds.length); i += BATCH) {
       for await (const b of evalBatches(ds, { ...opts, range: [i, Math.min(i + BATCH, SAMPLE, ds.length)] })) {
-        rows.push(torch.noGrad(() => torch.tidy(() => scoresOf(model, b.images))));
+        const f = torch.noGrad(() => model.forwardBackbone(b.images));
+        try {
+          feats.push(torch.tidy(() => torch.normalize(f, 2, 1)));
+          rows.push(torch.noGrad(() => torch.tidy(() => scoresOf(model, f))));
+        } finally {
+          f.dispose();
+        }
       }
     }
-    if (!rows.length) return [];
+    if (!rows.length) throw new Error(`serve: no training image of ${ds.name} could be read`);
     // SwAV's own Sinkhorn settings; the defaults for the other methods' prototypes
     const o = c.method === 'swav' ? { epsilon: c.swav.epsilon, iterations: c.swav.sinkhorn_iterations } : {};
-    return torch.tidy(() => sinkhorn(torch.cat(rows), o).argmax(1).tolist() as number[]);
+    const picks = torch.tidy(() => sinkhorn(torch.cat(rows), o).argmax(1).tolist() as number[]);
+    return { picks, features: torch.cat(feats) };
   } finally {
-    rows.forEach((r) => r.dispose());
+    [...rows, ...feats].forEach((r) => r.dispose());
   }
 }
 
-function scoresOf(model: ResNet, images: torch.Tensor): torch.Tensor {
-  const { output } = model.forwardHead(model.forwardBackbone(images));
+/** Prototype scores of trunk features (the features themselves are the caller's). */
+function scoresOf(model: ResNet, features: torch.Tensor): torch.Tensor {
+  const { output } = model.forwardHead(features);
   const scores = Array.isArray(output) ? output[0] : output;
   if (!scores) throw new Error('serve: this model has no prototypes (model.nmb_prototypes)');
   return scores;
@@ -81,7 +110,7 @@ function mostUsed(picks: number[]): Gallery['prototypes'] {
     .map(([prototype, images]) => ({ prototype, count: images.length, images: images.slice(0, PER_PROTOTYPE) }));
 }
 
-/** One training image as a PNG thumbnail; `index` must be one the gallery shows. */
+/** One training image as a PNG thumbnail; `index` must be one of the sampled images. */
 export async function thumbnail(dataset: Dataset, index: number): Promise<Buffer> {
   if (dataset.kind === 'files') return sharp(dataset.files[index]).resize(96, 96, { fit: 'cover' }).png().toBuffer();
   const [, channels, height, width] = dataset.images.shape;

@@ -11,7 +11,7 @@ h1 { font-size: 1.3em; } h2 { font-size: 1.1em; margin-top: 1.5em; }
 .charts { display: flex; flex-wrap: wrap; gap: 1em; }
 #status { color: #555; }
 table.confusion { border-collapse: collapse; font-variant-numeric: tabular-nums; }
-#gallery img { width: 64px; height: 64px; object-fit: cover; margin: 1px; image-rendering: pixelated; }
+#gallery img, #neighbours img { cursor: pointer; width: 64px; height: 64px; object-fit: cover; margin: 1px; image-rendering: pixelated; }
 table.confusion td, table.confusion th { border: 1px solid #ccc; padding: 2px 6px; text-align: right; }`;
 
 function layout(title: string, body: string): string {
@@ -27,7 +27,7 @@ export function indexPage(runs: Run[]): string {
 }
 
 export function runPage(run: Run): string {
-  return layout(`swav: ${run.name}`, ` data-events="${runUrl(run.name)}/events"><h1>swav run ${escapeHtml(run.name)}</h1>
+  return layout(`swav: ${run.name}`, ` data-base="${runUrl(run.name)}"><h1>swav run ${escapeHtml(run.name)}</h1>
 <p id="status">waiting for metrics…</p>
 <h2>Training</h2><div class="charts" id="train"></div>
 <h2>Prototype usage</h2>
@@ -37,6 +37,7 @@ export function runPage(run: Run): string {
 <p><button id="gallery-compute">compute from the last checkpoint</button> <span id="gallery-caption">the most used
 prototypes and the training images whose codes pick them</span></p>
 <div id="gallery"></div>
+<h3>Nearest neighbours <span id="neighbours-caption">(click an image)</span></h3><div id="neighbours"></div>
 <h2>Evaluations</h2><div class="charts" id="evals"></div>
 <h3>kNN confusion matrix <span id="confusion-epoch"></span></h3><div id="confusion">none yet</div>
 <script src="/assets/uPlot.iife.min.js"></script><script>${CLIENT}</script>`);
@@ -44,6 +45,7 @@ prototypes and the training images whose codes pick them</span></p>
 
 /** The browser side, plain JavaScript: one uPlot per curve; each chart's point count in data-points (for tests). */
 const CLIENT = `
+const runBase = document.body.dataset.base;
 const TRAIN = [['loss', 'loss'], ['lr', 'learning rate'], ['samples_per_s', 'samples per second'], ['prototype_entropy', 'prototype usage entropy']];
 const charts = {};
 function chart(parent, key, title, xLabel, bars) {
@@ -109,16 +111,26 @@ button.addEventListener('click', async () => {
   button.disabled = true;
   const caption = document.getElementById('gallery-caption');
   caption.textContent = 'computing…';
-  const base = document.body.dataset.events.replace(/events$/, 'gallery');
-  const res = await fetch(base);
+  const res = await fetch(runBase + '/gallery');
   button.disabled = false;
   if (!res.ok) { caption.textContent = 'no gallery: ' + await res.text(); return; }
   const g = await res.json();
   caption.textContent = 'checkpoint of epoch ' + g.epoch + ', ' + g.sampled + ' training images sampled';
   document.getElementById('gallery').innerHTML = g.prototypes.map((p) => '<div class="prototype"><b>prototype ' + p.prototype +
-    '</b> (' + p.count + (p.count === 1 ? ' image' : ' images') + ')<br>' + p.images.map((i) => '<img alt="image ' + i + '" src="' + base + '/' + i + '.png">').join('') + '</div>').join('');
+    '</b> (' + p.count + (p.count === 1 ? ' image' : ' images') + ')<br>' + p.images.map((i) => thumb(i)).join('') + '</div>').join('');
 });
-const source = new EventSource(document.body.dataset.events);
+const thumb = (i, title) => '<img alt="image ' + i + '" data-image="' + i + '" title="' + (title || 'image ' + i) + '" src="' + runBase + '/gallery/' + i + '.png">';
+async function showNeighbours(i) {
+  const res = await fetch(runBase + '/neighbours/' + i);
+  if (!res.ok) return;
+  const ns = await res.json();
+  document.getElementById('neighbours-caption').textContent = 'of image ' + i + ' (cosine similarity of the trunk features)';
+  document.getElementById('neighbours').innerHTML = thumb(i) + ' → ' + ns.map((n) => thumb(n.image, 'image ' + n.image + ': ' + n.similarity.toFixed(3))).join('');
+}
+for (const id of ['gallery', 'neighbours']) {
+  document.getElementById(id).addEventListener('click', (e) => { if (e.target.dataset.image) showNeighbours(Number(e.target.dataset.image)); });
+}
+const source = new EventSource(runBase + '/events');
 source.addEventListener('metrics', (e) => take(JSON.parse(e.data)));
 source.addEventListener('reset', () => {
   for (const c of Object.values(charts)) { c.xs = []; c.ys = []; }

@@ -1,6 +1,6 @@
 // `swav serve` in a browser: headless Chromium (Debian's, driven by playwright-core) on the dashboard of a run that
 // is training, the curves growing as metrics.jsonl does, the prototype usage per epoch and kNN evaluations shown;
-// the prototype gallery from the last checkpoint; path traversal, in any encoding, 404s.
+// the prototype gallery from the last checkpoint, an image's nearest neighbours; path traversal, in any encoding, 404s.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawn, type ChildProcess } from 'node:child_process';
@@ -86,13 +86,18 @@ test('the dashboard draws a training run live, shows kNN evaluations and 404s ev
   await page.waitForSelector('#gallery img', { timeout: 60_000 });
   await page.waitForFunction(() => [...document.querySelectorAll<HTMLImageElement>('#gallery img')].every((i) => i.complete && i.naturalWidth > 0));
   assert.match(await page.textContent('#gallery-caption') ?? '', /checkpoint of epoch 150, 48 training images sampled/);
+  await page.click('#gallery img');
+  await page.waitForFunction(() => document.querySelectorAll('#neighbours img').length === 9, undefined, { timeout: 30_000 });
   await page.screenshot({ path: join(artifacts, 'serve-dashboard.png'), fullPage: true });
   const gallery = await (await fetch(`${base}runs/tiny/gallery`)).json() as { prototypes: { count: number; images: number[] }[] };
   assert.equal(gallery.prototypes.reduce((n, p) => n + p.count, 0), 48, 'every sampled image picks one prototype');
-  const shown = new Set(gallery.prototypes.flatMap((p) => p.images));
-  assert.equal(await rawStatus(port, `/runs/tiny/gallery/${[...shown][0]}.png`), 200);
-  const hidden = Array.from({ length: 48 }, (_, i) => i).filter((i) => !shown.has(i));
-  for (const i of [...hidden.slice(0, 1), 48, 100000]) assert.equal(await rawStatus(port, `/runs/tiny/gallery/${i}.png`), 404, `image ${i}`);
+  assert.equal(await rawStatus(port, '/runs/tiny/gallery/47.png'), 200);
+  const near = await (await fetch(`${base}runs/tiny/neighbours/3`)).json() as { image: number; similarity: number }[];
+  assert.equal(near.length, 8);
+  assert.ok(near.every((n, i) => n.image !== 3 && n.similarity <= 1 + 1e-5 && (i === 0 || n.similarity <= near[i - 1].similarity)), JSON.stringify(near));
+  for (const path of ['/runs/tiny/gallery/48.png', '/runs/tiny/gallery/100000.png', '/runs/tiny/neighbours/48', '/runs/tiny/neighbours/-1', '/runs/tiny/neighbours/0x1']) {
+    assert.equal(await rawStatus(port, path), 404, `${path}: beyond the sampled images`);
+  }
 
   for (const path of ['/../../etc/passwd', '/%2e%2e/%2e%2e/etc/passwd', '/%2e%2e%2f%2e%2e%2fetc%2fpasswd', '/runs/..%2f..%2f..%2fetc%2fpasswd',
     '/runs/%252e%252e%252f%252e%252e%252fetc%252fpasswd', '/assets/..%2f..%2fpackage.json', '/assets/%2e%2e%2fpackage.json', '//etc/passwd',
