@@ -8,6 +8,7 @@ import { CHECKPOINT } from '../train/trainer.js';
 import { asset } from './assets.js';
 import { metricsStream } from './events.js';
 import { galleryOf, neighbours, thumbnail, type GalleryEntry } from './gallery.js';
+import { mapOf } from './map.js';
 import { indexPage, runPage } from './page.js';
 import { findRun, listRuns, type Run } from './runs.js';
 
@@ -39,6 +40,10 @@ export function dashboard(root: string): Hono {
     const entry = await sampledRun(findRun(root, c.req.param('name')));
     const index = sampledIndex(entry, c.req.param('index'));
     return entry && index !== null ? c.json(neighbours(entry, index)) : c.notFound();
+  });
+  app.get('/runs/:name/map', async (c) => {
+    const entry = await sampledRun(findRun(root, c.req.param('name')));
+    return entry ? c.json(mapOf(entry)) : c.notFound();
   });
   app.onError((e, c) => c.text(e.message, 500));
   app.notFound((c) => c.text('not found', 404));

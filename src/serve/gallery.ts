@@ -30,7 +30,9 @@ export interface GalleryEntry {
   mtimeMs: number;
   gallery: Gallery;
   dataset: Dataset;
-  /** The sampled images' trunk features, L2-normalized (sampled x D), for the neighbours. */
+  /** Each sampled image's prototype. */
+  picks: number[];
+  /** The sampled images' trunk features, L2-normalized (sampled x D), for the neighbours and the map. */
   features: torch.Tensor;
 }
 
@@ -46,7 +48,7 @@ export async function galleryOf(run: Run): Promise<GalleryEntry> {
     if (!config) throw new Error(`serve: ${run.dir}'s checkpoint holds no training config`);
     const dataset = openDataset({ type: config.data.type, path: config.data.path!, split: config.data.split });
     const { picks, features } = await sampled(model.eval(), config, dataset);
-    const entry = { mtimeMs, dataset, features, gallery: { epoch: checkpointEpoch(run), sampled: picks.length, prototypes: mostUsed(picks) } };
+    const entry = { mtimeMs, dataset, picks, features, gallery: { epoch: checkpointEpoch(run), sampled: picks.length, prototypes: mostUsed(picks) } };
     hit?.features.dispose();
     cache.set(run.dir, entry);
     return entry;

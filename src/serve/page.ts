@@ -37,6 +37,8 @@ export function runPage(run: Run): string {
 <p><button id="gallery-compute">compute from the last checkpoint</button> <span id="gallery-caption">the most used
 prototypes and the training images whose codes pick them</span></p>
 <div id="gallery"></div>
+<h3>Map <span id="map-caption">(UMAP of the sampled images' features, coloured by prototype; click a point)</span></h3>
+<canvas id="map" width="460" height="460" data-points="0" style="border: 1px solid #ddd"></canvas>
 <h3>Nearest neighbours <span id="neighbours-caption">(click an image)</span></h3><div id="neighbours"></div>
 <h2>Evaluations</h2><div class="charts" id="evals"></div>
 <h3>kNN confusion matrix <span id="confusion-epoch"></span></h3><div id="confusion">none yet</div>
@@ -118,6 +120,7 @@ button.addEventListener('click', async () => {
   caption.textContent = 'checkpoint of epoch ' + g.epoch + ', ' + g.sampled + ' training images sampled';
   document.getElementById('gallery').innerHTML = g.prototypes.map((p) => '<div class="prototype"><b>prototype ' + p.prototype +
     '</b> (' + p.count + (p.count === 1 ? ' image' : ' images') + ')<br>' + p.images.map((i) => thumb(i)).join('') + '</div>').join('');
+  await drawMap();
 });
 const thumb = (i, title) => '<img alt="image ' + i + '" data-image="' + i + '" title="' + (title || 'image ' + i) + '" src="' + runBase + '/gallery/' + i + '.png">';
 async function showNeighbours(i) {
@@ -127,6 +130,30 @@ async function showNeighbours(i) {
   document.getElementById('neighbours-caption').textContent = 'of image ' + i + ' (cosine similarity of the trunk features)';
   document.getElementById('neighbours').innerHTML = thumb(i) + ' → ' + ns.map((n) => thumb(n.image, 'image ' + n.image + ': ' + n.similarity.toFixed(3))).join('');
 }
+const map = document.getElementById('map');
+let mapPoints = [];
+async function drawMap() {
+  const res = await fetch(runBase + '/map');
+  if (!res.ok) { document.getElementById('map-caption').textContent = 'no map: ' + await res.text(); return; }
+  const ps = await res.json();
+  const [xs, ys] = [ps.map((p) => p.x), ps.map((p) => p.y)];
+  const scale = (v, lo, hi) => 10 + ((v - lo) / (hi - lo || 1)) * (map.width - 20);
+  const [x0, x1, y0, y1] = [Math.min(...xs), Math.max(...xs), Math.min(...ys), Math.max(...ys)];
+  mapPoints = ps.map((p) => ({ ...p, px: scale(p.x, x0, x1), py: scale(p.y, y0, y1) }));
+  const g = map.getContext('2d');
+  g.clearRect(0, 0, map.width, map.height);
+  for (const p of mapPoints) {
+    g.fillStyle = 'hsl(' + ((p.prototype * 137.5) % 360) + ', 70%, 45%)';
+    g.beginPath(); g.arc(p.px, p.py, 3, 0, 2 * Math.PI); g.fill();
+  }
+  map.dataset.points = String(mapPoints.length);
+}
+map.addEventListener('click', (e) => {
+  const r = map.getBoundingClientRect();
+  const d = (p) => (p.px - (e.clientX - r.left)) ** 2 + (p.py - (e.clientY - r.top)) ** 2;
+  const nearest = mapPoints.reduce((a, p) => (a && d(a) <= d(p) ? a : p), null);
+  if (nearest) showNeighbours(nearest.image);
+});
 for (const id of ['gallery', 'neighbours']) {
   document.getElementById(id).addEventListener('click', (e) => { if (e.target.dataset.image) showNeighbours(Number(e.target.dataset.image)); });
 }

@@ -1,6 +1,7 @@
 // `swav serve` in a browser: headless Chromium (Debian's, driven by playwright-core) on the dashboard of a run that
 // is training, the curves growing as metrics.jsonl does, the prototype usage per epoch and kNN evaluations shown;
-// the prototype gallery from the last checkpoint, an image's nearest neighbours; path traversal, in any encoding, 404s.
+// the prototype gallery from the last checkpoint, an image's nearest neighbours, a UMAP map;
+// path traversal, in any encoding, 404s.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawn, type ChildProcess } from 'node:child_process';
@@ -86,8 +87,12 @@ test('the dashboard draws a training run live, shows kNN evaluations and 404s ev
   await page.waitForSelector('#gallery img', { timeout: 60_000 });
   await page.waitForFunction(() => [...document.querySelectorAll<HTMLImageElement>('#gallery img')].every((i) => i.complete && i.naturalWidth > 0));
   assert.match(await page.textContent('#gallery-caption') ?? '', /checkpoint of epoch 150, 48 training images sampled/);
+  await page.waitForFunction(() => document.querySelector<HTMLElement>('#map')?.dataset.points === '48', undefined, { timeout: 60_000 });
   await page.click('#gallery img');
   await page.waitForFunction(() => document.querySelectorAll('#neighbours img').length === 9, undefined, { timeout: 30_000 });
+  const point = await page.evaluate('mapPoints.find((p) => p.image === 5)') as { px: number; py: number };
+  await page.click('#map', { position: { x: point.px, y: point.py } });
+  await page.waitForFunction(() => document.querySelector('#neighbours img')?.getAttribute('data-image') === '5'); // the point clicked
   await page.screenshot({ path: join(artifacts, 'serve-dashboard.png'), fullPage: true });
   const gallery = await (await fetch(`${base}runs/tiny/gallery`)).json() as { prototypes: { count: number; images: number[] }[] };
   assert.equal(gallery.prototypes.reduce((n, p) => n + p.count, 0), 48, 'every sampled image picks one prototype');
