@@ -7,7 +7,7 @@ import { join } from 'node:path';
 import { CHECKPOINT } from '../train/trainer.js';
 import { asset } from './assets.js';
 import { metricsStream } from './events.js';
-import { galleryOf, neighbours, thumbnail, type GalleryEntry } from './gallery.js';
+import { galleryOf, lastGallery, neighbours, thumbnail, type GalleryEntry } from './gallery.js';
 import { mapOf } from './map.js';
 import { indexPage, runPage } from './page.js';
 import { findRun, listRuns, type Run } from './runs.js';
@@ -28,21 +28,21 @@ export function dashboard(root: string): Hono {
     return run ? metricsStream(c, run) : c.notFound();
   });
   app.get('/runs/:name/gallery', async (c) => {
-    const entry = await sampledRun(findRun(root, c.req.param('name')));
-    return entry ? c.json(entry.gallery) : c.notFound();
+    const run = findRun(root, c.req.param('name'));
+    return run && existsSync(join(run.dir, CHECKPOINT)) ? c.json((await galleryOf(run)).gallery) : c.notFound();
   });
   app.get('/runs/:name/gallery/:file', async (c) => {
-    const entry = await sampledRun(findRun(root, c.req.param('name')));
+    const entry = sampledRun(findRun(root, c.req.param('name')));
     const index = sampledIndex(entry, /^(\d+)\.png$/.exec(c.req.param('file'))?.[1]);
     return entry && index !== null ? c.body(new Uint8Array(await thumbnail(entry.dataset, index)), 200, { 'content-type': 'image/png' }) : c.notFound();
   });
-  app.get('/runs/:name/neighbours/:index', async (c) => {
-    const entry = await sampledRun(findRun(root, c.req.param('name')));
+  app.get('/runs/:name/neighbours/:index', (c) => {
+    const entry = sampledRun(findRun(root, c.req.param('name')));
     const index = sampledIndex(entry, c.req.param('index'));
     return entry && index !== null ? c.json(neighbours(entry, index)) : c.notFound();
   });
-  app.get('/runs/:name/map', async (c) => {
-    const entry = await sampledRun(findRun(root, c.req.param('name')));
+  app.get('/runs/:name/map', (c) => {
+    const entry = sampledRun(findRun(root, c.req.param('name')));
     return entry ? c.json(mapOf(entry)) : c.notFound();
   });
   app.onError((e, c) => c.text(e.message, 500));
@@ -50,9 +50,8 @@ export function dashboard(root: string): Hono {
   return app;
 }
 
-/** The run's gallery, or null without a run or a checkpoint yet. */
-const sampledRun = async (run: Run | undefined): Promise<GalleryEntry | null> =>
-  (run && existsSync(join(run.dir, CHECKPOINT)) ? galleryOf(run) : null);
+/** The run's last gallery, or null: none computed yet (GET /runs/NAME/gallery computes it), or no such run. */
+const sampledRun = (run: Run | undefined): GalleryEntry | null => (run && lastGallery(run)) || null;
 
 /** A decimal image index among the sampled images, or null: the rest of the training data is not the dashboard's to hand out. */
 function sampledIndex(entry: GalleryEntry | null, raw: string | undefined): number | null {

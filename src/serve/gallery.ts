@@ -37,19 +37,34 @@ export interface GalleryEntry {
 }
 
 const cache = new Map<string, GalleryEntry>();
+const pending = new Map<string, Promise<GalleryEntry>>();
 
-/** The run's gallery, recomputed only when its checkpoint is newer than the one it came from. */
-export async function galleryOf(run: Run): Promise<GalleryEntry> {
+/**
+ * The run's gallery, recomputed when its checkpoint is newer than the one it came from (one computation at a
+ * time per run: a second request waits for the first's).
+ */
+export function galleryOf(run: Run): Promise<GalleryEntry> {
   const { mtimeMs } = statSync(join(run.dir, CHECKPOINT));
   const hit = cache.get(run.dir);
-  if (hit && hit.mtimeMs === mtimeMs) return hit;
+  if (hit && hit.mtimeMs === mtimeMs) return Promise.resolve(hit);
+  if (!pending.has(run.dir)) pending.set(run.dir, compute(run, mtimeMs).finally(() => pending.delete(run.dir)));
+  return pending.get(run.dir)!;
+}
+
+/**
+ * The gallery last computed, as it is: its thumbnails, neighbours and map must not recompute it (while the run
+ * trains, the checkpoint changes every epoch).
+ */
+export const lastGallery = (run: Run): GalleryEntry | undefined => cache.get(run.dir);
+
+async function compute(run: Run, mtimeMs: number): Promise<GalleryEntry> {
   const { model, config } = await loadWeights('serve', run.dir);
   try {
     if (!config) throw new Error(`serve: ${run.dir}'s checkpoint holds no training config`);
     const dataset = openDataset({ type: config.data.type, path: config.data.path!, split: config.data.split });
     const { picks, features } = await sampled(model.eval(), config, dataset);
     const entry = { mtimeMs, dataset, picks, features, gallery: { epoch: checkpointEpoch(run), sampled: picks.length, prototypes: mostUsed(picks) } };
-    hit?.features.dispose();
+    cache.get(run.dir)?.features.dispose();
     cache.set(run.dir, entry);
     return entry;
   } finally {
