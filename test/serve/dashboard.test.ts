@@ -4,7 +4,7 @@
 // path traversal, in any encoding, 404s.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { spawn, type ChildProcess } from 'node:child_process';
+import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
 import { existsSync, mkdirSync, mkdtempSync, writeFileSync } from 'node:fs';
 import { request } from 'node:http';
 import { tmpdir } from 'node:os';
@@ -67,6 +67,9 @@ test('the dashboard draws a training run live, shows kNN evaluations and 404s ev
   });
   const url = (await watch(serve).match(/at (http:\/\/127\.0\.0\.1:(\d+)\/)/));
   const [base, port] = [url[1], Number(url[2])];
+  const second = spawnSync(process.execPath, [cli, 'serve', runs, '--port', String(port)], { encoding: 'utf8' });
+  assert.equal(second.status, 1);
+  assert.equal(second.stderr, `swav: error: serve: port ${port} on 127.0.0.1 is in use: choose another with --port\n`);
   await trainLog.match(/epoch 1\/150/); // the run directory and its first metrics exist
   const page = await browser.newPage({ viewport: { width: 1000, height: 1100 } });
   await page.goto(base);
