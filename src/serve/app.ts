@@ -34,7 +34,7 @@ export function dashboard(root: string): Hono {
   app.get('/runs/:name/gallery/:file', async (c) => {
     const entry = sampledRun(findRun(root, c.req.param('name')));
     const index = sampledIndex(entry, /^(\d+)\.png$/.exec(c.req.param('file'))?.[1]);
-    return entry && index !== null ? c.body(new Uint8Array(await thumbnail(entry.dataset, index)), 200, { 'content-type': 'image/png' }) : c.notFound();
+    return entry && index !== null ? c.body(new Uint8Array(await thumbnail(entry.dataset, entry.images[index])), 200, { 'content-type': 'image/png' }) : c.notFound();
   });
   app.get('/runs/:name/neighbours/:index', (c) => {
     const entry = sampledRun(findRun(root, c.req.param('name')));
@@ -53,7 +53,7 @@ export function dashboard(root: string): Hono {
 /** The run's last gallery, or null: none computed yet (GET /runs/NAME/gallery computes it), or no such run. */
 const sampledRun = (run: Run | undefined): GalleryEntry | null => (run && lastGallery(run)) || null;
 
-/** A decimal image index among the sampled images, or null: the rest of the training data is not the dashboard's to hand out. */
+/** A decimal row among the sampled images, or null: the rest of the training data is not the dashboard's to hand out. */
 function sampledIndex(entry: GalleryEntry | null, raw: string | undefined): number | null {
   const index = raw !== undefined && /^\d+$/.test(raw) ? Number(raw) : NaN;
   return entry && index < entry.gallery.sampled ? index : null;

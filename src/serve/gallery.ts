@@ -32,6 +32,8 @@ export interface GalleryEntry {
   dataset: Dataset;
   /** Each sampled image's prototype. */
   picks: number[];
+  /** Each sampled image's index in the dataset (the gallery, neighbours and map name images by their row here). */
+  images: number[];
   /** The sampled images' trunk features, L2-normalized (sampled x D), for the neighbours and the map. */
   features: torch.Tensor;
 }
@@ -62,8 +64,8 @@ async function compute(run: Run, mtimeMs: number): Promise<GalleryEntry> {
   try {
     if (!config) throw new Error(`serve: ${run.dir}'s checkpoint holds no training config`);
     const dataset = openDataset({ type: config.data.type, path: config.data.path!, split: config.data.split });
-    const { picks, features } = await sampled(model.eval(), config, dataset);
-    const entry = { mtimeMs, dataset, picks, features, gallery: { epoch: checkpointEpoch(run), sampled: picks.length, prototypes: mostUsed(picks) } };
+    const { picks, images, features } = await sampled(model.eval(), config, dataset);
+    const entry = { mtimeMs, dataset, picks, images, features, gallery: { epoch: checkpointEpoch(run), sampled: picks.length, prototypes: mostUsed(picks) } };
     cache.get(run.dir)?.features.dispose();
     cache.set(run.dir, entry);
     return entry;
@@ -84,15 +86,20 @@ export function neighbours(entry: GalleryEntry, index: number, k = 8): { image: 
 
 const checkpointEpoch = (run: Run) => torch.tidy(() => Number(torch.load(join(run.dir, CHECKPOINT)).epoch));
 
-/** Each sampled image's prototype (the argmax of its code) and normalized trunk features, in image order. */
-async function sampled(model: ResNet, c: Config, ds: Dataset): Promise<{ picks: number[]; features: torch.Tensor }> {
+/** Each sampled image's prototype (the argmax of its code), dataset index and normalized trunk features. */
+async function sampled(model: ResNet, c: Config, ds: Dataset): Promise<{ picks: number[]; images: number[]; features: torch.Tensor }> {
   const rows: torch.Tensor[] = [];
   const feats: torch.Tensor[] = [];
+  const images: number[] = [];
   const opts = { batch: BATCH, mean: c.crops.mean, std: c.crops.std, device: c.run.device };
   try {
-    // one range per batch: a file that fails to decode is dropped from its batch, which must not shift the others
+    // one range per batch, and a batch missing a file that failed to decode is left out: which row is which
+    // image stays known
     for (let i = 0; i < Math.min(SAMPLE, ds.length); i += BATCH) {
-      for await (const b of evalBatches(ds, { ...opts, range: [i, Math.min(i + BATCH, SAMPLE, ds.length)] })) {
+      const end = Math.min(i + BATCH, SAMPLE, ds.length);
+      for await (const b of evalBatches(ds, { ...opts, range: [i, end] })) {
+        if (b.images.shape[0] !== end - i) continue;
+        images.push(...Array.from({ length: end - i }, (_, j) => i + j));
         const f = torch.noGrad(() => model.forwardBackbone(b.images));
         try {
           feats.push(torch.tidy(() => torch.normalize(f, 2, 1)));
@@ -106,7 +113,7 @@ async function sampled(model: ResNet, c: Config, ds: Dataset): Promise<{ picks: 
     // SwAV's own Sinkhorn settings; the defaults for the other methods' prototypes
     const o = c.method === 'swav' ? { epsilon: c.swav.epsilon, iterations: c.swav.sinkhorn_iterations } : {};
     const picks = torch.tidy(() => sinkhorn(torch.cat(rows), o).argmax(1).tolist() as number[]);
-    return { picks, features: torch.cat(feats) };
+    return { picks, images, features: torch.cat(feats) };
   } finally {
     [...rows, ...feats].forEach((r) => r.dispose());
   }
@@ -127,7 +134,7 @@ function mostUsed(picks: number[]): Gallery['prototypes'] {
     .map(([prototype, images]) => ({ prototype, count: images.length, images: images.slice(0, PER_PROTOTYPE) }));
 }
 
-/** One training image as a PNG thumbnail; `index` must be one of the sampled images. */
+/** One training image as a PNG thumbnail; `index` is its index in the dataset. */
 export async function thumbnail(dataset: Dataset, index: number): Promise<Buffer> {
   if (dataset.kind === 'files') return sharp(dataset.files[index]).resize(96, 96, { fit: 'cover' }).png().toBuffer();
   const [, channels, height, width] = dataset.images.shape;
