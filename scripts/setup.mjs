@@ -44,6 +44,8 @@ const PACKAGES = [
   // the oracle of the file-format tests (ONNX export, TensorBoard event files)
   ['python3-onnx', () => true],
   ['python3-protobuf', () => true],
+  // the browser of the dashboard's test (swav serve, driven by playwright-core: /usr/bin/chromium)
+  ['chromium', () => true],
   // the quickstart's data
   ['dataset-fashion-mnist', () => true],
   // the addon's build

@@ -117,15 +117,17 @@ function loadCheckpoint(dir: string, model: ResNet, sgd: SGD, method: TrainingMe
 const fmtTime = (s: number) => (s >= 3600 ? `${Math.floor(s / 3600)}h${String(Math.floor((s % 3600) / 60)).padStart(2, '0')}m`
   : `${Math.floor(s / 60)}m${String(Math.floor(s % 60)).padStart(2, '0')}s`);
 
-/** Entropy of the prototypes picked (argmax) by a batch, over ln K: 1 when all are used evenly, 0 when one is. */
-function usageEntropy(scores: Tensor): number {
-  return torch.tidy(() => {
-    const K = scores.shape[1];
-    const counts = torch.zeros([K]).scatterAdd(0, scores.argmax(1), torch.ones([scores.shape[0]]));
-    const p = counts.div(scores.shape[0]);
-    const h = p.mul(p.clampMin(1e-12).log()).sum().neg().item();
-    return h / Math.log(K);
-  });
+/** How many rows of a batch pick (argmax) each prototype. */
+function prototypeCounts(scores: Tensor): number[] {
+  return torch.tidy(() => torch.zeros([scores.shape[1]], { device: scores.device })
+    .scatterAdd(0, scores.argmax(1), torch.ones([scores.shape[0]], { device: scores.device })).tolist() as number[]);
+}
+
+/** Entropy of a batch's prototype counts, over ln K: 1 when all are used evenly, 0 when one is. */
+function usageEntropy(counts: number[]): number {
+  const n = counts.reduce((a, b) => a + b, 0);
+  const h = counts.reduce((acc, c) => (c > 0 ? acc - (c / n) * Math.log(c / n) : acc), 0);
+  return h / Math.log(counts.length);
 }
 
 /**
@@ -294,7 +296,11 @@ async function* deviceBatches(r: Run, epoch: number, start: number, augmentEpoch
   }
 }
 
-interface EpochStats { window: { loss: number; n: number; wait: number; t0: number }; loss: number; n: number; start: number }
+interface EpochStats {
+  window: { loss: number; n: number; wait: number; t0: number }; loss: number; n: number; start: number;
+  /** The epoch's prototype picks so far (this process's batches), for the usage histogram of its metrics. */
+  usage: number[];
+}
 
 /** One training iteration through the method, then its bookkeeping: progress, metrics, warnings, limits. */
 function iterate(r: Run, batch: MethodBatch & { waitSeconds: number }, epoch: number, s: EpochStats): void {
@@ -310,6 +316,8 @@ function iterate(r: Run, batch: MethodBatch & { waitSeconds: number }, epoch: nu
         `(optim.base_lr), ${r.method.nanHint ? `${r.method.nanHint}, ` : ''}broken input data.`);
     }
     r.progress = { epoch, epochIteration: r.progress.epochIteration + 1, iteration: it + 1 };
+    const counts = prototypeCounts(scores);
+    s.usage = counts.map((c, k) => c + (s.usage[k] ?? 0));
     s.window.loss += loss; s.window.n++; s.window.wait += batch.waitSeconds;
     s.loss += loss; s.n++;
     if (warning) {
@@ -320,7 +328,7 @@ function iterate(r: Run, batch: MethodBatch & { waitSeconds: number }, epoch: nu
       const seconds = (performance.now() - s.window.t0) / 1000;
       r.metric({
         type: 'train', epoch: epoch + 1, iteration: it + 1, loss: s.window.loss / s.window.n, lr,
-        samples_per_s: (s.window.n * c.optim.batch_size * r.group.worldSize) / seconds, data_wait_s: s.window.wait / s.window.n, prototype_entropy: usageEntropy(scores),
+        samples_per_s: (s.window.n * c.optim.batch_size * r.group.worldSize) / seconds, data_wait_s: s.window.wait / s.window.n, prototype_entropy: usageEntropy(counts),
         ...(r.ddp ? { grad_sync_s: r.counts.syncSeconds / s.window.n, processes: r.group.worldSize } : {}),
       });
       r.counts.syncSeconds = 0;
@@ -388,7 +396,7 @@ async function runEpoch(r: Run, epoch: number): Promise<void> {
   const t0 = performance.now();
   r.method.startEpoch(epoch, r.progress.epochIteration);
   if (r.epochs === null) r.epochOverhead = (performance.now() - t0) / 1000;
-  const s: EpochStats = { window: { loss: 0, n: 0, wait: 0, t0: performance.now() }, loss: 0, n: 0, start: performance.now() };
+  const s: EpochStats = { window: { loss: 0, n: 0, wait: 0, t0: performance.now() }, loss: 0, n: 0, start: performance.now(), usage: [] };
   for await (const batch of deviceBatches(r, epoch, r.progress.epochIteration)) {
     iterate(r, batch, epoch, s);
     if (r.timeUp || r.interrupted) break;
@@ -399,7 +407,7 @@ async function runEpoch(r: Run, epoch: number): Promise<void> {
   r.ev.progress?.(null);
   if (!finished) return;
   const secs = (performance.now() - s.start) / 1000;
-  r.metric({ type: 'epoch', epoch: epoch + 1, loss: s.loss / Math.max(1, s.n), seconds: secs, skipped_images: r.counts.skipped });
+  r.metric({ type: 'epoch', epoch: epoch + 1, loss: s.loss / Math.max(1, s.n), seconds: secs, skipped_images: r.counts.skipped, prototype_usage: s.usage });
   r.log(`epoch ${epoch + 1}/${r.epochs}: loss ${(s.loss / Math.max(1, s.n)).toFixed(4)}, ${secs.toFixed(0)} s`);
   if (c.run.knn_every > 0 && (epoch + 1) % c.run.knn_every === 0 && epoch + 1 < r.epochs!) await knn(r, epoch + 1);
 }
