@@ -5,7 +5,7 @@ import { join } from 'node:path';
 import * as torch from '../torch/index.js';
 import type { Config } from '../train/config.js';
 import { buildModel, CHECKPOINT } from '../train/trainer.js';
-import { modelFromFile } from '../hub/index.js';
+import { findModel, modelFromFile } from '../hub/index.js';
 import type { Architecture, ResNet } from '../models/resnet.js';
 import { UsageError } from './options.js';
 import { resolveWeights } from './extract.js';
@@ -20,9 +20,11 @@ export interface LoadedWeights {
 
 /** The model `weights` names; `what` is the command, for the messages. */
 export async function loadWeights(what: string, weights: string, arch?: Architecture): Promise<LoadedWeights> {
+  if (!existsSync(weights) && !findModel(weights)) {
+    throw new UsageError(`${what}: --weights ${weights} is neither a run directory, a file nor a zoo name (swav hub list)`);
+  }
   const runCheckpoint = existsSync(join(weights, CHECKPOINT)) ? join(weights, CHECKPOINT) : null;
   const path = runCheckpoint ?? (existsSync(weights) ? weights : await resolveWeights(weights));
-  if (!existsSync(path)) throw new UsageError(`${what}: --weights ${weights} is neither a run directory, a file nor a zoo name (swav hub list)`);
   const ck = torch.load(path);
   try {
     if (typeof ck?.config === 'string') {
