@@ -1,5 +1,6 @@
-// `swav train`: exact resumption (by epochs, and after Ctrl-C in the middle of one), corrupt images skipped and
-// reported, a NaN stopping the run with the last good checkpoint kept, metrics.
+// `swav train`: exact resumption (by epochs, and after Ctrl-C in the middle of one), the same weights with and
+// without the loader's prefetch, corrupt images skipped and reported, a NaN stopping the run with the last good
+// checkpoint kept, metrics.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawn, spawnSync } from 'node:child_process';
@@ -40,6 +41,14 @@ test('3 epochs straight equal 1 epoch + resume + 2 epochs, weights bit for bit',
   const line = metrics.find((m) => m.type === 'train');
   for (const k of ['loss', 'lr', 'samples_per_s', 'data_wait_s', 'prototype_entropy', 'epoch', 'iteration']) assert.ok(k in line, k);
   assert.equal(metrics.filter((m) => m.type === 'epoch').length, 3);
+});
+
+test("data.prefetch: false (each batch's crops made when it is needed) trains the same weights as the default (made ahead in a worker)", () => {
+  const ahead = train(`run.out=${join(dir, 'prefetch')}`, 'optim.epochs=1');
+  assert.equal(ahead.status, 0, ahead.stderr);
+  const inline = train(`run.out=${join(dir, 'no-prefetch')}`, 'optim.epochs=1', 'data.prefetch=false');
+  assert.equal(inline.status, 0, inline.stderr);
+  assertSameCheckpoint(join(dir, 'prefetch'), join(dir, 'no-prefetch'), ['queue', 'use_the_queue']);
 });
 
 test('Ctrl-C in the middle of an epoch saves a checkpoint and exits; the resumed run ends as an uninterrupted one', async () => {
