@@ -1,15 +1,18 @@
 // Multi-crop batches for training: a permutation of the dataset per epoch (drop_last), each sample's crops drawn
 // from the generator of (seed, epoch, index). Image files are decoded by worker threads (workers.ts); crops and
-// colors are libtorch ops here (augment.ts), with the same results for in-memory datasets and files.
+// colors are libtorch ops (augment.ts, crops.ts), with the same results for in-memory datasets and files. In-memory
+// batches are made one ahead by a worker thread (crop_worker.ts), or here when asked for (prefetch: false).
 import type { Tensor } from '../torch/tensor.js';
-import { empty, fromBytes, tensor } from '../torch/creation.js';
+import { fromBytes, tensor } from '../torch/creation.js';
 import { tidy } from '../torch/scope.js';
+import { getNumThreads } from '../torch/runtime.js';
 import { Rng } from './rng.js';
-import { sampleCrops, type CropParams, type MultiCropConfig } from './multicrop.js';
-import { augmentInto_, cropResize, normalizeChannels_, resizedCropInto } from './augment.js';
+import type { MultiCropConfig } from './multicrop.js';
+import { normalizeChannels_ } from './augment.js';
+import { inMemoryCrops, multiCropBatches } from './crops.js';
 import type { Dataset, TensorDataset } from './datasets.js';
 import { loadEvalImages } from './image.js';
-import { DecodePool, type DecodedSample } from './workers.js';
+import { CropWorker, DecodePool, type CropBytes, type DecodedSample } from './workers.js';
 import type { RGB } from './decode.js';
 
 export interface Batch {
@@ -38,6 +41,11 @@ export interface LoaderOptions {
    */
   rank?: number;
   worldSize?: number;
+  /**
+   * In-memory datasets: the next batch's crops are made in a worker thread while the current one trains (default
+   * true); false makes each batch when it is asked for, on this thread. The same values either way.
+   */
+  prefetch?: boolean;
 }
 
 /** The order of samples in an epoch (a seeded permutation). */
@@ -45,25 +53,9 @@ export function epochOrder(n: number, seed: number, epoch: number): Int32Array {
   return new Rng(seed, epoch, 0x5eed).permutation(n);
 }
 
-/** The crop parameters of sample `index` in `epoch`. */
-export function sampleParams(seed: number, epoch: number, index: number, height: number, width: number, c: MultiCropConfig): CropParams[] {
-  return sampleCrops(new Rng(seed, epoch, index), height, width, c);
-}
-
-/**
- * One batch per crop position, colored, blurred and normalized. `images` are an in-memory batch (B x C x H x W
- * floats in [0, 1]: each position's crops cut by one grid_sample), or decoded files of their own sizes (one
- * 1 x C x H x W each: every crop resized into its row of the batch and augmented while it is in cache).
- */
-export function multiCropBatches(images: Tensor | Tensor[], params: CropParams[][], c: MultiCropConfig): Tensor[] {
-  return params[0].map(({ size }, k) => {
-    const crops = params.map((p) => p[k]);
-    const batch = Array.isArray(images)
-      ? augmentInto_(empty([images.length, images[0].shape[1], size, size]), crops, (i, row) => resizedCropInto(images[i], crops[i], crops[i].flip, row))
-      : augmentInto_(cropResize(images, crops, size, crops.map((p) => p.flip)), crops, null);
-    return normalizeChannels_(batch, c.mean, c.std);
-  });
-}
+/** The images of samples `indices` (B x C x H x W uint8). */
+const imagesOf = (ds: TensorDataset, indices: Int32Array): Tensor =>
+  tidy(() => ds.images.indexSelect(0, tensor(Array.from(indices), { dtype: 'int64' })));
 
 /**
  * A decoded image (height x width x 3 bytes) as 1 x 3 x height x width floats in [0, 1], left in the bytes' channels-
@@ -76,6 +68,7 @@ export function imageTensor(image: RGB): Tensor {
 export class MultiCropLoader {
   readonly itersPerEpoch: number;
   readonly #pool: DecodePool | null;
+  #cropWorker: CropWorker | null = null;
   /** Files found corrupt so far (skipped from then on). */
   readonly badFiles = new Set<string>();
 
@@ -94,17 +87,21 @@ export class MultiCropLoader {
    */
   async *batches(epoch: number, start = 0, augmentEpoch = epoch): AsyncGenerator<Batch> {
     const order = this.#share(epochOrder(this.dataset.length, this.o.seed, epoch));
-    if (this.dataset.kind === 'tensor') {
+    if (this.dataset.kind === 'files') yield* this.#files(augmentEpoch, order, start);
+    else if (this.o.prefetch ?? true) yield* this.#prefetched(this.dataset, augmentEpoch, order, start);
+    else {
       for (let it = start; it < this.itersPerEpoch; it++) {
         const t0 = performance.now();
-        const indices = order.subarray(it * this.o.batchSize, (it + 1) * this.o.batchSize);
+        const indices = this.#batchIndices(order, it);
         const crops = this.#inMemory(this.dataset, augmentEpoch, indices);
         await new Promise(setImmediate); // let signals (Ctrl-C) through between iterations
         yield { crops, indices, waitSeconds: (performance.now() - t0) / 1000 };
       }
-      return;
     }
-    yield* this.#files(augmentEpoch, order, start);
+  }
+
+  #batchIndices(order: Int32Array, it: number): Int32Array {
+    return order.subarray(it * this.o.batchSize, (it + 1) * this.o.batchSize);
   }
 
   #share(order: Int32Array): Int32Array {
@@ -115,12 +112,38 @@ export class MultiCropLoader {
   }
 
   #inMemory(ds: TensorDataset, epoch: number, indices: Int32Array): Tensor[] {
-    return tidy(() => {
-      const [, , H, W] = ds.images.shape;
-      const params = Array.from(indices, (i) => sampleParams(this.o.seed, epoch, i, H, W, this.o.crops));
-      const images = ds.images.indexSelect(0, tensor(Array.from(indices), { dtype: 'int64' })).float().div_(255);
-      return multiCropBatches(images, params, this.o.crops);
-    });
+    return tidy(() => inMemoryCrops(imagesOf(ds, indices), indices, this.o.seed, epoch, this.o.crops));
+  }
+
+  /**
+   * In-memory batches whose crops the worker makes one batch ahead: batch it + 1 while the consumer trains on
+   * batch it. Waiting for the worker's reply lets signals through, as the synchronous path's setImmediate does.
+   * A consumer that stops early waits for the batch in flight (it is dropped as bytes, never made tensors), so
+   * that nothing runs on behind it.
+   */
+  async *#prefetched(ds: TensorDataset, epoch: number, order: Int32Array, start: number): AsyncGenerator<Batch> {
+    const worker = this.#cropWorker ??= this.#startCropWorker(ds);
+    const ask = (it: number) => {
+      const indices = this.#batchIndices(order, it);
+      return worker.crops(epoch, indices, tidy(() => imagesOf(ds, indices).toBytes()));
+    };
+    let next: Promise<CropBytes> | null = start < this.itersPerEpoch ? ask(start) : null;
+    try {
+      for (let it = start; it < this.itersPerEpoch; it++) {
+        const t0 = performance.now();
+        const bytes = await next!;
+        next = it + 1 < this.itersPerEpoch ? ask(it + 1) : null;
+        const crops = bytes.buffers.map((b, k) => fromBytes(new Uint8Array(b), bytes.shapes[k], 'float32'));
+        yield { crops, indices: this.#batchIndices(order, it), waitSeconds: (performance.now() - t0) / 1000 };
+      }
+    } finally {
+      await next?.catch(() => {}); // made for nobody: its failure, if any, concerns no one
+    }
+  }
+
+  #startCropWorker(ds: TensorDataset): CropWorker {
+    getNumThreads(); // fixes this thread's count first: the worker's setNumThreads(1) changes the default of threads yet to start
+    return new CropWorker({ seed: this.o.seed, crops: this.o.crops, imageShape: ds.images.shape.slice(1) });
   }
 
   /**
@@ -173,6 +196,8 @@ export class MultiCropLoader {
 
   close(): void {
     this.#pool?.close();
+    this.#cropWorker?.close();
+    this.#cropWorker = null;
   }
 }
 

@@ -1,5 +1,5 @@
-// A pool of worker threads that decode image files (decode.ts), so that decoding runs beside the training step
-// instead of before it.
+// Worker threads, so that data preparation runs beside the training step instead of before it: a pool that decodes
+// image files (decode.ts), and one thread that makes in-memory batches' crops (crop_worker.ts).
 import { Worker } from 'node:worker_threads';
 import { availableParallelism } from 'node:os';
 import type { CropParams, MultiCropConfig } from './multicrop.js';
@@ -20,7 +20,7 @@ export interface DecodeRequest {
   crops: MultiCropConfig;
 }
 
-type Pending = { resolve: (s: DecodedSample) => void; reject: (e: Error) => void };
+type Pending<T = DecodedSample> = { resolve: (s: T) => void; reject: (e: Error) => void };
 
 export class DecodePool {
   readonly #workers: Worker[] = [];
@@ -63,5 +63,65 @@ export class DecodePool {
 
   close(): void {
     for (const w of this.#workers) void w.terminate();
+  }
+}
+
+export interface CropWorkerInit {
+  seed: number;
+  crops: MultiCropConfig;
+  /** C x H x W of the dataset's images */
+  imageShape: number[];
+}
+
+export interface CropRequest {
+  id: number;
+  epoch: number;
+  indices: Int32Array;
+  /** The samples' images, B x C x H x W uint8 */
+  images: Uint8Array;
+}
+
+/** A batch's crops as the worker made them: per crop position, its float32 bytes and shape. */
+export interface CropBytes { buffers: ArrayBuffer[]; shapes: number[][] }
+
+/** One worker thread that makes the crops of in-memory batches (crop_worker.ts), in the order asked. */
+export class CropWorker {
+  readonly #worker: Worker;
+  readonly #pending = new Map<number, Pending<CropBytes>>();
+  #next = 0;
+
+  constructor(init: CropWorkerInit) {
+    this.#worker = new Worker(new URL('./crop_worker.js', import.meta.url), { workerData: init });
+    this.#worker.on('message', (m: { id: number; error?: string } & Partial<CropBytes>) => {
+      const p = this.#pending.get(m.id);
+      if (!p) return;
+      this.#pending.delete(m.id);
+      if (this.#pending.size === 0) this.#worker.unref(); // idle, it does not keep the process alive
+      if (m.error !== undefined) p.reject(new Error(m.error));
+      else p.resolve({ buffers: m.buffers!, shapes: m.shapes! });
+    });
+    this.#worker.on('error', (e) => {
+      for (const p of this.#pending.values()) p.reject(e);
+      this.#pending.clear();
+    });
+    this.#worker.unref();
+  }
+
+  /** The crops of samples `indices` in `epoch`, from their images' bytes (handed over to the worker). */
+  crops(epoch: number, indices: Int32Array, images: Uint8Array): Promise<CropBytes> {
+    const id = this.#next++;
+    if (this.#pending.size === 0) this.#worker.ref();
+    return new Promise((resolve, reject) => {
+      this.#pending.set(id, { resolve, reject });
+      // a copy of the indices alone (a view would send its whole buffer, the epoch's order)
+      this.#worker.postMessage({ id, epoch, indices: indices.slice(), images } satisfies CropRequest, [images.buffer as ArrayBuffer]);
+    });
+  }
+
+  /** Stops the worker; what is still asked fails. */
+  close(): void {
+    for (const p of this.#pending.values()) p.reject(new Error('the crop worker was closed'));
+    this.#pending.clear();
+    void this.#worker.terminate();
   }
 }

@@ -25,6 +25,8 @@ const data = section('the training data', {
   eval_split: z.string().default('test').describe('kNN evaluation split'),
   workers: z.int().min(0).default(0).describe('decode workers for image files (0: one per core)'),
   corrupt_images: z.enum(['skip', 'fail']).default('skip').describe('a corrupt image is skipped with a warning, or ends the run'),
+  prefetch: z.boolean().default(true)
+    .describe("in-memory datasets: the next batch's crops are made in a worker thread while the current batch trains (false: each when it is needed)"),
 });
 
 const crops = section('multi-crop augmentation', {

@@ -227,7 +227,7 @@ function setup(c: Config, ev: TrainEvents, c10d: C10dGroup | null, syncBn: C10dG
   const optimizer = c.optim.larc ? new LARC(sgd, { trustCoefficient: c.optim.trust_coefficient, clip: false }) : sgd;
   const counts = { skipped: 0, syncSeconds: 0 };
   const loader = new MultiCropLoader(dataset, {
-    batchSize: c.optim.batch_size, seed: c.run.seed, crops: multiCropConfig(c), workers: c.data.workers, corruptImages: c.data.corrupt_images,
+    batchSize: c.optim.batch_size, seed: c.run.seed, crops: multiCropConfig(c), workers: c.data.workers, corruptImages: c.data.corrupt_images, prefetch: c.data.prefetch,
     rank: group.rank, worldSize: group.worldSize,
     onSkip: (file, reason) => {
       counts.skipped++;

@@ -1,5 +1,6 @@
-// `swav train`: exact resumption (by epochs, and after Ctrl-C in the middle of one), corrupt images skipped and
-// reported, a NaN stopping the run with the last good checkpoint kept, metrics.
+// `swav train`: exact resumption (by epochs, and after Ctrl-C in the middle of one), the same weights with and
+// without the loader's prefetch, corrupt images skipped and reported, a NaN stopping the run with the last good
+// checkpoint kept, metrics.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawn, spawnSync } from 'node:child_process';
@@ -71,6 +72,14 @@ test('optim.epochs auto: the epochs that fit run.budget_minutes are decided once
   const none = train(`run.out=${join(dir, 'auto-none')}`, 'optim.epochs=auto');
   assert.equal(none.status, 1);
   assert.match(none.stderr, /optim.epochs: auto fits the schedule into run.budget_minutes: set run.budget_minutes/);
+});
+
+test("data.prefetch: false (each batch's crops made when it is needed) trains the same weights as the default (made ahead in a worker)", () => {
+  const ahead = train(`run.out=${join(dir, 'prefetch')}`, 'optim.epochs=1');
+  assert.equal(ahead.status, 0, ahead.stderr);
+  const inline = train(`run.out=${join(dir, 'no-prefetch')}`, 'optim.epochs=1', 'data.prefetch=false');
+  assert.equal(inline.status, 0, inline.stderr);
+  assertSameCheckpoint(join(dir, 'prefetch'), join(dir, 'no-prefetch'), ['queue', 'use_the_queue']);
 });
 
 test('Ctrl-C in the middle of an epoch saves a checkpoint and exits; the resumed run ends as an uninterrupted one', async () => {
