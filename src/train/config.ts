@@ -92,6 +92,8 @@ const run = section('where, on what and for how long; the evaluation', {
   max_minutes: z.number().min(0).default(0).describe('stop training (checkpoint, then evaluate) after this long; 0: no limit'),
   stop_after_epochs: z.int().min(0).default(0)
     .describe('stop (with a checkpoint) after this many epochs of this invocation; run again to go on'),
+  tensorboard: z.boolean().default(true)
+    .describe("TensorBoard event files in the run directory (the metrics as scalars, the prototype usage, the first batch's crops)"),
   knn_eval: z.boolean().default(false).describe('evaluate with kNN on the eval split after training'),
   knn_every: z.int().min(0).default(0).describe('also evaluate with kNN every this many epochs during training (0: never)'),
   knn_k: z.int().min(1).default(200).describe('kNN neighbours'),

@@ -2,7 +2,7 @@
 // Checkpoints every epoch (and on Ctrl-C or a time limit) hold everything needed to continue exactly as an
 // uninterrupted run would: model, momentum buffers, the method's state, RNG state, epoch and iteration. Running
 // again on the same directory resumes.
-import { accessSync, appendFileSync, constants, existsSync, mkdirSync, statSync, writeFileSync } from 'node:fs';
+import { accessSync, constants, existsSync, mkdirSync, statSync, writeFileSync } from 'node:fs';
 import { availableParallelism } from 'node:os';
 import { join } from 'node:path';
 import { stringify as toYaml } from 'yaml';
@@ -23,6 +23,7 @@ import { openDataset, type Dataset } from '../data/datasets.js';
 import { MultiCropLoader } from '../data/loader.js';
 import type { MultiCropConfig } from '../data/multicrop.js';
 import { evaluateFeatures } from './evaluation.js';
+import { RunRecords } from './records.js';
 import type { Config } from './config.js';
 
 export class TrainingError extends Error {}
@@ -150,6 +151,8 @@ interface Run {
   log: (line: string) => void;
   ev: TrainEvents;
   metric: (m: Record<string, unknown>) => void;
+  /** metrics.jsonl and the TensorBoard events (rank 0; null on the others). */
+  records: RunRecords | null;
   dataset: Dataset;
   model: ResNet;
   sgd: SGD;
@@ -208,9 +211,8 @@ function setup(c: Config, ev: TrainEvents, c10d: C10dGroup | null, syncBn: C10dG
     throw new TrainingError(`run.device ${c.run.device}: this libtorch has no CUDA (or no GPU is visible): use run.device=cpu, or build the addon against a CUDA libtorch`);
   }
   if (c.run.threads > 0) torch.setNumThreads(c.run.threads);
-  const metricsFile = join(dir, 'metrics.jsonl');
-  const metric = group.rank > 0 ? () => {} // rank 0 alone writes the run's records
-    : (m: Record<string, unknown>) => appendFileSync(metricsFile, `${JSON.stringify({ ...m, time: new Date().toISOString() })}\n`);
+  let records: RunRecords | null = null; // made with the run directory; rank 0 alone writes the run's records
+  const metric = (m: Record<string, unknown>) => records?.record(m);
   torch.manualSeed(c.run.seed);
   const dataset: Dataset = openDataset({ type: c.data.type, path: c.data.path!, split: c.data.split });
   const channels = dataset.kind === 'tensor' ? dataset.images.shape[1] : 3;
@@ -244,6 +246,7 @@ function setup(c: Config, ev: TrainEvents, c10d: C10dGroup | null, syncBn: C10dG
       batchSize: c.optim.batch_size, itersPerEpoch: loader.itersPerEpoch, nmbCrops: c.crops.nmb_crops, featDim: c.model.feat_dim, log,
     });
     usableRunDirectory(dir); // once data, model and method are known to be fine: a mistake leaves no directory behind
+    if (group.rank === 0) records = new RunRecords(dir, { tensorboard: c.run.tensorboard });
   } catch (e) {
     method?.dispose();
     loader.close(); // what setup made is released before the error goes up (the library's callers go on living)
@@ -253,7 +256,7 @@ function setup(c: Config, ev: TrainEvents, c10d: C10dGroup | null, syncBn: C10dG
     throw e;
   }
   return {
-    c, dir, log, ev, metric, dataset, model, sgd, loader, epochs, schedule: learningRates(c, loader.itersPerEpoch, epochs), method, amp,
+    c, dir, log, ev, metric, records, dataset, model, sgd, loader, epochs, schedule: learningRates(c, loader.itersPerEpoch, epochs), method, amp,
     progress: { epoch: 0, epochIteration: 0, iteration: 0 }, called: performance.now(), clock: null, epochOverhead: 0,
     started: 0, firstIteration: 0, counts, interrupted: false, timeUp: false, group, c10d, ddp,
   };
@@ -276,7 +279,7 @@ function resumeOrStart(r: Run): void {
   } else {
     if (r.group.rank === 0) writeFileSync(join(dir, 'config.yaml'), toYaml(c));
     r.log(`training ${c.model.arch} (${(r.model.numParameters() / 1e6).toFixed(2)}M parameters) with ${c.method} on ${r.dataset.name}: ` +
-      `${r.dataset.length} images, ${r.loader.itersPerEpoch} iterations of ${c.optim.batch_size}${r.group.worldSize > 1 ? ` x ${r.group.worldSize} processes` : ''} per epoch, ${r.epochs ?? `as many epochs as fit in ${c.run.budget_minutes} minutes`}, ${r.amp}` +
+      `${r.dataset.length} images, ${r.loader.itersPerEpoch} iterations of ${c.optim.batch_size}${r.group.worldSize > 1 ? ` x ${r.group.worldSize} processes` : ''} per epoch, ${r.epochs !== null ? `${r.epochs} epochs` : `as many epochs as fit in ${c.run.budget_minutes} minutes`}, ${r.amp}` +
       `${c.run.channels_last ? ' channels_last' : ''}; run directory ${dir}`);
   }
 }
@@ -308,6 +311,7 @@ function iterate(r: Run, batch: MethodBatch & { waitSeconds: number }, epoch: nu
   const perEpoch = r.loader.itersPerEpoch;
   const it = r.progress.iteration;
   const lr = r.schedule[it] ?? (r.epochs === null ? r.c.optim.base_lr : r.schedule[r.schedule.length - 1]);
+  if (it === 0) r.records?.crops('train/crops', batch.crops, c.crops.mean, c.crops.std, 0); // the augmentation, to be looked at
   const { loss, scores, warning } = r.method.iteration(batch, lr, it, r.progress.epochIteration);
   try {
     if (!Number.isFinite(loss)) {
@@ -479,6 +483,7 @@ export async function train(c: Config, ev: TrainEvents = {}): Promise<TrainResul
   const result: TrainResult = { epochsDone: r.progress.epoch, iterations: r.progress.iteration, interrupted: r.interrupted };
   if (c.run.knn_eval && !r.interrupted && (r.progress.epoch === r.epochs || r.timeUp)) Object.assign(result, await knn(r, r.progress.epoch, true));
   r.c10d?.destroy();
+  await r.records?.close();
   r.method.dispose();
   r.model.dispose();
   for (const b of r.sgd.momentumBuffers.values()) b.dispose();

@@ -1,15 +1,15 @@
 // TensorBoard event files: what EventWriter writes is read back by our reader and by an independent Python one
 // (test/train/check_events.py: the framing and both CRC32Cs byte by byte, the Event parsed by python3-protobuf);
-// a flipped byte is caught.
+// a flipped byte is caught; a training run's event files hold metrics.jsonl's values.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { execFileSync } from 'node:child_process';
-import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
+import { execFileSync, spawnSync } from 'node:child_process';
+import { mkdtempSync, readFileSync, readdirSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import sharp from 'sharp';
 import { EventWriter, readEvents } from '../../src/train/tensorboard.js';
-import { python, root } from '../helpers.js';
+import { idxDataset, python, root } from '../helpers.js';
 
 /** The events of `file` as check_events.py reads them. */
 export function pythonEvents(file: string): any[] {
@@ -43,4 +43,42 @@ test('scalars, a histogram and an image: the same events for our reader and the 
   writeFileSync(bad, bytes);
   assert.throws(() => readEvents(bad), /bad data CRC/);
   assert.throws(() => pythonEvents(bad), /data CRC/);
+});
+
+test('a training run writes an event file whose scalars are metrics.jsonl\'s; a resumed run adds a file that goes on', () => {
+  const dir = mkdtempSync(join(tmpdir(), 'swav-tb-run-'));
+  const data = idxDataset(join(dir, 'idx'), 6);
+  const config = join(dir, 'tiny.yaml');
+  writeFileSync(config, `
+data: { type: idx, path: ${data}, eval_split: train, eval_train_split: train }
+crops: { nmb_crops: [2, 2], size_crops: [12, 8], min_scale_crops: [0.4, 0.1], max_scale_crops: [1, 0.4], mean: [0.5], std: [0.25] }
+model: { arch: resnet18, stem: small, width: 4, in_channels: 1, hidden_mlp: 8, feat_dim: 8, nmb_prototypes: 6 }
+swav: { queue_length: 0 }
+optim: { epochs: 2, batch_size: 8, warmup_epochs: 0 }
+run: { threads: 1, log_every: 2, knn_eval: true, knn_k: 5, out: ${join(dir, 'run')} }
+`);
+  const cli = join(root, 'dist/src/cli/main.js');
+  const run = (...more: string[]) => {
+    const r = spawnSync(process.execPath, [cli, 'train', '--config', config, ...more], { encoding: 'utf8' });
+    assert.equal(r.status, 0, r.stderr);
+  };
+  run('run.stop_after_epochs=1');
+  run();
+  const files = readdirSync(join(dir, 'run')).filter((f) => f.startsWith('events.out.tfevents.')).sort();
+  assert.equal(files.length, 2, 'a file per start');
+  const fromPython = files.flatMap((f) => pythonEvents(join(dir, 'run', f)));
+  const ours = files.flatMap((f) => readEvents(join(dir, 'run', f)).flatMap((e) => e.values.map((v) => ({ step: e.step, ...v }))));
+  const metrics = readFileSync(join(dir, 'run', 'metrics.jsonl'), 'utf8').trim().split('\n').map((l) => JSON.parse(l));
+  const expected = [
+    ...metrics.filter((m) => m.type === 'train').flatMap((m) => ['loss', 'lr', 'samples_per_s', 'data_wait_s', 'prototype_entropy'].map((k) => [`train/${k}`, m.iteration, Math.fround(m[k])])),
+    ...metrics.filter((m) => m.type === 'epoch').flatMap((m) => ['loss', 'seconds', 'skipped_images'].map((k) => [`epoch/${k}`, m.epoch, Math.fround(m[k])])),
+    ...metrics.filter((m) => m.type === 'eval' && typeof m.value === 'number').map((m) => [`eval/${m.metric}`, m.epoch, Math.fround(m.value)]),
+  ].sort();
+  const scalars = (rows: any[], value: string) => rows.filter((e) => typeof e[value] === 'number').map((e) => [e.tag, e.step, e[value]]).sort();
+  assert.deepEqual(scalars(fromPython, 'value'), expected);
+  assert.deepEqual(scalars(ours, 'simpleValue'), expected);
+  const usage = fromPython.filter((e) => e.tag === 'epoch/prototype_usage');
+  assert.deepEqual(usage.map((e) => e.step), [1, 2]);
+  assert.deepEqual(usage.map((e) => e.bucket), metrics.filter((m) => m.type === 'epoch').map((m) => m.prototype_usage));
+  assert.equal(fromPython.filter((e) => e.tag === 'train/crops').length, 1, 'the first batch\'s crops, once');
 });
