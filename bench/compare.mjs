@@ -2,7 +2,13 @@
 import { spawnSync } from 'node:child_process';
 import { existsSync, mkdirSync, writeFileSync } from 'node:fs';
 import { dirname } from 'node:path';
-import { cpus } from 'node:os';
+
+/** The machine, as `swav bench info` describes it (CPU, the flags that pick kernels, libtorch, oneDNN's kernels). */
+function machine() {
+  const r = spawnSync(process.execPath, ['dist/src/cli/main.js', 'bench', 'info', '--json'], { encoding: 'utf8' });
+  const m = JSON.parse(r.stdout);
+  return { line: `${m.cores} x ${m.cpu} (family ${m.family} model ${m.model}; ${m.flags.join(' ')}), libtorch ${m.libtorch}, oneDNN ${m.onednn}`, ...m };
+}
 
 export function option(name, fallback) {
   const i = process.argv.indexOf(`--${name}`);
@@ -48,7 +54,8 @@ export function compare(spec) {
     oursPeakRssMiB: median(x.oursRaw.map((o) => o.maxrss_mib)),
     peerPeakRssMiB: median(x.peerRaw.map((o) => o.maxrss_mib)),
   }));
-  const report = { title: spec.title, metric: spec.metric, rounds, machine: `${cpus().length} x ${cpus()[0]?.model}`, date: new Date().toISOString(), rows };
+  const info = machine();
+  const report = { title: spec.title, metric: spec.metric, rounds, machine: info.line, machineInfo: info, date: new Date().toISOString(), rows };
   mkdirSync(dirname(spec.out), { recursive: true });
   writeFileSync(spec.out, `${JSON.stringify(report, null, 2)}\n`);
   console.log(`\n${spec.title} (${spec.metric}, median of ${rounds}, ${report.machine})\n`);

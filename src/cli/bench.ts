@@ -4,6 +4,7 @@ import { torch, models, optim } from '../index.js';
 import { linearProbe } from '../eval/linear.js';
 import { normalizePrototypes, swavLoss } from '../methods/swav.js';
 import { Option, type Command } from 'commander';
+import { machineInfo } from './machine.js';
 import { UsageError, action, bool01, crops as cropSpec, examples, int, num, subcommand } from './options.js';
 import type { Architecture } from '../models/resnet.js';
 import { architectures } from '../models/resnet.js';
@@ -249,4 +250,12 @@ export function benchCommand(swav: Command): void {
     .option('--epochs <n>', 'epochs', int, 100)
     .option('--batch <n>', 'batch size', int, 256)
     .option('--threads <n>', 'libtorch threads', int, 2);
+  subcommand(bench, 'info', 'the machine a benchmark runs on: CPU, the flags that pick kernels, libtorch, oneDNN and the kernels it picks')
+    .option('--json', 'print the record as one JSON line')
+    .action(action((o: { json?: boolean }) => {
+      const m = machineInfo();
+      if (o.json) console.log(JSON.stringify(m));
+      else for (const [k, v] of Object.entries(m)) console.log(`${k.padEnd(16)} ${Array.isArray(v) ? v.join('\n'.padEnd(18)) : v}`);
+      return 0;
+    }));
 }
