@@ -116,3 +116,17 @@ test('broken .safetensors files are refused', () => {
   assert.throws(() => torch.load(bad('c.safetensors', Buffer.concat([header({ x: { dtype: 'F32', shape: [4], data_offsets: [0, 8] } }), Buffer.alloc(8)]))), /needs 16 bytes/);
   assert.throws(() => torch.load(bad('d.safetensors', Buffer.concat([header({ x: { dtype: 'Q8', shape: [1], data_offsets: [0, 1] } }), Buffer.alloc(1)]))), /unsupported dtype/);
 });
+
+test('fuzz findings: safetensors entries without a dtype, not objects, or with a dimension past 2^53 are refused by name', () => {
+  const header = (h: string) => { const j = Buffer.from(h); const n = Buffer.alloc(8); n.writeBigUInt64LE(BigInt(j.length)); return Buffer.concat([n, j]); };
+  const refused = (name: string, json: string, message: RegExp) => {
+    writeFileSync(join(tmp, name), header(json));
+    assert.throws(() => torch.load(join(tmp, name)), (e: Error) => e instanceof torch.SafetensorsError && e.message.startsWith(join(tmp, name)) && message.test(e.message));
+  };
+  // a misspelled __metadata__ is a tensor without a dtype (the message said 'unsupported dtype undefined')
+  refused('e.safetensors', '{"__metadato__":{"format":"pt"}}', /tensor __metadato__ has no dtype$/);
+  refused('f.safetensors', '{"x":7}', /tensor x is not an object of dtype, shape and data_offsets/);
+  refused('g.safetensors', '{"__metadata__":[1]}', /__metadata__ is not an object of strings/);
+  // no data needed, so it reached view() and the addon's RangeError
+  refused('h.safetensors', '{"x":{"dtype":"F32","shape":[18446744073709551616,0],"data_offsets":[0,0]}}', /tensor x has a bad shape/);
+});
