@@ -6,6 +6,7 @@ import { execFileSync } from 'node:child_process';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { torch } from '../../src/index.js';
+import { ZipWriter } from '../../src/torch/io/zip.js';
 import { largeGoldens, python, pwnedMarker } from '../helpers.js';
 
 const dir = largeGoldens('--checkpoints', 'checkpoints');
@@ -107,6 +108,37 @@ for (const [file, message] of hostile) {
     assert.ok(!existsSync(pwnedMarker), 'a payload ran');
   });
 }
+
+/** Bytes of a pickle: opcodes and their arguments, strings as latin1. */
+const pickle = (...parts: (number | string)[]) => Buffer.concat(parts.map((p) => (typeof p === 'number' ? Buffer.from([p]) : Buffer.from(p, 'latin1'))));
+/** A zip checkpoint holding only this data.pkl. */
+function zipCheckpoint(name: string, pkl: Buffer): string {
+  const zip = new ZipWriter(join(tmp, name));
+  zip.add('archive/data.pkl', pkl);
+  zip.close();
+  return join(tmp, name);
+}
+const binunicode = (s: string) => `X${String.fromCharCode(s.length, 0, 0, 0)}${s}`;
+
+test('fuzz findings: corrupt pickles are refused as corrupt, naming what the file holds (no TypeError, NaN or [object Map])', () => {
+  const refused = (path: string, message: RegExp) => {
+    assert.throws(() => torch.load(path), (e: Error) => e instanceof torch.CheckpointError && e.message.startsWith(path) && message.test(e.message));
+  };
+  const plain = (name: string, ...parts: (number | string)[]) => { writeFileSync(join(tmp, name), pickle(0x80, 2, ...parts)); return join(tmp, name); };
+  // a string that is not UTF-8 leaked TextDecoder's TypeError
+  refused(plain('utf8.pth', 0x58, '\x01\0\0\0\xff', 0x2e), /a string that is not UTF-8 at offset 7/);
+  // a text GET / PUT / INT without a number: 'pickle memo has no entry NaN', or NaN read as a number
+  refused(plain('get.pth', 0x67, 'x\n', 0x2e), /GET with "x" for a number/);
+  refused(plain('put.pth', 0x4e, 0x70, '1e3\n', 0x2e), /PUT with "1e3" for a number/);
+  refused(plain('int.pth', 0x49, 'twelve\n', 0x2e), /INT with "twelve" for a number/);
+  // ('storage', {}, '0', 'cpu', 1) and ('storage', torch.FloatStorage, '0', 'cpu', {}): '[object Map]'
+  const pid = (type: (number | string)[], size: (number | string)[]) =>
+    pickle(0x80, 2, 0x28, binunicode('storage'), ...type, binunicode('0'), binunicode('cpu'), ...size, 0x74, 0x51, 0x2e);
+  refused(zipCheckpoint('type.pth', pid([0x7d], [0x4b, 1])), /unsupported storage type a dict/);
+  refused(zipCheckpoint('size.pth', pid([0x63, 'torch\nFloatStorage\n'], [0x7d])), /corrupt checkpoint: storage size is a dict/);
+  refused(zipCheckpoint('pid.pth', pickle(0x80, 2, 0x28, binunicode('storage'), 0x4e, 0x5d, 0x74, 0x51, 0x2e)), /unexpected persistent id tuple \("storage", None, a list of 0\)/);
+  assert.ok(torch.load(plain('ok.pth', 0x49, '01\n', 0x2e)), 'INT 01 is True');
+});
 
 test('broken .safetensors files are refused', () => {
   const bad = (name: string, bytes: Buffer) => { writeFileSync(join(tmp, name), bytes); return join(tmp, name); };
