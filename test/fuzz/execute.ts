@@ -49,11 +49,12 @@ function disposeAll(v: unknown, seen = new Set<unknown>()): void {
 }
 
 /**
- * A message as a signature: the path taken out, and every token that is not a plain word (numbers, names from the
- * file, quoted values) a '*', so that one check failing on many inputs is one outcome.
+ * A message as a signature: its first line (YAML's excerpts of the file follow), the path taken out, and every token
+ * that is not a plain word (numbers, names from the file, quoted values) a '*', so that one check failing on many
+ * inputs is one outcome.
  */
 export function normalize(text: string, dir: string): string {
-  return text.split(dir).join('<dir>').replace(/"(?:[^"\\\n]|\\.)*"|'[^'\n]*'/g, '*').split(/\s+/)
+  return text.split('\n')[0].split(dir).join('<dir>').replace(/"(?:[^"\\\n]|\\.)*"|'[^'\n]*'/g, '*').split(/\s+/)
     .map((t) => (/^[A-Za-z][a-z]+[:,;.]?$/.test(t) || t === '<dir>' || t === '<dir>:' ? t : '*'))
     .join(' ').replace(/\*( \*)+/g, '*').slice(0, 240);
 }
