@@ -17,10 +17,14 @@ export interface Outcome {
 
 export const isFinding = (o: Outcome) => o.kind !== 'ok' && o.kind !== 'error';
 
-/** Peak memory over what the process held before, beyond which a small input is allocating without bound. */
-export const ALLOCATION_LIMIT = 512 << 20;
+/** Peak memory over what the process held before, beyond which a small input is allocating without bound
+ * (targets whose format allows large allocations, bounded otherwise, say their own). */
+export const ALLOCATION_LIMIT = 512 * 2 ** 20;
 /** An execution this long on a small input is a denial of service in waiting. */
 export const SLOW_MS = 3000;
+/** Resident memory past the first execution's by this much is collected first (garbage would hide a peak). */
+const GARBAGE = 256 * 2 ** 20;
+let firstRss = 0;
 
 // The built-in errors a reader throws by accident (a bad index, a bad length), never on purpose.
 const INTERNAL: (new () => Error)[] = [TypeError, RangeError, SyntaxError, ReferenceError, EvalError, URIError];
@@ -77,6 +81,8 @@ function judgeError(target: Target, e: unknown, dir: string): Outcome {
 /** Runs the target's reader once on `dir` and judges what it did. */
 export async function execute(target: Target, dir: string): Promise<Outcome> {
   const live = torch.liveTensors();
+  firstRss ||= status('VmRSS');
+  if (status('VmRSS') > firstRss + GARBAGE) (globalThis as { gc?: () => void }).gc?.(); // runner.ts forks with --expose-gc
   const base = status('VmRSS');
   const peaks = resetPeak();
   const start = performance.now();
@@ -93,10 +99,10 @@ export async function execute(target: Target, dir: string): Promise<Outcome> {
   const ms = performance.now() - start;
   const peak = peaks ? status('VmHWM') - base : 0;
   const leaked = torch.liveTensors() - live;
-  if (peak > ALLOCATION_LIMIT) {
+  if (peak > (target.limits?.bytes ?? ALLOCATION_LIMIT)) {
     return { kind: 'allocation', signature: `allocation: ${outcome.signature}`, message: `${Math.round(peak / 2 ** 20)} MiB at peak; ${outcome.message}` };
   }
-  if (ms > SLOW_MS) return { kind: 'slow', signature: `slow: ${outcome.signature}`, message: `${Math.round(ms)} ms; ${outcome.message}` };
+  if (ms > (target.limits?.ms ?? SLOW_MS)) return { kind: 'slow', signature: `slow: ${outcome.signature}`, message: `${Math.round(ms)} ms; ${outcome.message}` };
   if (isFinding(outcome)) return outcome;
   if (leaked > 0) return { kind: 'leak', signature: `leak: ${outcome.signature}`, message: `${leaked} tensors left alive; ${outcome.message}` };
   return outcome;

@@ -28,8 +28,11 @@ export interface Format {
   gzip?: boolean;
 }
 
-const BOUNDARIES: bigint[] = [0n, 1n, 2n, 0x7fn, 0x80n, 0xffn, 0x100n, 0x7fffn, 0x8000n, 0xffffn, 0x10000n, 0x7fffffffn,
-  0x80000000n, 0xffffffffn, 0x100000000n, 1n << 53n, (1n << 53n) + 1n, 1n << 60n, (1n << 63n) - 1n, 1n << 63n, (1n << 64n) - 1n];
+// Edges of signed and unsigned widths, of doubles' integers, and image-size limits (16383: libvips', JPEG's practical;
+// as pairs of 16-bit dimensions too, which one 32-bit write sets together).
+const BOUNDARIES: bigint[] = [0n, 1n, 2n, 0x7fn, 0x80n, 0xffn, 0x100n, 0x3fffn, 0x4000n, 0x7fffn, 0x8000n, 0xffffn, 0x10000n,
+  0x30003000n, 0x3fff3fffn, 0x7fffffffn, 0x80000000n, 0xffffffffn, 0x100000000n, 1n << 53n, (1n << 53n) + 1n, 1n << 60n,
+  (1n << 63n) - 1n, 1n << 63n, (1n << 64n) - 1n];
 const NUMBERS = ['0', '-1', '1', '-0', '2147483647', '2147483648', '4294967295', '4294967296', '9007199254740993',
   '1152921504606846976', '18446744073709551616', '1e309', '1.5', '99999999999999999999999999', ''];
 const YAML_VALUES = ['~', '[]', '{}', '[[]]', '-1', '.nan', '-.inf', '1e400', '"x"', "''", 'true', '!!binary AAAA',

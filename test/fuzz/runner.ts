@@ -77,7 +77,7 @@ interface Life { execs: number; fuzzedMs: number; ended: 'done' | FindingKind; d
 /** One child process: fuzzes until its time is up, or until it crashes, hangs or is killed for its memory. */
 function live(start: Start, o: Required<FuzzOptions>, outcomes: Set<string>, onFinding: (m: Extract<WorkerMessage, { t: 'finding' }>) => void): Promise<Life> {
   return new Promise((resolve) => {
-    const child: ChildProcess = fork(workerPath, [], { serialization: 'advanced', stdio: ['ignore', 'ignore', 'pipe', 'ipc'] });
+    const child: ChildProcess = fork(workerPath, [], { serialization: 'advanced', execArgv: ['--expose-gc'], stdio: ['ignore', 'ignore', 'pipe', 'ipc'] });
     let stderr = '';
     child.stderr!.on('data', (d: Buffer) => { stderr = (stderr + d.toString()).slice(-4000); });
     let execs = 0;

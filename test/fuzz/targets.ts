@@ -25,6 +25,8 @@ export interface Target extends Format {
   namesPath: boolean;
   /** Messages that betray a value the reader never filled in (default: NaN, undefined, [object ...]). */
   unclear?: RegExp;
+  /** Where the format itself bounds memory and time above execute.ts's defaults. */
+  limits?: { bytes?: number; ms?: number };
 }
 
 /** Seeds written by our own writers, read back as bytes. */
@@ -85,17 +87,19 @@ function zipFields(_: string, b: Uint8Array): Field[] {
   return out;
 }
 
-/** Segment lengths, frame dimensions, component and table fields of a JPEG's headers. */
+/** Frame dimensions and components first (fast-check favours small indices), then segment lengths and tables. */
 function jpegFields(_: string, b: Uint8Array): Field[] {
+  const frame: Field[] = [];
   const out: Field[] = [];
-  const f = (at: number, width: 1 | 2) => out.push({ at, width, le: false });
+  const f = (at: number, width: 1 | 2 | 4, list = out) => list.push({ at, width, le: false });
   for (let at = 2; at + 4 <= b.length && b[at] === 0xff;) {
     const m = b[at + 1];
     if (m === 0xd8 || m === 0x01 || (m >= 0xd0 && m <= 0xd7)) { at += 2; continue; }
     f(at + 2, 2);
     if (m >= 0xc0 && m <= 0xcf && m !== 0xc4 && m !== 0xc8 && m !== 0xcc) {
-      f(at + 4, 1); f(at + 5, 2); f(at + 7, 2); f(at + 9, 1);
-      for (let c = 0; c < b[at + 9] && c < 4; c++) { f(at + 11 + 3 * c, 1); f(at + 12 + 3 * c, 1); }
+      // height and width, both at once, precision, components, their sampling factors and tables
+      f(at + 5, 2, frame); f(at + 7, 2, frame); f(at + 5, 4, frame); f(at + 4, 1, frame); f(at + 9, 1, frame);
+      for (let c = 0; c < b[at + 9] && c < 4; c++) { f(at + 11 + 3 * c, 1, frame); f(at + 12 + 3 * c, 1, frame); }
     } else if (m === 0xc4) {
       f(at + 4, 1);
       for (let i = 0; i < 16; i++) f(at + 5 + i, 1);
@@ -108,7 +112,7 @@ function jpegFields(_: string, b: Uint8Array): Field[] {
     }
     at += 2 + ((b[at + 2] << 8) | b[at + 3]);
   }
-  return out;
+  return [...frame, ...out];
 }
 
 /** Pickle opcodes the unpickler knows (and a few it refuses). */
@@ -261,6 +265,9 @@ const jpeg: Target = {
     ? undefined : `${im.width} x ${im.height} pixels in ${im.data.length} bytes`),
   fields: jpegFields,
   namesPath: false, // decodeRGB's callers (the loaders) name the file
+  // A few bytes may claim up to PIL's pixel limit (decode.ts's MAX_PIXELS), and decode to gray as PIL decodes them: at
+  // that limit, a progressive 4:4:4 file costs about 1.6 GB (libjpeg's coefficients, the pixels, their copy) and 5 s.
+  limits: { bytes: 2 * 2 ** 30, ms: 8000 },
 };
 
 const config: Target = {

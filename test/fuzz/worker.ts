@@ -70,12 +70,12 @@ async function run(s: Start): Promise<void> {
   // One fast-check run per finding: it stops at the first, shrinks it (failing only on that same signature), and
   // the next run goes on with the next seed, the finding now known.
   for (let k = 0; Date.now() < until; k++) {
-    let hunting: string | undefined;
+    let hunting: Outcome | undefined;
     const property = fc.asyncProperty(plans, async (plan: Plan) => {
       const o = await once(applyPlan(target, seeds, plan, work));
-      if (!isFinding(o) || known.has(o.signature)) return true;
-      hunting ??= o.signature;
-      return o.signature !== hunting;
+      if (!isFinding(o) || known.has(o.signature) || (hunting && o.signature !== hunting.signature)) return true;
+      hunting = o; // the last failure is the smallest input yet
+      return false;
     });
     const seed = s.seed + k;
     const r = await fc.check(property, { seed, numRuns: Number.MAX_SAFE_INTEGER, plugins: [fc.interruptAfterTimeLimit(Math.max(1, until - Date.now()))] });
@@ -83,10 +83,9 @@ async function run(s: Start): Promise<void> {
     if (hunting === undefined) throw r.errorInstance ?? new Error('the fuzz property failed without a finding');
     const [plan] = r.counterexample as [Plan];
     const files = applyPlan(target, seeds, plan, work);
-    const o = await once(files);
     const how = `fast-check seed ${seed}, path ${r.counterexamplePath}: seed file ${seeds[plan.seed % seeds.length].name}, ` +
       `operations ${JSON.stringify(plan.ops, (_, v) => (typeof v === 'bigint' ? `${v}n` : v instanceof Uint8Array ? [...v] : v))}`;
-    report(o.signature === hunting ? o : { ...o, signature: hunting }, files, how);
+    report(hunting, files, how);
   }
   send({ t: 'beat', execs, outcomes: fresh });
   send({ t: 'done', execs });
