@@ -24,6 +24,8 @@ export interface FuzzOptions {
   /** A child holding more resident memory than this is killed (a finding). */
   memoryBytes?: number;
   log?: (line: string) => void;
+  /** The module whose `targets` has the target (default: targets.ts). */
+  module?: string;
 }
 
 export interface Finding {
@@ -122,7 +124,9 @@ function live(start: Start, o: Required<FuzzOptions>, outcomes: Set<string>, onF
 
 /** Fuzzes one target for `o.ms` of fuzzing time, over as many child processes as crashes make it take. */
 export async function fuzzTarget(target: string, opts: FuzzOptions): Promise<TargetReport> {
-  const o: Required<FuzzOptions> = { findings: findingsDir, hangMs: 10_000, memoryBytes: 3 * 2 ** 30, log: () => {}, ...opts };
+  const o: Required<FuzzOptions> = {
+    findings: findingsDir, hangMs: 10_000, memoryBytes: 3 * 2 ** 30, log: () => {}, module: new URL('./targets.js', import.meta.url).href, ...opts,
+  };
   const scratch = mkdtempSync(join(scratchRoot, `swav-fuzz-${target}-`));
   const outcomes = new Set<string>();
   const findings: Finding[] = [];
@@ -131,7 +135,7 @@ export async function fuzzTarget(target: string, opts: FuzzOptions): Promise<Tar
   let fuzzed = 0;
   try {
     for (let life = 0; life <= MAX_RESTARTS && fuzzed < o.ms; life++) {
-      const start: Start = { target, seed: o.seed + 1_000_003 * life, ms: o.ms - fuzzed, scratch, known: [...known] };
+      const start: Start = { target, module: o.module, seed: o.seed + 1_000_003 * life, ms: o.ms - fuzzed, scratch, known: [...known] };
       const r = await live(start, o, outcomes, (m) => {
         const f = save(o.findings, target, m.outcome as Outcome & { kind: FindingKind }, m.files, m.how);
         known.push(m.outcome.signature);

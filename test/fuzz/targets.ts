@@ -285,8 +285,8 @@ const config: Target = {
 
 export const targets: Target[] = [npy, safetensors, checkpoint, idx, cifar, stl10, jpeg, config];
 
-export function targetNamed(name: string): Target {
-  const t = targets.find((x) => x.name === name);
-  if (!t) throw new Error(`no fuzz target '${name}': the targets are ${targets.map((x) => x.name).join(', ')}`);
+export function targetNamed(name: string, among: Target[] = targets): Target {
+  const t = among.find((x) => x.name === name);
+  if (!t) throw new Error(`no fuzz target '${name}': the targets are ${among.map((x) => x.name).join(', ')}`);
   return t;
 }

@@ -10,6 +10,8 @@ import { targetNamed } from './targets.js';
 
 export interface Start {
   target: string;
+  /** The module whose `targets` has it (the fuzz test's own, to check that crashes and hangs are caught). */
+  module: string;
   seed: number;
   /** Milliseconds of fuzzing, counted once the seeds are ready. */
   ms: number;
@@ -34,7 +36,7 @@ export function writeInput(dir: string, files: Record<string, Uint8Array>): void
 }
 
 async function run(s: Start): Promise<void> {
-  const target = targetNamed(s.target);
+  const target = targetNamed(s.target, (await import(s.module)).targets);
   const seeds = await target.seeds();
   const input = join(s.scratch, 'input');
   const work = join(s.scratch, 'work');
