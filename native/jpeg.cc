@@ -41,8 +41,9 @@ void onMessage(j_common_ptr c, int level) {
   }
 }
 
-// A header may claim any size: beyond sharp's default limit (0x3FFF squared) the file is refused, not allocated.
-constexpr unsigned long long kMaxPixels = 0x3FFFull * 0x3FFF;
+// A header may claim any size: beyond PIL's limit (its DecompressionBombError, 2 x Image.MAX_IMAGE_PIXELS; decode.ts
+// gives sharp the same) the file is refused, not allocated.
+constexpr unsigned long long kMaxPixels = 2 * 89478485ull;
 
 struct Decoded {
   unsigned char* data;  // malloc'd, height x width x 3
@@ -80,7 +81,13 @@ bool decode(const unsigned char* src, size_t n, Decoded* out) {
     return false;
   }
   cinfo.out_color_space = JCS_RGB;
-  jpeg_start_decompress(&cinfo);
+  jpeg_start_decompress(&cinfo);  // a progressive file's scans are all read here
+  // A warning fails the file anyway: stop at the first, before (or while) filling a large image with gray.
+  if (err.warned) {
+    jpeg_destroy_decompress(&cinfo);
+    std::memcpy(out->message, err.message, sizeof err.message);
+    return false;
+  }
   const size_t stride = static_cast<size_t>(cinfo.output_width) * 3;
   out->data = static_cast<unsigned char*>(std::malloc(stride * cinfo.output_height));
   if (!out->data) {
@@ -88,7 +95,7 @@ bool decode(const unsigned char* src, size_t n, Decoded* out) {
     std::snprintf(out->message, sizeof out->message, "out of memory");
     return false;
   }
-  while (cinfo.output_scanline < cinfo.output_height) {
+  while (cinfo.output_scanline < cinfo.output_height && !err.warned) {
     JSAMPROW row = out->data + cinfo.output_scanline * stride;
     jpeg_read_scanlines(&cinfo, &row, 1);
   }

@@ -42,7 +42,12 @@ function readMaybeGz(path: string): Buffer {
   for (const p of [path, `${path}.gz`]) {
     if (existsSync(p)) {
       const b = readFileSync(p);
-      return b[0] === 0x1f && b[1] === 0x8b ? gunzipSync(b) : b;
+      if (b[0] !== 0x1f || b[1] !== 0x8b) return b;
+      try {
+        return gunzipSync(b);
+      } catch (e) {
+        throw new DatasetError(`${p}: a corrupt gzip file (${(e as Error).message})`);
+      }
     }
   }
   throw new DatasetError(`${path}(.gz) not found`);
@@ -53,11 +58,12 @@ export function readIdx(path: string): { dims: number[]; data: Uint8Array } {
   const b = readMaybeGz(path);
   if (b.length < 4 || b[0] !== 0 || b[1] !== 0 || b[2] !== 0x08) throw new DatasetError(`${path}: not an IDX file of uint8 data`);
   const nd = b[3];
-  const dims = Array.from({ length: nd }, (_, i) => b.readUInt32BE(4 + 4 * i));
   const start = 4 + 4 * nd;
-  const n = dims.reduce((a, c) => a * c, 1);
-  if (b.length < start + n) throw new DatasetError(`${path}: truncated (${b.length - start} of ${n} bytes)`);
-  return { dims, data: new Uint8Array(b.buffer, b.byteOffset + start, n) };
+  if (b.length < start) throw new DatasetError(`${path}: truncated (a header of ${nd} dimensions needs ${start} bytes, the file has ${b.length})`);
+  const dims = Array.from({ length: nd }, (_, i) => b.readUInt32BE(4 + 4 * i));
+  const n = dims.reduce((a, c) => a * BigInt(c), 1n); // exact: the dimensions may multiply past 2^53
+  if (BigInt(b.length - start) < n) throw new DatasetError(`${path}: truncated (${b.length - start} of ${n} bytes)`);
+  return { dims, data: new Uint8Array(b.buffer, b.byteOffset + start, Number(n)) };
 }
 
 const IDX_FILES = {
@@ -69,11 +75,15 @@ function idxDataset(dir: string, split: string, name: string): TensorDataset {
   const files = IDX_FILES[split as keyof typeof IDX_FILES];
   if (!files) throw new DatasetError(`${name}: split must be train or test, got '${split}'`);
   const img = readIdx(join(dir, files[0]));
-  if (img.dims.length !== 3) throw new DatasetError(`${join(dir, files[0])}: expected N x H x W images`);
+  // images of no pixels would let N be anything, with no bytes to show for it
+  if (img.dims.length !== 3 || img.dims[1] === 0 || img.dims[2] === 0) {
+    throw new DatasetError(`${join(dir, files[0])}: expected N x H x W images, got dimensions [${img.dims.join(', ')}]`);
+  }
   const [n, h, w] = img.dims;
   let labels = new Int32Array(n).fill(-1);
   if (existsSync(join(dir, files[1])) || existsSync(join(dir, `${files[1]}.gz`))) {
     const lab = readIdx(join(dir, files[1]));
+    if (lab.dims.length !== 1) throw new DatasetError(`${join(dir, files[1])}: expected one label per image, got dimensions [${lab.dims.join(', ')}]`);
     if (lab.dims[0] !== n) throw new DatasetError(`${dir}: ${n} images but ${lab.dims[0]} labels`);
     labels = Int32Array.from(lab.data);
   }
@@ -91,6 +101,12 @@ function cifar(dir: string, split: string, classes: 10 | 100): TensorDataset {
     const p = existsSync(join(dir, f)) ? join(dir, f) : join(dir, classes === 10 ? 'cifar-10-batches-bin' : 'cifar-100-binary', f);
     const b = readMaybeGz(p);
     if (b.length % record) throw new DatasetError(`${p}: size ${b.length} is not a multiple of ${record}-byte records`);
+    // CIFAR-100's records have the coarse label (of 20) first
+    const limits = classes === 10 ? [10] : [20, 100];
+    for (let off = 0; off < b.length; off += record) {
+      const bad = limits.findIndex((c, i) => b[off + i] >= c);
+      if (bad >= 0) throw new DatasetError(`${p}: record ${off / record} has label ${b[off + bad]}, not one of the ${limits[bad]} ${bad || classes === 10 ? '' : 'coarse '}classes`);
+    }
     return b;
   });
   const n = parts.reduce((a, b) => a + b.length / record, 0);
@@ -116,7 +132,11 @@ function stl10(dir: string, split: string): TensorDataset {
   const n = b.length / size;
   let labels = new Int32Array(n).fill(-1);
   if (split !== 'unlabeled') {
-    const y = readMaybeGz(join(base, `${split}_y.bin`));
+    const path = join(base, `${split}_y.bin`);
+    const y = readMaybeGz(path);
+    if (y.length !== n) throw new DatasetError(`${path}: ${y.length} labels for ${n} images`);
+    const bad = y.findIndex((v) => v < 1 || v > 10);
+    if (bad >= 0) throw new DatasetError(`${path}: label ${y[bad]} of image ${bad} is not one of the classes 1 to 10`);
     labels = Int32Array.from(y, (v) => v - 1);
   }
   // STL-10 stores each channel column-major: transpose H and W.

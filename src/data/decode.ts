@@ -42,8 +42,13 @@ export function exifOrientation(b: Uint8Array): number {
   return 1;
 }
 
+/** PIL's limit (DecompressionBombError above 2 x Image.MAX_IMAGE_PIXELS): a larger image is refused, as the
+ * reference's loader refuses it, before its pixels are allocated (native/jpeg.cc has the same). */
+export const MAX_PIXELS = 2 * 89_478_485;
+
 /** A sharp pipeline that reads `input` as 8-bit sRGB without alpha, upright by its EXIF orientation. */
-export const sharpRGB = (input: string | Buffer) => sharp(input, { failOn: 'error' }).rotate().removeAlpha().toColourspace('srgb');
+export const sharpRGB = (input: string | Buffer) =>
+  sharp(input, { failOn: 'error', limitInputPixels: MAX_PIXELS }).rotate().removeAlpha().toColourspace('srgb');
 
 const isJpeg = (b: Uint8Array) => b.length > 3 && b[0] === 0xff && b[1] === 0xd8 && b[2] === 0xff;
 

@@ -183,7 +183,18 @@ const keysOf = (branch: z.ZodType, sec: string): string[] => {
 
 // ---- zod issues as our messages ----
 
-const shown = (v: unknown) => (typeof v === 'number' && !Number.isFinite(v) ? String(v) : JSON.stringify(v));
+/** A value from the file in a message: as JSON, cut short. */
+function shown(v: unknown): string {
+  if (typeof v === 'number' && !Number.isFinite(v)) return String(v);
+  let s: string | undefined;
+  try {
+    s = JSON.stringify(v);
+  } catch { // YAML's only way to a value JSON cannot write: an alias inside its own anchor
+    return 'a value that contains itself (an alias inside its own anchor)';
+  }
+  if (s === undefined) return String(v);
+  return s.length > 80 ? `${s.slice(0, 76)} ...` : s;
+}
 const pathText = (path: readonly PropertyKey[]) =>
   path.map((p, i) => (typeof p === 'number' ? `[${p}]` : i ? `.${String(p)}` : String(p))).join('');
 const kind: Record<string, string> = {

@@ -6,6 +6,7 @@ import { execFileSync } from 'node:child_process';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { torch } from '../../src/index.js';
+import { ZipWriter } from '../../src/torch/io/zip.js';
 import { largeGoldens, python, pwnedMarker } from '../helpers.js';
 
 const dir = largeGoldens('--checkpoints', 'checkpoints');
@@ -108,6 +109,37 @@ for (const [file, message] of hostile) {
   });
 }
 
+/** Bytes of a pickle: opcodes and their arguments, strings as latin1. */
+const pickle = (...parts: (number | string)[]) => Buffer.concat(parts.map((p) => (typeof p === 'number' ? Buffer.from([p]) : Buffer.from(p, 'latin1'))));
+/** A zip checkpoint holding only this data.pkl. */
+function zipCheckpoint(name: string, pkl: Buffer): string {
+  const zip = new ZipWriter(join(tmp, name));
+  zip.add('archive/data.pkl', pkl);
+  zip.close();
+  return join(tmp, name);
+}
+const binunicode = (s: string) => `X${String.fromCharCode(s.length, 0, 0, 0)}${s}`;
+
+test('fuzz findings: corrupt pickles are refused as corrupt, naming what the file holds (no TypeError, NaN or [object Map])', () => {
+  const refused = (path: string, message: RegExp) => {
+    assert.throws(() => torch.load(path), (e: Error) => e instanceof torch.CheckpointError && e.message.startsWith(path) && message.test(e.message));
+  };
+  const plain = (name: string, ...parts: (number | string)[]) => { writeFileSync(join(tmp, name), pickle(0x80, 2, ...parts)); return join(tmp, name); };
+  // a string that is not UTF-8 leaked TextDecoder's TypeError
+  refused(plain('utf8.pth', 0x58, '\x01\0\0\0\xff', 0x2e), /a string that is not UTF-8 at offset 7/);
+  // a text GET / PUT / INT without a number: 'pickle memo has no entry NaN', or NaN read as a number
+  refused(plain('get.pth', 0x67, 'x\n', 0x2e), /GET with "x" for a number/);
+  refused(plain('put.pth', 0x4e, 0x70, '1e3\n', 0x2e), /PUT with "1e3" for a number/);
+  refused(plain('int.pth', 0x49, 'twelve\n', 0x2e), /INT with "twelve" for a number/);
+  // ('storage', {}, '0', 'cpu', 1) and ('storage', torch.FloatStorage, '0', 'cpu', {}): '[object Map]'
+  const pid = (type: (number | string)[], size: (number | string)[]) =>
+    pickle(0x80, 2, 0x28, binunicode('storage'), ...type, binunicode('0'), binunicode('cpu'), ...size, 0x74, 0x51, 0x2e);
+  refused(zipCheckpoint('type.pth', pid([0x7d], [0x4b, 1])), /unsupported storage type a dict/);
+  refused(zipCheckpoint('size.pth', pid([0x63, 'torch\nFloatStorage\n'], [0x7d])), /corrupt checkpoint: storage size is a dict/);
+  refused(zipCheckpoint('pid.pth', pickle(0x80, 2, 0x28, binunicode('storage'), 0x4e, 0x5d, 0x74, 0x51, 0x2e)), /unexpected persistent id tuple \("storage", None, a list of 0\)/);
+  assert.ok(torch.load(plain('ok.pth', 0x49, '01\n', 0x2e)), 'INT 01 is True');
+});
+
 test('broken .safetensors files are refused', () => {
   const bad = (name: string, bytes: Buffer) => { writeFileSync(join(tmp, name), bytes); return join(tmp, name); };
   const header = (h: object) => { const j = Buffer.from(JSON.stringify(h)); const n = Buffer.alloc(8); n.writeBigUInt64LE(BigInt(j.length)); return Buffer.concat([n, j]); };
@@ -115,4 +147,18 @@ test('broken .safetensors files are refused', () => {
   assert.throws(() => torch.load(bad('b.safetensors', Buffer.concat([header({ x: { dtype: 'F32', shape: [4], data_offsets: [0, 16] } }), Buffer.alloc(8)]))), /lies outside the file/);
   assert.throws(() => torch.load(bad('c.safetensors', Buffer.concat([header({ x: { dtype: 'F32', shape: [4], data_offsets: [0, 8] } }), Buffer.alloc(8)]))), /needs 16 bytes/);
   assert.throws(() => torch.load(bad('d.safetensors', Buffer.concat([header({ x: { dtype: 'Q8', shape: [1], data_offsets: [0, 1] } }), Buffer.alloc(1)]))), /unsupported dtype/);
+});
+
+test('fuzz findings: safetensors entries without a dtype, not objects, or with a dimension past 2^53 are refused by name', () => {
+  const header = (h: string) => { const j = Buffer.from(h); const n = Buffer.alloc(8); n.writeBigUInt64LE(BigInt(j.length)); return Buffer.concat([n, j]); };
+  const refused = (name: string, json: string, message: RegExp) => {
+    writeFileSync(join(tmp, name), header(json));
+    assert.throws(() => torch.load(join(tmp, name)), (e: Error) => e instanceof torch.SafetensorsError && e.message.startsWith(join(tmp, name)) && message.test(e.message));
+  };
+  // a misspelled __metadata__ is a tensor without a dtype (the message said 'unsupported dtype undefined')
+  refused('e.safetensors', '{"__metadato__":{"format":"pt"}}', /tensor __metadato__ has no dtype$/);
+  refused('f.safetensors', '{"x":7}', /tensor x is not an object of dtype, shape and data_offsets/);
+  refused('g.safetensors', '{"__metadata__":[1]}', /__metadata__ is not an object of strings/);
+  // no data needed, so it reached view() and the addon's RangeError
+  refused('h.safetensors', '{"x":{"dtype":"F32","shape":[18446744073709551616,0],"data_offsets":[0,0]}}', /tensor x has a bad shape/);
 });

@@ -6,6 +6,7 @@ import { execFileSync } from 'node:child_process';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { torch } from '../../src/index.js';
+import { NpyError } from '../../src/torch/io/npy.js';
 import { goldenDir, python } from '../helpers.js';
 
 test('creation functions give the shapes, dtypes and values PyTorch gives', () => {
@@ -233,4 +234,12 @@ test('.npy files we write load in numpy; broken ones are refused with a clear er
     assert.throws(() => torch.load(join(dir, 'short.npy')), /data truncated/);
     assert.throws(() => torch.save(torch.ones([1], { dtype: 'bfloat16' }), join(dir, 'c.npy')), /no bfloat16/);
   });
+});
+
+test('fuzz finding: a .npy dimension past 2^53 (with another of 0, so no data) is a bad shape, not a RangeError', () => {
+  const dir = mkdtempSync(join(tmpdir(), 'swav-npy-'));
+  const header = "{'descr': '<f4', 'fortran_order': False, 'shape': (18446744073709551616, 0), }\n";
+  const bytes = Buffer.concat([Buffer.from([0x93, ...Buffer.from('NUMPY'), 1, 0, header.length, 0]), Buffer.from(header, 'latin1')]);
+  writeFileSync(join(dir, 'huge.npy'), bytes);
+  assert.throws(() => torch.load(join(dir, 'huge.npy')), (e: Error) => e instanceof NpyError && /huge\.npy: not a valid \.npy file: bad shape/.test(e.message));
 });

@@ -46,6 +46,14 @@ test('files and key=value overrides', () => {
   assert.throws(() => loadConfig(file('c.yaml', 'data: [unclosed\n')), ConfigError);
 });
 
+test('fuzz finding: a value that contains itself (an alias inside its own anchor) is shown as such, not a TypeError; long values are cut short', () => {
+  const f = file('alias.yaml', 'data: { path: /d }\ncrops: { mean: &a [1, *a] }\n');
+  assert.throws(() => loadConfig(f), (e: Error) => e instanceof ConfigError &&
+    e.message === `${f}: crops.mean[1]: must be a number, got a value that contains itself (an alias inside its own anchor)`);
+  const long = file('long.yaml', `data: { path: [${Array.from({ length: 100 }, (_, i) => i).join(', ')}] }\n`);
+  assert.throws(() => loadConfig(long), (e: Error) => e instanceof ConfigError && /data\.path: must be a string, got \[0,1,2,.{60,80} \.\.\.$/.test(e.message));
+});
+
 test('swav train with an unknown key fails with its path and an ordinary error exit, before doing anything', () => {
   const out = join(dir, 'run');
   const f = file('bad.yaml', `data: { type: fashion-mnist, path: /usr/share/datasets/fashion-mnist }\nrun: { out: ${out} }\nswav: { queue_lenght: 10 }\n`);

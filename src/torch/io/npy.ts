@@ -43,7 +43,8 @@ export function parseNpy(bytes: Uint8Array, file?: string): Tensor {
   const dtype = DESCR[descr[2]];
   if (!dtype) fail(`unsupported dtype '${descr[1]}${descr[2]}'`, file);
   const shape = shapeM[1].split(',').map((s) => s.trim()).filter((s) => s !== '').map(Number);
-  if (shape.some((n) => !Number.isInteger(n) || n < 0)) fail(`bad shape (${shapeM[1]})`, file);
+  // safe integers only: past 2^53 a dimension is not the number written (and no tensor has one that long)
+  if (shape.some((n) => !Number.isSafeInteger(n) || n < 0)) fail(`bad shape (${shapeM[1]})`, file);
   const numel = shape.reduce((a, b) => a * b, 1);
   const size = itemSize[dtype];
   const start = offset + headerLen;

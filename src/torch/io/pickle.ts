@@ -94,6 +94,25 @@ export function unpickle(buf: Uint8Array, offset: number, o: UnpickleOptions): {
     if (!memo.has(i)) throw new UnpicklingError(`pickle memo has no entry ${i}`);
     return memo.get(i);
   };
+  const text = (b: Uint8Array) => {
+    try {
+      return utf8.decode(b);
+    } catch {
+      throw new UnpicklingError(`a string that is not UTF-8 at offset ${pos - b.length}`);
+    }
+  };
+  // INT, LONG, GET and PUT spell their numbers in decimal; anything else is corrupt, not NaN
+  const decimal = (op: string) => {
+    const s = line().trim();
+    if (!/^[+-]?\d+L?$/.test(s)) throw new UnpicklingError(`${op} with ${JSON.stringify(s.slice(0, 40))} for a number at offset ${pos}`);
+    const v = BigInt(s.replace(/L$/, ''));
+    return v >= BigInt(Number.MIN_SAFE_INTEGER) && v <= BigInt(Number.MAX_SAFE_INTEGER) ? Number(v) : v;
+  };
+  const memoIndex = (op: string) => {
+    const i = decimal(op);
+    if (typeof i !== 'number' || i < 0) throw new UnpicklingError(`${op} of memo entry ${i} at offset ${pos}`);
+    return i;
+  };
   const decodeLong = (b: Uint8Array): number | bigint => {
     if (b.length === 0) return 0;
     let v = 0n;
@@ -146,15 +165,17 @@ export function unpickle(buf: Uint8Array, offset: number, o: UnpickleOptions): {
       case 0x8b: { const n = i32(); push(decodeLong(bytes(n))); break; } // LONG4
       case 0x47: { need(8); push(view.getFloat64(pos, false)); pos += 8; break; } // BINFLOAT (big-endian)
       case 0x49: { // INT (text)
+        const at = pos;
         const s = line().trim();
-        push(s === '00' ? false : s === '01' ? true : Number(s));
+        if (s === '00' || s === '01') push(s === '01');
+        else { pos = at; push(decimal('INT')); }
         break;
       }
-      case 0x4c: push(Number(line().trim().replace(/L$/, ''))); break; // LONG (text)
+      case 0x4c: push(decimal('LONG')); break; // LONG (text)
       case 0x46: push(Number(line())); break; // FLOAT (text)
-      case 0x58: push(utf8.decode(bytes(u32()))); break; // BINUNICODE
-      case 0x8c: push(utf8.decode(bytes(u8()))); break; // SHORT_BINUNICODE
-      case 0x8d: push(utf8.decode(bytes(u64()))); break; // BINUNICODE8
+      case 0x58: push(text(bytes(u32()))); break; // BINUNICODE
+      case 0x8c: push(text(bytes(u8()))); break; // SHORT_BINUNICODE
+      case 0x8d: push(text(bytes(u64()))); break; // BINUNICODE8
       case 0x56: push(line()); break; // UNICODE (raw-unicode-escape; ASCII in practice)
       case 0x55: push(latin1.decode(bytes(u8()))); break; // SHORT_BINSTRING (py2 str)
       case 0x54: { const n = i32(); push(latin1.decode(bytes(n))); break; } // BINSTRING
@@ -198,10 +219,10 @@ export function unpickle(buf: Uint8Array, offset: number, o: UnpickleOptions): {
       case 0x91: push(new Set(popMark())); break; // FROZENSET
       case 0x68: push(memoGet(u8())); break; // BINGET
       case 0x6a: push(memoGet(u32())); break; // LONG_BINGET
-      case 0x67: push(memoGet(Number(line()))); break; // GET
+      case 0x67: push(memoGet(memoIndex('GET'))); break; // GET
       case 0x71: memoPut(u8(), top()); break; // BINPUT
       case 0x72: memoPut(u32(), top()); break; // LONG_BINPUT
-      case 0x70: memoPut(Number(line()), top()); break; // PUT
+      case 0x70: memoPut(memoIndex('PUT'), top()); break; // PUT
       case 0x94: memoPut(memo.size, top()); break; // MEMOIZE
       case 0x63: { const module = line(); push(new PyGlobal(module, line())); break; } // GLOBAL
       case 0x93: { // STACK_GLOBAL

@@ -38,16 +38,20 @@ export function loadSafetensors(path: string): { tensors: Map<string, Tensor>; m
     const dataStart = 8 + headerLen;
     const dataLen = size - dataStart;
     const metadata: Record<string, string> = header.__metadata__ ?? {};
+    if (typeof metadata !== 'object' || Array.isArray(metadata) || Object.values(metadata).some((v) => typeof v !== 'string')) {
+      fail('__metadata__ is not an object of strings');
+    }
+    // safe integers only: past 2^53 a number is not the one written (and no file is that long)
+    const count = (n: unknown) => Number.isSafeInteger(n) && (n as number) >= 0;
     for (const [name, info] of Object.entries<any>(header)) {
       if (name === '__metadata__') continue;
-      const dtype = CODES[info?.dtype];
-      if (!dtype) fail(`tensor ${name} has unsupported dtype ${JSON.stringify(info?.dtype)}`);
+      if (info === null || typeof info !== 'object' || Array.isArray(info)) fail(`tensor ${name} is not an object of dtype, shape and data_offsets`);
+      const dtype = CODES[info.dtype];
+      if (!dtype) fail(`tensor ${name} has ${'dtype' in info ? `unsupported dtype ${JSON.stringify(info.dtype)}` : 'no dtype'}`);
       const shape = info.shape;
       const offsets = info.data_offsets;
-      if (!Array.isArray(shape) || shape.some((n: unknown) => !Number.isInteger(n) || (n as number) < 0)) fail(`tensor ${name} has a bad shape`);
-      if (!Array.isArray(offsets) || offsets.length !== 2 || !offsets.every((n: unknown) => Number.isInteger(n) && (n as number) >= 0)) {
-        fail(`tensor ${name} has bad data_offsets`);
-      }
+      if (!Array.isArray(shape) || !shape.every(count)) fail(`tensor ${name} has a bad shape`);
+      if (!Array.isArray(offsets) || offsets.length !== 2 || !offsets.every(count)) fail(`tensor ${name} has bad data_offsets`);
       const [begin, end] = offsets as [number, number];
       const numel = (shape as number[]).reduce((a, b) => a * b, 1);
       if (end < begin || end > dataLen) fail(`tensor ${name} lies outside the file (bytes ${begin}-${end} of ${dataLen})`);

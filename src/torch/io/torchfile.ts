@@ -7,7 +7,7 @@ import { basename, dirname, join } from 'node:path';
 import { native } from '../native.js';
 import { Tensor, call, wrap } from '../tensor.js';
 import { itemSize, type DType } from '../dtype.js';
-import { PyGlobal, Pickler, UnpicklingError, unpickle, type UnpickleOptions } from './pickle.js';
+import { PyGlobal, PyTuple, Pickler, UnpicklingError, unpickle, type UnpickleOptions } from './pickle.js';
 import { ZipError, ZipWriter, isZip, readEntry, readZipDirectory } from './zip.js';
 
 export class CheckpointError extends Error {}
@@ -35,9 +35,26 @@ class NumpyDtype {
   constructor(readonly name: string, public littleEndian = true) {}
 }
 
+/** A value from the file in a message: numbers and names as they are, containers by their kind and first items. */
+function shown(v: unknown, depth = 0): string {
+  if (v instanceof PyGlobal) return v.path;
+  if (typeof v === 'string') return JSON.stringify(v.length > 40 ? `${v.slice(0, 40)}...` : v);
+  if (typeof v === 'number') return Number.isNaN(v) ? 'nan' : Number.isFinite(v) ? String(v) : v > 0 ? 'inf' : '-inf';
+  if (typeof v === 'bigint' || typeof v === 'boolean') return String(v);
+  if (v === null || v === undefined) return 'None';
+  if (Array.isArray(v)) {
+    const kind = v instanceof PyTuple ? 'tuple' : 'list';
+    return depth ? `a ${kind} of ${v.length}` : `${kind} (${v.slice(0, 6).map((x) => shown(x, 1)).join(', ')}${v.length > 6 ? ', ...' : ''})`;
+  }
+  if (v instanceof Map) return 'a dict';
+  if (v instanceof Uint8Array) return `${v.length} bytes`;
+  return `a ${(v as object).constructor?.name ?? 'value'}`;
+}
+
 const int = (v: unknown, what: string): number => {
-  if (typeof v !== 'number' || !Number.isInteger(v) || v < 0) throw new CheckpointError(`corrupt checkpoint: ${what} is ${String(v)}`);
-  return v;
+  // safe integers only: past 2^53 a number is not the one written (and no storage is that large)
+  if (!Number.isSafeInteger(v) || (v as number) < 0) throw new CheckpointError(`corrupt checkpoint: ${what} is ${shown(v)}`);
+  return v as number;
 };
 const ints = (v: unknown, what: string): number[] => {
   if (!Array.isArray(v)) throw new CheckpointError(`corrupt checkpoint: ${what} is not a tuple`);
@@ -46,11 +63,11 @@ const ints = (v: unknown, what: string): number[] => {
 
 function storageRef(pid: unknown): StorageRef {
   if (!Array.isArray(pid) || pid[0] !== 'storage' || pid.length < 5) {
-    throw new CheckpointError(`corrupt checkpoint: unexpected persistent id ${JSON.stringify(pid)}`);
+    throw new CheckpointError(`corrupt checkpoint: unexpected persistent id ${shown(pid)}`);
   }
   const [, type, key, , numel, view] = pid;
   const dtype = type instanceof PyGlobal && type.module === 'torch' ? STORAGE_DTYPES[type.name] : undefined;
-  if (!dtype) throw new CheckpointError(`unsupported storage type ${type instanceof PyGlobal ? type.path : String(type)}`);
+  if (!dtype) throw new CheckpointError(`unsupported storage type ${shown(type)}`);
   if (typeof key !== 'string') throw new CheckpointError('corrupt checkpoint: storage key is not a string');
   if (Array.isArray(view) && view.length === 3) {
     // a legacy storage view: (view key, offset, size) into the root storage `key`
@@ -223,7 +240,7 @@ function loadLegacy(path: string, fd: number, size: number): unknown {
       let r = unpickle(head, 0, noPid);
       if (r.value !== LEGACY_MAGIC) throw new CheckpointError('not a PyTorch checkpoint (bad magic number)');
       r = unpickle(head, r.end, noPid);
-      if (r.value !== 1001) throw new CheckpointError(`unsupported legacy protocol ${String(r.value)}`);
+      if (r.value !== 1001) throw new CheckpointError(`unsupported legacy protocol ${shown(r.value)}`);
       r = unpickle(head, r.end, noPid);
       const sys = r.value instanceof Map ? r.value : new Map();
       if (sys.get('little_endian') === false) throw new CheckpointError('big-endian checkpoints are not supported');

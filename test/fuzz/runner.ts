@@ -1,0 +1,164 @@
+// Runs fuzz targets, each in a child process (worker.ts), so that a native crash is seen as the child's signal;
+// a watchdog kills a child that stops making progress (a hang) or grows past a memory limit. Findings are saved
+// with their input under test/fuzz/findings/, with the command that replays them.
+import { fork, type ChildProcess } from 'node:child_process';
+import { createHash } from 'node:crypto';
+import { existsSync, mkdirSync, mkdtempSync, readFileSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join, relative } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { root } from '../helpers.js';
+import type { FindingKind, Outcome } from './execute.js';
+import type { Start, WorkerMessage } from './worker.js';
+
+export const findingsDir = join(root, 'test', 'fuzz', 'findings');
+
+export interface FuzzOptions {
+  /** Milliseconds of fuzzing for each target (process start-up not counted). */
+  ms: number;
+  seed: number;
+  /** Where findings are saved. */
+  findings?: string;
+  /** No progress for this long is a hang. */
+  hangMs?: number;
+  /** A child holding more resident memory than this is killed (a finding). */
+  memoryBytes?: number;
+  log?: (line: string) => void;
+  /** The module whose `targets` has the target (default: targets.ts). */
+  module?: string;
+}
+
+export interface Finding {
+  target: string;
+  kind: FindingKind;
+  signature: string;
+  message: string;
+  /** The saved input, and the command that replays it. */
+  dir: string;
+  reproduce: string;
+}
+
+export interface TargetReport {
+  target: string;
+  execs: number;
+  seconds: number;
+  /** Distinct outcomes (normalized error messages, ok): a rough measure of the paths reached. */
+  outcomes: string[];
+  findings: Finding[];
+}
+
+/** Children crashed (or killed) this many times end the target's run: the crashes are the news. */
+const MAX_RESTARTS = 3;
+const scratchRoot = existsSync('/dev/shm') ? '/dev/shm' : tmpdir();
+const workerPath = fileURLToPath(new URL('./worker.js', import.meta.url));
+
+function save(findings: string, target: string, o: Outcome & { kind: FindingKind }, files: Record<string, Uint8Array>, how: string): Finding {
+  const hash = createHash('sha256').update(o.signature);
+  for (const [name, b] of Object.entries(files).sort()) hash.update(name).update(b);
+  const dir = join(findings, `${target}-${o.kind}-${hash.digest('hex').slice(0, 10)}`);
+  mkdirSync(dir, { recursive: true });
+  for (const [name, b] of Object.entries(files)) writeFileSync(join(dir, name), b);
+  const reproduce = `npm run fuzz -- --target ${target} --replay ${relative(process.cwd(), dir) || dir}`;
+  writeFileSync(join(dir, 'finding.json'), `${JSON.stringify({ target, ...o, how, reproduce }, null, 2)}\n`);
+  return { target, kind: o.kind, signature: o.signature, message: o.message, dir, reproduce };
+}
+
+const readDir = (dir: string) => (existsSync(dir) ? Object.fromEntries(readdirSync(dir).map((f) => [f, readFileSync(join(dir, f))])) : {});
+
+function residentBytes(pid: number): number {
+  try {
+    const m = /VmRSS:\s+(\d+) kB/.exec(readFileSync(`/proc/${pid}/status`, 'latin1'));
+    return m ? Number(m[1]) * 1024 : 0;
+  } catch {
+    return 0;
+  }
+}
+
+interface Life { execs: number; fuzzedMs: number; ended: 'done' | FindingKind; detail: string }
+
+/** One child process: fuzzes until its time is up, or until it crashes, hangs or is killed for its memory. */
+function live(start: Start, o: Required<FuzzOptions>, outcomes: Set<string>, onFinding: (m: Extract<WorkerMessage, { t: 'finding' }>) => void): Promise<Life> {
+  return new Promise((resolve) => {
+    const child: ChildProcess = fork(workerPath, [], { serialization: 'advanced', execArgv: ['--expose-gc'], stdio: ['ignore', 'ignore', 'pipe', 'ipc'] });
+    let stderr = '';
+    child.stderr!.on('data', (d: Buffer) => { stderr = (stderr + d.toString()).slice(-4000); });
+    let execs = 0;
+    let last = Date.now();
+    let readyAt = 0;
+    let ended: Life['ended'] | undefined;
+    let detail = '';
+    const kill = (why: FindingKind, text: string) => {
+      if (ended) return;
+      ended = why;
+      detail = text;
+      child.kill('SIGKILL');
+    };
+    child.on('message', (m: WorkerMessage) => {
+      last = Date.now();
+      if (m.t === 'ready') readyAt = last;
+      else if (m.t === 'beat') { execs = m.execs; for (const s of m.outcomes) outcomes.add(s); }
+      else if (m.t === 'finding') onFinding(m);
+      else if (m.t === 'done') { execs = m.execs; ended = 'done'; }
+    });
+    const watchdog = setInterval(() => {
+      const rss = residentBytes(child.pid!);
+      // start-up (libtorch, the seeds) gets longer than an execution
+      const quiet = Date.now() - last;
+      if (quiet > (readyAt ? o.hangMs : Math.max(o.hangMs, 120_000))) kill('hang', `no progress for ${Math.round(quiet / 1000)} s`);
+      else if (rss > o.memoryBytes) kill('memory', `${Math.round(rss / 2 ** 20)} MiB resident`);
+    }, 200);
+    child.send(start);
+    child.on('exit', (code, signal) => {
+      clearInterval(watchdog);
+      const fuzzedMs = readyAt ? Date.now() - readyAt : 0;
+      if (!ended) {
+        ended = 'crash';
+        detail = `exit ${signal ?? code}: ${stderr.trim().split('\n').slice(-3).join(' | ') || 'no message'}`;
+      } else if (ended !== 'done') {
+        detail += stderr.trim() ? ` | ${stderr.trim().split('\n').slice(-2).join(' | ')}` : '';
+      }
+      resolve({ execs, fuzzedMs, ended, detail });
+    });
+  });
+}
+
+/** Fuzzes one target for `o.ms` of fuzzing time, over as many child processes as crashes make it take. */
+export async function fuzzTarget(target: string, opts: FuzzOptions): Promise<TargetReport> {
+  const o: Required<FuzzOptions> = {
+    findings: findingsDir, hangMs: 10_000, memoryBytes: 3 * 2 ** 30, log: () => {}, module: new URL('./targets.js', import.meta.url).href, ...opts,
+  };
+  const scratch = mkdtempSync(join(scratchRoot, `swav-fuzz-${target}-`));
+  const outcomes = new Set<string>();
+  const findings: Finding[] = [];
+  const known: string[] = [];
+  let execs = 0;
+  let fuzzed = 0;
+  try {
+    for (let life = 0; life <= MAX_RESTARTS && fuzzed < o.ms; life++) {
+      const start: Start = { target, module: o.module, seed: o.seed + 1_000_003 * life, ms: o.ms - fuzzed, scratch, known: [...known] };
+      const r = await live(start, o, outcomes, (m) => {
+        const f = save(o.findings, target, m.outcome as Outcome & { kind: FindingKind }, m.files, m.how);
+        known.push(m.outcome.signature);
+        findings.push(f);
+        o.log(`  ${target}: ${f.kind}: ${f.message.slice(0, 300)}\n    saved in ${f.dir}\n    replay: ${f.reproduce}`);
+      });
+      execs += r.execs;
+      fuzzed += Math.max(r.fuzzedMs, 1);
+      if (r.ended === 'done') break;
+      // the input the child was reading when it died is the one its scratch directory still holds
+      const outcome = { kind: r.ended, signature: `${r.ended}: ${r.detail}`, message: r.detail };
+      const f = save(o.findings, target, outcome, readDir(join(scratch, 'input')), `process ${life} of the run with seed ${o.seed}`);
+      findings.push(f);
+      o.log(`  ${target}: ${f.kind}: ${f.message.slice(0, 300)}\n    saved in ${f.dir}\n    replay: ${f.reproduce}`);
+    }
+  } finally {
+    rmSync(scratch, { recursive: true, force: true });
+  }
+  return { target, execs, seconds: fuzzed / 1000, outcomes: [...outcomes].sort(), findings };
+}
+
+/** The reports as a Markdown table (bench/README.md's). */
+export function table(reports: TargetReport[]): string {
+  const rows = reports.map((r) => `| ${r.target} | ${r.execs} | ${(r.execs / Math.max(r.seconds, 1e-3)).toFixed(0)} | ${r.outcomes.length} | ${r.findings.length} |`);
+  return ['| target | executions | exec/s | distinct outcomes | findings |', '|---|---:|---:|---:|---:|', ...rows].join('\n');
+}
