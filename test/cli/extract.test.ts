@@ -36,8 +36,8 @@ test('extract refuses hostile and broken weights with an error exit, and runs no
   assert.equal(wrong.status, 1);
   assert.match(wrong.stderr, /holds a resnet18, not a resnet50/);
   const missing = swav('extract', '--arch', 'resnet18', '--weights', join(out, 'nope.pth'), '--input', join(dir, 'images.npy'), '--out', join(out, 'x.npy'));
-  assert.equal(missing.status, 1);
-  assert.match(missing.stderr, /no such file/i);
+  assert.equal(missing.status, 2);
+  assert.match(missing.stderr, /--weights .*nope\.pth is neither a file nor a zoo name/);
 });
 
 test('extract --data DIR: a folder of images (resize 256, center crop 224), a corrupt one skipped', () => {
