@@ -106,3 +106,19 @@ export function assertSameCheckpoint(a: string, b: string, methodKeys: string[])
     }
   });
 }
+
+/**
+ * The tests' tiny SwAV run (a width-4 ResNet-18 on 12 px gray images, the queue from epoch 2): writes its YAML to
+ * `file` for `data` (an idx directory) and returns `file`.
+ */
+export function tinySwavConfig(file: string, data: string, o: { epochs: number; logEvery: number }): string {
+  writeFileSync(file, `
+data: { type: idx, path: ${data} }
+crops: { nmb_crops: [2, 2], size_crops: [12, 8], min_scale_crops: [0.4, 0.1], max_scale_crops: [1, 0.4], mean: [0.5], std: [0.25] }
+model: { arch: resnet18, stem: small, width: 4, in_channels: 1, hidden_mlp: 8, feat_dim: 8, nmb_prototypes: 6 }
+swav: { queue_length: 16, epoch_queue_starts: 1, freeze_prototypes_niters: 4 }
+optim: { epochs: ${o.epochs}, batch_size: 8, base_lr: 0.5, final_lr: 0.01, warmup_epochs: 1, start_warmup: 0.1 }
+run: { log_every: ${o.logEvery}, threads: 1 }
+`);
+  return file;
+}

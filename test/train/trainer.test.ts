@@ -8,21 +8,13 @@ import { copyFileSync, mkdirSync, mkdtempSync, readFileSync, statSync, writeFile
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { torch } from '../../src/index.js';
-import { assertSameCheckpoint, idxDataset, root } from '../helpers.js';
+import { assertSameCheckpoint, idxDataset, root, tinySwavConfig } from '../helpers.js';
 
 const dir = mkdtempSync(join(tmpdir(), 'swav-train-'));
 const cli = join(root, 'dist/src/cli/main.js');
 
 const data = idxDataset(join(dir, 'idx'), 7);
-const config = join(dir, 'tiny.yaml');
-writeFileSync(config, `
-data: { type: idx, path: ${data} }
-crops: { nmb_crops: [2, 2], size_crops: [12, 8], min_scale_crops: [0.4, 0.1], max_scale_crops: [1, 0.4], mean: [0.5], std: [0.25] }
-model: { arch: resnet18, stem: small, width: 4, in_channels: 1, hidden_mlp: 8, feat_dim: 8, nmb_prototypes: 6 }
-swav: { queue_length: 16, epoch_queue_starts: 1, freeze_prototypes_niters: 4 }
-optim: { epochs: 3, batch_size: 8, base_lr: 0.5, final_lr: 0.01, warmup_epochs: 1, start_warmup: 0.1 }
-run: { log_every: 2, threads: 1 }
-`);
+const config = tinySwavConfig(join(dir, 'tiny.yaml'), data, { epochs: 3, logEvery: 2 });
 
 const train = (...args: string[]) => spawnSync(process.execPath, [cli, 'train', '--config', config, ...args], { encoding: 'utf8' });
 
