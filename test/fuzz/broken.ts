@@ -13,6 +13,7 @@ const broken = (name: string, when: number, then: () => void): Target => ({
     return null;
   },
   namesPath: false,
+  sources: [],
 });
 
 export const targets: Target[] = [

@@ -20,6 +20,14 @@ for (const t of targets) {
   });
 }
 
+test('the long runs measure line coverage of the reader: some lines, not all (V8 block counts over the children)', async () => {
+  const npy = targets.find((t) => t.name === 'npy')!;
+  const r = await fuzzTarget('npy', { ms: 2000, seed: SEED, coverage: npy.sources });
+  const c = r.coverage!;
+  assert.deepEqual(c.modules, ['torch/io/npy.js']);
+  assert.ok(c.lines > 50 && c.covered > 0.3 * c.lines && c.covered < c.lines, `${c.covered} of ${c.lines} lines`);
+});
+
 test('the runner catches a native crash, a hang and an internal error, saving each input with its replay command', async () => {
   const findings = mkdtempSync(join(tmpdir(), 'swav-fuzz-findings-'));
   const module = new URL('./broken.js', import.meta.url).href;

@@ -26,6 +26,9 @@ export interface FuzzOptions {
   log?: (line: string) => void;
   /** The module whose `targets` has the target (default: targets.ts). */
   module?: string;
+  /** Modules (paths under src/, without extension) whose line coverage to measure with V8's block counts; it
+   * slows each execution, so long runs only. */
+  coverage?: string[];
 }
 
 export interface Finding {
@@ -45,6 +48,8 @@ export interface TargetReport {
   /** Distinct outcomes (normalized error messages, ok): a rough measure of the paths reached. */
   outcomes: string[];
   findings: Finding[];
+  /** With `coverage`: the lines of the reader's modules that ran, over those that hold code. */
+  coverage?: LineCoverage;
 }
 
 /** Children crashed (or killed) this many times end the target's run: the crashes are the news. */
@@ -77,9 +82,12 @@ function residentBytes(pid: number): number {
 interface Life { execs: number; fuzzedMs: number; ended: 'done' | FindingKind; detail: string }
 
 /** One child process: fuzzes until its time is up, or until it crashes, hangs or is killed for its memory. */
-function live(start: Start, o: Required<FuzzOptions>, outcomes: Set<string>, onFinding: (m: Extract<WorkerMessage, { t: 'finding' }>) => void): Promise<Life> {
+function live(start: Start, o: Required<FuzzOptions>, outcomes: Set<string>, coverageDir: string | undefined,
+  onFinding: (m: Extract<WorkerMessage, { t: 'finding' }>) => void): Promise<Life> {
   return new Promise((resolve) => {
-    const child: ChildProcess = fork(workerPath, [], { serialization: 'advanced', execArgv: ['--expose-gc'], stdio: ['ignore', 'ignore', 'pipe', 'ipc'] });
+    // NODE_V8_COVERAGE: V8 counts blocks from the child's first line and writes them when it exits normally
+    const env = coverageDir ? { ...process.env, NODE_V8_COVERAGE: coverageDir } : process.env;
+    const child: ChildProcess = fork(workerPath, [], { serialization: 'advanced', execArgv: ['--expose-gc'], stdio: ['ignore', 'ignore', 'pipe', 'ipc'], env });
     let stderr = '';
     child.stderr!.on('data', (d: Buffer) => { stderr = (stderr + d.toString()).slice(-4000); });
     let execs = 0;
@@ -125,9 +133,11 @@ function live(start: Start, o: Required<FuzzOptions>, outcomes: Set<string>, onF
 /** Fuzzes one target for `o.ms` of fuzzing time, over as many child processes as crashes make it take. */
 export async function fuzzTarget(target: string, opts: FuzzOptions): Promise<TargetReport> {
   const o: Required<FuzzOptions> = {
-    findings: findingsDir, hangMs: 10_000, memoryBytes: 3 * 2 ** 30, log: () => {}, module: new URL('./targets.js', import.meta.url).href, ...opts,
+    findings: findingsDir, hangMs: 10_000, memoryBytes: 3 * 2 ** 30, log: () => {}, module: new URL('./targets.js', import.meta.url).href,
+    coverage: [], ...opts,
   };
   const scratch = mkdtempSync(join(scratchRoot, `swav-fuzz-${target}-`));
+  const coverageDir = o.coverage.length ? join(scratch, 'coverage') : undefined;
   const outcomes = new Set<string>();
   const findings: Finding[] = [];
   const known: string[] = [];
@@ -136,7 +146,7 @@ export async function fuzzTarget(target: string, opts: FuzzOptions): Promise<Tar
   try {
     for (let life = 0; life <= MAX_RESTARTS && fuzzed < o.ms; life++) {
       const start: Start = { target, module: o.module, seed: o.seed + 1_000_003 * life, ms: o.ms - fuzzed, scratch, known: [...known] };
-      const r = await live(start, o, outcomes, (m) => {
+      const r = await live(start, o, outcomes, coverageDir, (m) => {
         const f = save(o.findings, target, m.outcome as Outcome & { kind: FindingKind }, m.files, m.how);
         known.push(m.outcome.signature);
         findings.push(f);
@@ -151,14 +161,56 @@ export async function fuzzTarget(target: string, opts: FuzzOptions): Promise<Tar
       findings.push(f);
       o.log(`  ${target}: ${f.kind}: ${f.message.slice(0, 300)}\n    saved in ${f.dir}\n    replay: ${f.reproduce}`);
     }
+    const coverage = coverageDir ? lineCoverage(coverageDir, o.coverage) : undefined;
+    return { target, execs, seconds: fuzzed / 1000, outcomes: [...outcomes].sort(), findings, coverage };
   } finally {
     rmSync(scratch, { recursive: true, force: true });
   }
-  return { target, execs, seconds: fuzzed / 1000, outcomes: [...outcomes].sort(), findings };
+}
+
+export interface LineCoverage { modules: string[]; lines: number; covered: number }
+
+interface V8Range { startOffset: number; endOffset: number; count: number }
+interface V8Script { url: string; functions: { ranges: V8Range[] }[] }
+
+/**
+ * The lines of the compiled modules named by `sources` (paths under dist/src/, without .js) that ran in any of the
+ * children whose V8 coverage files are in `dir`. A line counts when it holds code (not blank, not only a comment)
+ * and ran when its first character did; as c8 does, from V8's block ranges (nested ranges come after the ones
+ * holding them, and the innermost count wins).
+ */
+export function lineCoverage(dir: string, sources: string[]): LineCoverage {
+  const ran = new Map<string, Uint8Array>();
+  for (const f of existsSync(dir) ? readdirSync(dir) : []) {
+    const scripts: V8Script[] = JSON.parse(readFileSync(join(dir, f), 'utf8')).result;
+    for (const s of scripts) {
+      if (!sources.some((m) => s.url.endsWith(`/dist/src/${m}.js`))) continue;
+      const ranges = s.functions.flatMap((fn) => fn.ranges).sort((a, b) => a.startOffset - b.startOffset || b.endOffset - a.endOffset);
+      const mine = new Uint8Array(Math.max(...ranges.map((r) => r.endOffset)));
+      for (const r of ranges) mine.fill(r.count > 0 ? 1 : 0, r.startOffset, r.endOffset);
+      const all = ran.get(s.url) ?? new Uint8Array(mine.length);
+      ran.set(s.url, all.map((v, i) => v | mine[i]));
+    }
+  }
+  let lines = 0;
+  let covered = 0;
+  for (const [url, bytes] of ran) {
+    let at = 0;
+    for (const line of readFileSync(fileURLToPath(url), 'utf8').split('\n')) {
+      const first = line.search(/\S/);
+      if (first >= 0 && !/^\s*(\/\/|\/?\*)/.test(line)) {
+        lines++;
+        covered += bytes[at + first] ?? 0;
+      }
+      at += line.length + 1;
+    }
+  }
+  return { modules: [...ran.keys()].map((u) => relative(join(root, 'dist', 'src'), fileURLToPath(u))), lines, covered };
 }
 
 /** The reports as a Markdown table (bench/README.md's). */
 export function table(reports: TargetReport[]): string {
-  const rows = reports.map((r) => `| ${r.target} | ${r.execs} | ${(r.execs / Math.max(r.seconds, 1e-3)).toFixed(0)} | ${r.outcomes.length} | ${r.findings.length} |`);
-  return ['| target | executions | exec/s | distinct outcomes | findings |', '|---|---:|---:|---:|---:|', ...rows].join('\n');
+  const cov = (c?: LineCoverage) => (c ? `${c.covered} / ${c.lines} (${((100 * c.covered) / Math.max(c.lines, 1)).toFixed(0)}%) of ${c.modules.join(', ')}` : '');
+  const rows = reports.map((r) => `| ${r.target} | ${r.execs} | ${(r.execs / Math.max(r.seconds, 1e-3)).toFixed(0)} | ${r.outcomes.length} | ${cov(r.coverage)} | ${r.findings.length} |`);
+  return ['| target | executions | exec/s | distinct outcomes | lines covered | findings |', '|---|---:|---:|---:|---|---:|', ...rows].join('\n');
 }

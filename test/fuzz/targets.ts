@@ -25,6 +25,8 @@ export interface Target extends Format {
   namesPath: boolean;
   /** Messages that betray a value the reader never filled in (default: NaN, undefined, [object ...]). */
   unclear?: RegExp;
+  /** The reader's modules (paths under src/, without extension), for the long runs' line coverage. */
+  sources: string[];
   /** Where the format itself bounds memory and time above execute.ts's defaults. */
   limits?: { bytes?: number; ms?: number };
 }
@@ -126,6 +128,7 @@ const PICKLE_OPCODES = [0x80, 0x95, 0x2e, 0x28, 0x30, 0x31, 0x32, 0x4e, 0x88, 0x
 const npy: Target = {
   name: 'npy',
   about: 'torch.load of a .npy file (src/torch/io/npy.ts)',
+  sources: ['torch/io/npy'],
   async seeds() {
     const seeds = filesOf(join(goldenDir, 'npy'), /\.npy$/, 'input.npy');
     const f32 = seeds.find((s) => s.name === 'float32.npy')!;
@@ -140,6 +143,7 @@ const npy: Target = {
 const safetensors: Target = {
   name: 'safetensors',
   about: 'torch.load of a .safetensors file (src/torch/io/safetensors.ts)',
+  sources: ['torch/io/safetensors'],
   async seeds() {
     const mk = (name: string, make: () => Record<string, torch.Tensor>, metadata?: Record<string, string>): Seed => ({
       name,
@@ -163,6 +167,7 @@ const safetensors: Target = {
 const checkpoint: Target = {
   name: 'torch',
   about: 'torch.load of a PyTorch file: zip and legacy formats, pickles (torchfile.ts, zip.ts, pickle.ts)',
+  sources: ['torch/io/torchfile', 'torch/io/zip', 'torch/io/pickle'],
   async seeds() {
     const dir = largeGoldens('--checkpoints', 'checkpoints');
     const pytorch = filesOf(dir, /\.pth(\.tar)?$/, 'input.pth');
@@ -186,6 +191,7 @@ const IDX_IMAGES = 'train-images-idx3-ubyte';
 const idx: Target = {
   name: 'idx',
   about: "openDataset({ type: 'idx' }): MNIST's IDX files, gzipped or not (datasets.ts)",
+  sources: ['data/datasets'],
   async seeds() {
     const plain = written((d) => idxDataset(d, 7, 6));
     return [
@@ -222,6 +228,7 @@ function cifarRecords(n: number, labelBytes: number, seed: number): Buffer {
 const cifar: Target = {
   name: 'cifar',
   about: "openDataset({ type: 'cifar10' | 'cifar100' }): the binary batches (datasets.ts)",
+  sources: ['data/datasets'],
   async seeds(): Promise<Seed[]> {
     return [
       { name: 'cifar10', files: { 'test_batch.bin': cifarRecords(3, 1, 1) } },
@@ -238,6 +245,7 @@ const cifar: Target = {
 const stl10: Target = {
   name: 'stl10',
   about: "openDataset({ type: 'stl10' }): images and labels (datasets.ts)",
+  sources: ['data/datasets'],
   async seeds() {
     return [{ name: 'stl10', files: { 'test_X.bin': noise(2 * 3 * 96 * 96, 4), 'test_y.bin': Buffer.from([1, 10]) } }];
   },
@@ -250,6 +258,7 @@ const stl10: Target = {
 const jpeg: Target = {
   name: 'jpeg',
   about: "decodeRGB: libjpeg-turbo in the addon (native/jpeg.cc's decodeJpeg), sharp for what it declines (decode.ts)",
+  sources: ['data/decode'],
   async seeds() {
     const pil = filesOf(goldenDir, /\.jpg$/, 'input.jpg');
     const rgb = await sharp(readFileSync(join(goldenDir, 'rgb444.jpg'))).raw().toBuffer({ resolveWithObject: true });
@@ -273,6 +282,7 @@ const jpeg: Target = {
 const config: Target = {
   name: 'config',
   about: 'loadConfig: YAML parsed, then validated (src/train/config.ts)',
+  sources: ['train/config'],
   async seeds() {
     return filesOf(join(root, 'configs'), /\.yaml$/, 'input.yaml');
   },
