@@ -1,7 +1,8 @@
 // The prototype gallery: the last checkpoint's model on a sample of the training data (its first SAMPLE images),
 // each image assigned a prototype by Sinkhorn-Knopp codes as in training; the most used prototypes, with the
 // images that pick them; and each sampled image's nearest neighbours among the others by the trunk's features.
-// Computed on request and kept until the checkpoint changes.
+// Computed on request and kept until the checkpoint changes; `swav export --gallery` writes the same sample as files
+// for the browser example (src/export/gallery.ts).
 import { statSync } from 'node:fs';
 import { join } from 'node:path';
 import sharp from 'sharp';
@@ -26,9 +27,8 @@ const TOP = 8;
 const PER_PROTOTYPE = 8;
 const BATCH = 64;
 
-export interface GalleryEntry {
-  mtimeMs: number;
-  gallery: Gallery;
+/** A model's view of the sampled training images. */
+export interface Sample {
   dataset: Dataset;
   /** Each sampled image's prototype. */
   picks: number[];
@@ -36,6 +36,11 @@ export interface GalleryEntry {
   images: number[];
   /** The sampled images' trunk features, L2-normalized (sampled x D), for the neighbours and the map. */
   features: torch.Tensor;
+}
+
+export interface GalleryEntry extends Sample {
+  mtimeMs: number;
+  gallery: Gallery;
 }
 
 const cache = new Map<string, GalleryEntry>();
@@ -63,9 +68,8 @@ async function compute(run: Run, mtimeMs: number): Promise<GalleryEntry> {
   const { model, config } = await loadWeights('serve', run.dir);
   try {
     if (!config) throw new Error(`serve: ${run.dir}'s checkpoint holds no training config`);
-    const dataset = openDataset({ type: config.data.type, path: config.data.path!, split: config.data.split });
-    const { picks, images, features } = await sampled(model.eval(), config, dataset);
-    const entry = { mtimeMs, dataset, picks, images, features, gallery: { epoch: checkpointEpoch(run), sampled: picks.length, prototypes: mostUsed(picks) } };
+    const sample = await sampleOf('serve', model, config);
+    const entry = { mtimeMs, ...sample, gallery: { epoch: checkpointEpoch(run), sampled: sample.picks.length, prototypes: mostUsed(sample.picks) } };
     cache.get(run.dir)?.features.dispose();
     cache.set(run.dir, entry);
     return entry;
@@ -86,8 +90,16 @@ export function neighbours(entry: GalleryEntry, index: number, k = 8): { image: 
 
 const checkpointEpoch = (run: Run) => torch.tidy(() => Number(torch.load(join(run.dir, CHECKPOINT)).epoch));
 
-/** Each sampled image's prototype (the argmax of its code), dataset index and normalized trunk features. */
-async function sampled(model: ResNet, c: Config, ds: Dataset): Promise<{ picks: number[]; images: number[]; features: torch.Tensor }> {
+/**
+ * `model`'s view of the first SAMPLE images of its training data (`config`'s): each one's prototype (the argmax of
+ * its code), dataset index and normalized trunk features. `what` is the command, for the messages.
+ */
+export async function sampleOf(what: string, model: ResNet, config: Config): Promise<Sample> {
+  const dataset = openDataset({ type: config.data.type, path: config.data.path!, split: config.data.split });
+  return { dataset, ...(await sampled(what, model.eval(), config, dataset)) };
+}
+
+async function sampled(what: string, model: ResNet, c: Config, ds: Dataset): Promise<Omit<Sample, 'dataset'>> {
   const rows: torch.Tensor[] = [];
   const feats: torch.Tensor[] = [];
   const images: number[] = [];
@@ -103,13 +115,13 @@ async function sampled(model: ResNet, c: Config, ds: Dataset): Promise<{ picks: 
         const f = torch.noGrad(() => model.forwardBackbone(b.images));
         try {
           feats.push(torch.tidy(() => torch.normalize(f, 2, 1)));
-          rows.push(torch.noGrad(() => torch.tidy(() => scoresOf(model, f))));
+          rows.push(torch.noGrad(() => torch.tidy(() => scoresOf(what, model, f))));
         } finally {
           f.dispose();
         }
       }
     }
-    if (!rows.length) throw new Error(`serve: no training image of ${ds.name} could be read`);
+    if (!rows.length) throw new Error(`${what}: no training image of ${ds.name} could be read`);
     // SwAV's own Sinkhorn settings; the defaults for the other methods' prototypes
     const o = c.method === 'swav' ? { epsilon: c.swav.epsilon, iterations: c.swav.sinkhorn_iterations } : {};
     const picks = torch.tidy(() => sinkhorn(torch.cat(rows), o).argmax(1).tolist() as number[]);
@@ -120,10 +132,10 @@ async function sampled(model: ResNet, c: Config, ds: Dataset): Promise<{ picks: 
 }
 
 /** Prototype scores of trunk features (the features themselves are the caller's). */
-function scoresOf(model: ResNet, features: torch.Tensor): torch.Tensor {
+function scoresOf(what: string, model: ResNet, features: torch.Tensor): torch.Tensor {
   const { output } = model.forwardHead(features);
   const scores = Array.isArray(output) ? output[0] : output;
-  if (!scores) throw new Error('serve: this model has no prototypes (model.nmb_prototypes)');
+  if (!scores) throw new Error(`${what}: this model has no prototypes (model.nmb_prototypes)`);
   return scores;
 }
 
