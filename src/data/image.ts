@@ -22,11 +22,15 @@ export function listImages(dir: string): string[] {
   return out;
 }
 
+/** The evaluation transform's sizes for image files: torchvision's Resize(256) + CenterCrop(224). */
+export const EVAL_RESIZE = 256;
+export const EVAL_CROP = 224;
+
 /**
  * The evaluation transform: shorter side resized to `resize` (bilinear), center crop `crop`, as torchvision's
  * Resize(256) + CenterCrop(224); 8-bit RGB, HWC.
  */
-export async function resizeCenterCrop(path: string, resize = 256, crop = 224): Promise<RGB> {
+export async function resizeCenterCrop(path: string, resize = EVAL_RESIZE, crop = EVAL_CROP): Promise<RGB> {
   const img = sharpRGB(path);
   const meta = await img.metadata();
   let w = meta.autoOrient?.width ?? meta.width ?? 0;
@@ -60,8 +64,8 @@ export const STD = [0.228, 0.224, 0.225];
  */
 export async function loadEvalImages(files: string[], o: { resize?: number; crop?: number; mean?: number[]; std?: number[] } = {}):
   Promise<{ images: Tensor; ok: string[]; skipped: string[] }> {
-  const crop = o.crop ?? 224;
-  const decoded = await Promise.all(files.map((f) => resizeCenterCrop(f, o.resize ?? 256, crop).then((im) => ({ f, im }), (e: Error) => ({ f, e }))));
+  const crop = o.crop ?? EVAL_CROP;
+  const decoded = await Promise.all(files.map((f) => resizeCenterCrop(f, o.resize ?? EVAL_RESIZE, crop).then((im) => ({ f, im }), (e: Error) => ({ f, e }))));
   const ok = decoded.filter((d): d is { f: string; im: RGB } => 'im' in d);
   const skipped = decoded.flatMap((d) => ('e' in d ? [`${d.f}: ${d.e.message}`] : []));
   if (!ok.length) return { images: zeros([0, 3, crop, crop]), ok: [], skipped };
