@@ -56,6 +56,7 @@ const PACKAGES = [
 
 function installed(pkg) {
   try {
+    // biome-ignore lint/suspicious/noTemplateCurlyInString: dpkg-query's own format syntax, not a template
     return execFileSync('dpkg-query', ['-W', '-f=${Status}', pkg], { encoding: 'utf8', stdio: ['ignore', 'pipe', 'ignore'] })
       .includes('install ok installed');
   } catch {

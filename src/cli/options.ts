@@ -1,6 +1,6 @@
 // The command line's shared pieces on commander: subcommands that report usage errors as one line with exit
 // status 2, and the value parsers of their options.
-import { Command, CommanderError, InvalidArgumentError } from 'commander';
+import { type Command, type CommanderError, InvalidArgumentError } from 'commander';
 
 /** A mistake in how the command was called (exit status 2), found after the options were parsed. */
 export class UsageError extends Error {}

@@ -4,7 +4,7 @@
 // and in this libtorch an in-place pass over a cached crop costs a tenth of one that allocates). Small crops go
 // as a batch, each op once over all rows (there the calls cost more than the pixels). Both give the same values.
 // Images are float in [0, 1]; 1-channel images skip saturation, hue and grayscale (identities on gray).
-import { Tensor, run } from '../torch/tensor.js';
+import { type Tensor, run } from '../torch/tensor.js';
 import { empty, tensor } from '../torch/creation.js';
 import { cat, gridSample, stack } from '../torch/functional.js';
 import { tidy } from '../torch/scope.js';

@@ -2,7 +2,7 @@
 // a horizontal flip (p 0.5), ColorJitter(0.8, 0.8, 0.8, 0.2) with p 0.8 in a random order, grayscale (p 0.2),
 // Gaussian blur (p 0.5, radius U[0.1, 2]), then normalization (std 0.228 for red). Parameters are drawn here, as
 // torchvision draws them; pixels are transformed by augment.ts (in memory) or the decode workers (files).
-import { Rng } from './rng.js';
+import type { Rng } from './rng.js';
 
 export interface MultiCropConfig {
   nmbCrops: number[];

@@ -13,7 +13,10 @@ export class Rng {
       z = Math.imul(z ^ (z >>> 13), 0xc2b2ae35);
       return (z ^ (z >>> 16)) >>> 0;
     };
-    for (const k of key) mix(k >>> 0), mix(Math.floor(k / 2 ** 32) >>> 0);
+    for (const k of key) {
+      mix(k >>> 0);
+      mix(Math.floor(k / 2 ** 32) >>> 0);
+    }
     this.#a = mix(1); this.#b = mix(2); this.#c = mix(3); this.#d = mix(4);
     for (let i = 0; i < 12; i++) this.next();
   }

@@ -1,6 +1,6 @@
 // Weighted kNN classification on frozen features (as VISSL, lightly and solo-learn evaluate): cosine similarity
 // to a memory bank of training features, the k nearest vote with weight exp(similarity / T).
-import { Tensor } from '../torch/tensor.js';
+import type { Tensor } from '../torch/tensor.js';
 import { zeros, fromTypedArray, tensor } from '../torch/creation.js';
 import { cat, normalize } from '../torch/functional.js';
 import { noGrad } from '../torch/autograd.js';

@@ -113,6 +113,7 @@ export interface FeatureBatch {
 export type Batches<T> = Iterable<T> | AsyncIterable<T>;
 
 /** fn on each batch until it returns false; true when every batch was seen. */
+// biome-ignore lint/suspicious/noConfusingVoidType: a callback may return nothing (void) or false to stop
 async function forEachBatch<T>(batches: Batches<T>, fn: (b: T) => boolean | void): Promise<boolean> {
   if (Symbol.asyncIterator in batches) {
     for await (const b of batches) if (fn(b) === false) return false;

@@ -1,12 +1,12 @@
 // A ResNet trunk as an ONNX model (opset 17): the eval-mode network from the image to its pooled features, each
 // BatchNorm folded into the convolution before it (or kept as BatchNormalization), a dynamic batch dimension, and
 // the input's normalization in the model's metadata. Encoded with protobufjs from onnx.proto's messages.
-import { Tensor } from '../torch/tensor.js';
+import type { Tensor } from '../torch/tensor.js';
 import { noGrad } from '../torch/autograd.js';
 import { tidy } from '../torch/scope.js';
 import type { BatchNorm2d, Conv2d } from '../nn/layers.js';
 import { MaxPool2d } from '../nn/layers.js';
-import { BasicBlock, Bottleneck, type ResNet } from '../models/resnet.js';
+import { type BasicBlock, Bottleneck, type ResNet } from '../models/resnet.js';
 import { ModelProto } from './onnx_proto.js';
 
 export interface OnnxExportOptions {

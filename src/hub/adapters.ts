@@ -93,7 +93,7 @@ export function headOptions(sd: Named): Pick<ResNetOptions, 'hiddenMlp' | 'outpu
 /** Which ResNet a trunk state dict belongs to, read off its shapes (or null when it is none of ours). */
 export function inferArchitecture(sd: Named): Architecture | null {
   const conv1 = sd.get('conv1.weight');
-  if (!conv1 || conv1.ndim !== 4) return null;
+  if (conv1?.ndim !== 4) return null;
   const bottleneck = sd.has('layer1.0.conv3.weight');
   const blocks = [1, 2, 3, 4].map((l) => new Set([...sd.keys()].filter((k) => k.startsWith(`layer${l}.`)).map((k) => k.split('.')[1])).size);
   const layout = blocks.join(',');

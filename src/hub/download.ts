@@ -32,7 +32,7 @@ export function sha256Of(path: string): string {
   const buf = Buffer.alloc(4 << 20);
   const fd = openSync(path, 'r');
   try {
-    for (let n; (n = readSync(fd, buf, 0, buf.length, null)) > 0;) hash.update(buf.subarray(0, n));
+    for (let n: number; (n = readSync(fd, buf, 0, buf.length, null)) > 0;) hash.update(buf.subarray(0, n));
   } finally {
     closeSync(fd);
   }

@@ -5,7 +5,7 @@ import { homedir } from 'node:os';
 import { join } from 'node:path';
 import { architectures, type Architecture, type ResNet } from '../models/resnet.js';
 import { load as loadFile } from '../torch/io/index.js';
-import { Tensor } from '../torch/tensor.js';
+import type { Tensor } from '../torch/tensor.js';
 import { tidy } from '../torch/scope.js';
 import { ALIASES, DEFAULT_BASE_URL, MODELS, findModel, type ZooModel } from './registry.js';
 import { canonicalize, findStateDict, headOptions, inferArchitecture, splitSwAV, type Named } from './adapters.js';

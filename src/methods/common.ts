@@ -1,6 +1,6 @@
 // What the methods' iterations share: the autocast forward of the multi-crop batch, and the optimizer step with
 // the prototypes left out while they are frozen (main_swav.py and main_deepclusterv2.py set their grads to None).
-import { Tensor, handles } from '../torch/tensor.js';
+import { type Tensor, handles } from '../torch/tensor.js';
 import { native } from '../torch/native.js';
 import { autocast, noGrad } from '../torch/autograd.js';
 import { normalize } from '../torch/functional.js';

@@ -1,6 +1,6 @@
 // Inference-only trunks: every eval-mode BatchNorm folded into the convolution before it, weights cast once to
 // the inference dtype and laid out channels_last, run without autograd. What `swav extract` and kNN use.
-import { Tensor } from '../torch/tensor.js';
+import type { Tensor } from '../torch/tensor.js';
 import { conv2d, maxPool2d, adaptiveAvgPool2d, avgPool2d } from '../torch/functional.js';
 import { noGrad } from '../torch/autograd.js';
 import { keep, tidy } from '../torch/scope.js';

@@ -1,6 +1,6 @@
 // The ResNet family with torchvision's layout and state-dict names, SwAV's widened ResNet-50s, a stem for
 // small images, and SwAV's head (projection MLP, L2 normalization, prototypes) with its multi-crop forward.
-import { Tensor } from '../torch/tensor.js';
+import type { Tensor } from '../torch/tensor.js';
 import { cat } from '../torch/functional.js';
 import * as F from '../torch/functional.js';
 import { Module } from '../nn/module.js';

@@ -1,5 +1,5 @@
 // The layers the ResNet family and the SwAV head need, with PyTorch's parameter names and initialization.
-import { Tensor } from '../torch/tensor.js';
+import type { Tensor } from '../torch/tensor.js';
 import { empty, ones, zeros } from '../torch/creation.js';
 import { noGrad } from '../torch/autograd.js';
 import * as F from '../torch/functional.js';

@@ -1,7 +1,7 @@
 // Creating tensors: torch.tensor, zeros, ones, full, randn, rand, randint, arange, empty, ...
 // Numbers default to float32 (JS has no separate int literal); pass dtype for integers.
 import { native } from './native.js';
-import { Tensor, call, wrap } from './tensor.js';
+import { type Tensor, call, wrap } from './tensor.js';
 import { type DType, type Device, type MemoryFormat, type TypedArray, dtypeOfArray } from './dtype.js';
 
 export interface TensorOptions {

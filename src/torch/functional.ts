@@ -1,5 +1,5 @@
 // torch.* functions and torch.nn.functional, over the same operators as PyTorch's.
-import { Tensor, call, handles, wrap } from './tensor.js';
+import { type Tensor, call, handles, wrap } from './tensor.js';
 import type { DType } from './dtype.js';
 import { native } from './native.js';
 import { autocast } from './autograd.js';

@@ -172,7 +172,7 @@ test('the reference lists every key with its default; swav train --help prints i
   const r = spawnSync(process.execPath, [join(root, 'dist/src/cli/main.js'), 'train', '--help'], { encoding: 'utf8' });
   assert.equal(r.status, 0, r.stderr);
   assert.match(r.stdout, /^Usage: swav train --config FILE/);
-  assert.match(r.stdout, /^  deepclusterv2\.kmeans_iterations: integer >= 1 \(default: 10\)$/m);
-  assert.match(r.stdout, /^  selav2\.epsilon: number >= 0 \(default: 0\.05\)$/m);
+  assert.match(r.stdout, /^ {2}deepclusterv2\.kmeans_iterations: integer >= 1 \(default: 10\)$/m);
+  assert.match(r.stdout, /^ {2}selav2\.epsilon: number >= 0 \(default: 0\.05\)$/m);
   assert.ok(r.stdout.trimEnd().endsWith(ref.trimEnd()), 'the reference closes the help');
 });

@@ -1,6 +1,6 @@
 // NumPy .npy files (format versions 1-3): what numpy.save writes and numpy.load reads.
 import { fromBytes } from '../creation.js';
-import { Tensor } from '../tensor.js';
+import type { Tensor } from '../tensor.js';
 import type { DType } from '../dtype.js';
 import { itemSize } from '../dtype.js';
 
@@ -76,7 +76,7 @@ export function formatNpy(t: Tensor): Uint8Array {
   const shapeStr = shape.length === 1 ? `(${shape[0]},)` : `(${shape.join(', ')})`;
   let header = `{'descr': '${endian}${code}', 'fortran_order': False, 'shape': ${shapeStr}, }`;
   const total = 10 + header.length + 1;
-  header += ' '.repeat((64 - (total % 64)) % 64) + '\n';
+  header += `${' '.repeat((64 - (total % 64)) % 64)}\n`;
   const body = t.toBytes();
   const out = new Uint8Array(10 + header.length + body.length);
   out.set(MAGIC, 0);

@@ -3,7 +3,7 @@
 import { closeSync, fstatSync, openSync, readSync, renameSync, rmSync, writeSync } from 'node:fs';
 import { basename, dirname, join } from 'node:path';
 import { native } from '../native.js';
-import { Tensor, wrap } from '../tensor.js';
+import { type Tensor, wrap } from '../tensor.js';
 import { itemSize, type DType } from '../dtype.js';
 
 export class SafetensorsError extends Error {}
