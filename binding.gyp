@@ -21,7 +21,8 @@
     "defines": ["NAPI_VERSION=8", "NAPI_CPP_EXCEPTIONS", "NODE_API_SWALLOW_UNTHROWABLE_EXCEPTIONS", "<!@(node scripts/find-libtorch.mjs --defines)", "<!@(node scripts/find-libjpeg.mjs --defines)"],
     "cflags!": ["-fno-exceptions", "-fno-rtti"],
     "cflags_cc!": ["-fno-exceptions", "-fno-rtti", "-std=gnu++17", "-std=gnu++20"],
-    "cflags_cc": ["-std=c++17", "-fexceptions", "-frtti", "-O2", "-Wno-unused-parameter", "-Wno-deprecated-declarations"],
+    "cflags_cc": ["-std=c++17", "-fexceptions", "-frtti", "-O2", "-fopenmp", "-Wno-unused-parameter", "-Wno-deprecated-declarations"],
+    "ldflags": ["-fopenmp"],
     "libraries": [
       "-L<!(node scripts/find-libtorch.mjs --libdir)",
       "-Wl,-rpath,<!(node scripts/find-libtorch.mjs --libdir)",
@@ -32,6 +33,7 @@
     "conditions": [["c10d==1", {
       "sources": ["native/dist.cc", "native/ddp.cc", "native/sync_batch_norm.cc"],
       "defines": ["<!@(node scripts/find-c10d.mjs --defines)"],
+      "include_dirs": ["<!@(node scripts/find-c10d.mjs --includes)"],
       "libraries": ["<!@(node scripts/find-c10d.mjs --libs)"]
     }]]
   }]

@@ -7,8 +7,10 @@
 #include <ATen/ATen.h>
 #include <torch/csrc/distributed/c10d/FileStore.hpp>
 #include <torch/csrc/distributed/c10d/PrefixStore.hpp>
-#include <torch/csrc/distributed/c10d/ProcessGroupGloo.hpp>
 #include <torch/csrc/distributed/c10d/TCPStore.hpp>
+#ifdef USE_C10D_GLOO
+#include <torch/csrc/distributed/c10d/ProcessGroupGloo.hpp>
+#endif
 #ifdef USE_C10D_NCCL
 #include <torch/csrc/distributed/c10d/ProcessGroupNCCL.hpp>
 #endif
@@ -26,6 +28,18 @@ namespace {
 std::string messageOf(const std::exception& e) {
   auto* c = dynamic_cast<const c10::Error*>(&e);
   return c ? c->what_without_backtrace() : e.what();
+}
+
+// The backends compiled in, comma-separated, for messages and for JS (distBackends).
+std::string backendsBuilt() {
+  std::string out;
+#ifdef USE_C10D_GLOO
+  out += "gloo";
+#endif
+#ifdef USE_C10D_NCCL
+  out += out.empty() ? "nccl" : ", nccl";
+#endif
+  return out;
 }
 
 }  // namespace
@@ -125,6 +139,7 @@ struct JoinSpec {
 };
 
 c10::intrusive_ptr<Comm> makeComm(const JoinSpec& s, const c10::intrusive_ptr<c10d::Store>& store) {
+#ifdef USE_C10D_GLOO
   if (s.backend == "gloo") {
     auto opts = c10d::ProcessGroupGloo::Options::create(s.timeout);
     opts->devices.push_back(!s.iface.empty() ? c10d::ProcessGroupGloo::createDeviceForInterface(s.iface)
@@ -132,19 +147,16 @@ c10::intrusive_ptr<Comm> makeComm(const JoinSpec& s, const c10::intrusive_ptr<c1
                                                   : c10d::ProcessGroupGloo::createDefaultDevice());
     return c10::make_intrusive<c10d::ProcessGroupGloo>(store, s.rank, s.size, opts);
   }
+#endif
 #ifdef USE_C10D_NCCL
   if (s.backend == "nccl") {
     auto opts = c10d::ProcessGroupNCCL::Options::create();
     opts->timeout = s.timeout;
     return c10::make_intrusive<c10d::ProcessGroupNCCL>(store, s.rank, s.size, opts);
   }
-  throw std::runtime_error("unknown backend '" + s.backend + "' (gloo or nccl)");
-#else
-  if (s.backend == "nccl") {
-    throw std::runtime_error("backend 'nccl' needs the addon built against a CUDA libtorch with USE_C10D_NCCL defined");
-  }
-  throw std::runtime_error("unknown backend '" + s.backend + "' (gloo, or nccl in a CUDA build)");
 #endif
+  throw std::runtime_error("backend '" + s.backend + "' is not in this build (it has: " + backendsBuilt() +
+                           "; NCCL needs the addon built against a CUDA libtorch with NCCL's headers, Gloo libgloo-dev)");
 }
 
 c10::intrusive_ptr<Group> join(const JoinSpec& s, c10::intrusive_ptr<c10d::Store> store, const std::string& prefix) {
@@ -463,6 +475,9 @@ c10::intrusive_ptr<Group> unwrapGroup(Napi::Env env, const Napi::Value& v) {
 }
 
 void initDist(Napi::Env env, Napi::Object exports) {
+  exports.Set("distBackends", Napi::Function::New(env, [](const Napi::CallbackInfo& info) -> Napi::Value {
+    return Napi::String::New(info.Env(), backendsBuilt());
+  }, "distBackends"));
   exports.Set("distInit", Napi::Function::New<exported<distInit>>(env, "distInit"));
   exports.Set("distNewGroup", Napi::Function::New<exported<distNewGroup>>(env, "distNewGroup"));
   exports.Set("distDestroy", Napi::Function::New<exported<distDestroy>>(env, "distDestroy"));

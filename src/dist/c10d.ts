@@ -2,7 +2,7 @@
 // whose collectives return work handles, with synchronous forms that wait for them. Every wait is bounded by the
 // group's timeout; a failure (a peer gone, a timeout) is an Error naming the operation and the rank.
 import { native, type GroupHandle, type JoinSpec, type NativeDist, type WorkHandle } from '../torch/native.js';
-import { Tensor, wrap } from '../torch/tensor.js';
+import { type Tensor, wrap } from '../torch/tensor.js';
 import type { ProcessGroup, SyncBatchNormGroup } from './group.js';
 
 export type ReduceOp = 'sum' | 'avg' | 'max' | 'min' | 'product';
@@ -32,6 +32,11 @@ function dist(): NativeDist {
     throw new Error('swav: the native addon was built without c10d (Gloo\'s headers were missing: install libgloo-dev and run `npm run setup`)');
   }
   return native as NativeDist;
+}
+
+/** The backends this build of the addon has: Gloo where libgloo-dev's headers were found, NCCL in a CUDA build. */
+export function availableBackends(): ('gloo' | 'nccl')[] {
+  return native.distBackends ? native.distBackends().split(', ').filter((b): b is 'gloo' | 'nccl' => b === 'gloo' || b === 'nccl') : [];
 }
 
 const isLoopback = (addr: string) => addr === 'localhost' || addr === '::1' || addr.startsWith('127.');

@@ -22,8 +22,10 @@ export interface JoinSpec {
   host?: string; port?: number; storePath?: string;
 }
 
-/** c10d: present where the addon was built with Gloo's headers (scripts/find-c10d.mjs). */
+/** c10d: present where the addon was built with Gloo's or NCCL's headers (scripts/find-c10d.mjs). */
 export interface NativeDist {
+  /** The backends compiled in, comma-separated ("gloo", "gloo, nccl"). */
+  distBackends(): string;
   distInit(spec: JoinSpec): Promise<GroupHandle>;
   distNewGroup(parent: GroupHandle, ranks: number[], spec: JoinSpec): Promise<GroupHandle | null>;
   distDestroy(g: GroupHandle): void;

@@ -16,7 +16,7 @@ import { IterationClock, decisionIteration, fitEpochs } from './budget.js';
 import { AUTOCAST_DTYPE, createMethod, type Amp, type MethodBatch, type TrainingMethod } from '../methods/index.js';
 import { singleProcess, type ProcessGroup } from '../dist/group.js';
 import { distEnv, type DistEnv } from '../dist/env.js';
-import { initProcessGroup, type C10dGroup } from '../dist/c10d.js';
+import { availableBackends, initProcessGroup, type C10dGroup } from '../dist/c10d.js';
 import { DistributedDataParallel } from '../dist/ddp.js';
 import { convertSyncBatchNorm } from '../dist/sync_batch_norm.js';
 import { openDataset, type Dataset } from '../data/datasets.js';
@@ -436,7 +436,8 @@ async function prepare(r: Run): Promise<void> {
 async function joinJob(c: Config, job: DistEnv | null): Promise<{ c10d: C10dGroup | null; syncBn: C10dGroup | null }> {
   if (!job) return { c10d: null, syncBn: null };
   if (c.run.threads === 0 && !process.env.OMP_NUM_THREADS) torch.setNumThreads(Math.max(1, Math.floor(availableParallelism() / job.localWorldSize)));
-  const backend = c.run.dist_backend === 'auto' ? 'gloo' : c.run.dist_backend; // nccl for CUDA once the addon builds it
+  const backend = c.run.dist_backend !== 'auto' ? c.run.dist_backend
+    : c.run.device.startsWith('cuda') && availableBackends().includes('nccl') ? 'nccl' : 'gloo';
   const group = await initProcessGroup({ backend, rank: job.rank, worldSize: job.worldSize, masterAddr: job.masterAddr, masterPort: job.masterPort,
     timeoutSeconds: c.run.dist_timeout });
   const size = c.model.sync_bn_group_size;
@@ -444,8 +445,15 @@ async function joinJob(c: Config, job: DistEnv | null): Promise<{ c10d: C10dGrou
   return { c10d: group, syncBn };
 }
 
-export async function train(c: Config, ev: TrainEvents = {}): Promise<TrainResult> {
-  const { c10d, syncBn } = await joinJob(c, distEnv());
+/** In a job, `run.device: cuda` is this process's own GPU, cuda:LOCAL_RANK (as torchrun's scripts set it). */
+function onLocalDevice(c: Config, job: DistEnv | null): Config {
+  return job && c.run.device === 'cuda' ? { ...c, run: { ...c.run, device: `cuda:${job.localRank}` } } : c;
+}
+
+export async function train(config: Config, ev: TrainEvents = {}): Promise<TrainResult> {
+  const job = distEnv();
+  const c = onLocalDevice(config, job);
+  const { c10d, syncBn } = await joinJob(c, job);
   const r = setup(c, c10d && c10d.rank > 0 ? {} : ev, c10d, syncBn); // rank 0 alone reports
   const onSigint = () => {
     if (r.interrupted) process.exit(130);
