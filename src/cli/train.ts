@@ -3,29 +3,12 @@ import { configReference, loadConfig } from '../train/config.js';
 import { train } from '../train/trainer.js';
 import type { Command } from 'commander';
 import { UsageError, action, examples, subcommand } from './options.js';
+import { ProgressLine } from './progress.js';
 
+/** The trainer's log lines and its progress line (redrawn on a terminal, every 30 s in logs). */
 function reporter() {
-  const tty = process.stderr.isTTY;
-  let drawn = false;
-  let last = 0;
-  return {
-    log: (line: string) => {
-      if (drawn) { process.stderr.write('\n'); drawn = false; }
-      process.stderr.write(`${line}\n`);
-    },
-    progress: (line: string | null) => {
-      if (line === null) {
-        if (drawn) process.stderr.write('\n');
-        drawn = false;
-      } else if (tty) {
-        process.stderr.write(`\r${line}\x1b[K`);
-        drawn = true;
-      } else if (Date.now() - last > 30_000) { // a line now and then in logs
-        last = Date.now();
-        process.stderr.write(`${line}\n`);
-      }
-    },
-  };
+  const out = new ProgressLine(process.stderr);
+  return { log: (line: string) => out.log(line), progress: (line: string | null) => (line === null ? out.end() : out.update(line)) };
 }
 
 interface TrainOptions { config: string; data?: string; out?: string; device?: string }
