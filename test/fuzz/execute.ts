@@ -4,8 +4,10 @@ import { readFileSync, writeFileSync } from 'node:fs';
 import { torch } from '../../src/index.js';
 import type { Target } from './targets.js';
 
-/** Findings made in the process that ran the input, then those only its parent sees. */
-export type FindingKind = 'non-error' | 'internal' | 'unclear' | 'invalid' | 'leak' | 'allocation' | 'slow' | 'crash' | 'hang' | 'memory';
+/** Findings made in the process that ran the input, then those only its parent sees ('jazzer': one Jazzer.js reports
+ * itself, a bug detector's, jazzer-run.ts). */
+export type FindingKind = 'non-error' | 'internal' | 'unclear' | 'invalid' | 'pollution' | 'leak' | 'allocation' | 'slow' | 'crash' | 'hang'
+  | 'memory' | 'jazzer';
 
 export interface Outcome {
   kind: 'ok' | 'error' | FindingKind;
@@ -42,6 +44,23 @@ function resetPeak(): boolean {
   } catch {
     return false;
   }
+}
+
+// The built-in prototypes a reader that writes a file's keys into objects could pollute ('__proto__', 'constructor').
+const PROTOTYPES: [string, object][] = [Object, Array, Function, String, Number, Boolean, Map, Set, Promise, RegExp, Error, Date]
+  .map((c) => [c.name, c.prototype]);
+const snapshot = () => PROTOTYPES.map(([, p]) => new Map(Reflect.ownKeys(p).map((k) => [k, Object.getOwnPropertyDescriptor(p, k)!.value])));
+let prototypes = snapshot();
+
+/** The properties of built-in prototypes changed since the last call that found some (or the first), and how. */
+function pollution(): [string, string][] {
+  const now = snapshot();
+  const changes = PROTOTYPES.flatMap(([name], i) => [...new Set([...prototypes[i].keys(), ...now[i].keys()])]
+    .filter((k) => prototypes[i].get(k) !== now[i].get(k) || prototypes[i].has(k) !== now[i].has(k))
+    .map((k): [string, string] => [`${name}.prototype[${JSON.stringify(String(k))}]`,
+      !prototypes[i].has(k) ? 'added' : !now[i].has(k) ? 'deleted' : 'changed']));
+  if (changes.length) prototypes = now;
+  return changes;
 }
 
 function disposeAll(v: unknown, seen = new Set<unknown>()): void {
@@ -97,6 +116,11 @@ export async function execute(target: Target, dir: string): Promise<Outcome> {
     outcome = judgeError(target, e, dir);
   }
   const ms = performance.now() - start;
+  const polluted = pollution();
+  if (polluted.length) {
+    return { kind: 'pollution', signature: `pollution: ${polluted.map(([p]) => p).join(', ')}`,
+      message: `${polluted.map(([p, how]) => `${p} ${how}`).join(', ')}; ${outcome.message}` };
+  }
   const peak = peaks ? status('VmHWM') - base : 0;
   const leaked = torch.liveTensors() - live;
   if (peak > (target.limits?.bytes ?? ALLOCATION_LIMIT)) {

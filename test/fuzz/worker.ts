@@ -2,8 +2,9 @@
 // scratch directory before the reader sees it (so that a crash leaves it behind for the parent), and reports
 // progress, new outcomes and shrunk findings over IPC.
 import fc from 'fast-check';
-import { mkdirSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdirSync } from 'node:fs';
 import { join } from 'node:path';
+import { writeInput } from './bytes.js';
 import { applyPlan, planArbitrary, type Plan } from './mutate.js';
 import { execute, isFinding, type Outcome } from './execute.js';
 import { targetNamed } from './targets.js';
@@ -27,13 +28,6 @@ export type WorkerMessage =
   | { t: 'done'; execs: number };
 
 const send = (m: WorkerMessage) => process.send!(m);
-
-/** Writes an input as the reader will see it: exactly these files in `dir`. */
-export function writeInput(dir: string, files: Record<string, Uint8Array>): void {
-  mkdirSync(dir, { recursive: true });
-  for (const f of readdirSync(dir)) if (!(f in files)) rmSync(join(dir, f), { recursive: true, force: true });
-  for (const [name, bytes] of Object.entries(files)) writeFileSync(join(dir, name), bytes);
-}
 
 async function run(s: Start): Promise<void> {
   const target = targetNamed(s.target, (await import(s.module)).targets);
