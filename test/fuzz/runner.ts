@@ -50,14 +50,17 @@ export interface TargetReport {
   findings: Finding[];
   /** With `coverage`: the lines of the reader's modules that ran, over those that hold code. */
   coverage?: LineCoverage;
+  /** Jazzer.js runs (jazzer-run.ts): libFuzzer's last counts of edges covered ('cov') of those instrumented (the
+   * reader's modules'), features ('ft': edges with their hit counts), corpus inputs. */
+  jazzer?: { edges: number; instrumented: number; features: number; corpus: number };
 }
 
 /** Children crashed (or killed) this many times end the target's run: the crashes are the news. */
-const MAX_RESTARTS = 3;
-const scratchRoot = existsSync('/dev/shm') ? '/dev/shm' : tmpdir();
+export const MAX_RESTARTS = 3;
+export const scratchRoot = existsSync('/dev/shm') ? '/dev/shm' : tmpdir();
 const workerPath = fileURLToPath(new URL('./worker.js', import.meta.url));
 
-function save(findings: string, target: string, o: Outcome & { kind: FindingKind }, files: Record<string, Uint8Array>, how: string): Finding {
+export function save(findings: string, target: string, o: Outcome & { kind: FindingKind }, files: Record<string, Uint8Array>, how: string): Finding {
   const hash = createHash('sha256').update(o.signature);
   for (const [name, b] of Object.entries(files).sort()) hash.update(name).update(b);
   const dir = join(findings, `${target}-${o.kind}-${hash.digest('hex').slice(0, 10)}`);
@@ -68,9 +71,9 @@ function save(findings: string, target: string, o: Outcome & { kind: FindingKind
   return { target, kind: o.kind, signature: o.signature, message: o.message, dir, reproduce };
 }
 
-const readDir = (dir: string) => (existsSync(dir) ? Object.fromEntries(readdirSync(dir).map((f) => [f, readFileSync(join(dir, f))])) : {});
+export const readDir = (dir: string) => (existsSync(dir) ? Object.fromEntries(readdirSync(dir).map((f) => [f, readFileSync(join(dir, f))])) : {});
 
-function residentBytes(pid: number): number {
+export function residentBytes(pid: number): number {
   try {
     const m = /VmRSS:\s+(\d+) kB/.exec(readFileSync(`/proc/${pid}/status`, 'latin1'));
     return m ? Number(m[1]) * 1024 : 0;
@@ -210,7 +213,9 @@ export function lineCoverage(dir: string, sources: string[]): LineCoverage {
 
 /** The reports as a Markdown table (bench/README.md's). */
 export function table(reports: TargetReport[]): string {
-  const cov = (c?: LineCoverage) => (c ? `${c.covered} / ${c.lines} (${((100 * c.covered) / Math.max(c.lines, 1)).toFixed(0)}%) of ${c.modules.join(', ')}` : '');
-  const rows = reports.map((r) => `| ${r.target} | ${r.execs} | ${(r.execs / Math.max(r.seconds, 1e-3)).toFixed(0)} | ${r.outcomes.length} | ${cov(r.coverage)} | ${r.findings.length} |`);
-  return ['| target | executions | exec/s | distinct outcomes | lines covered | findings |', '|---|---:|---:|---:|---|---:|', ...rows].join('\n');
+  const cov = (r: TargetReport) => (r.coverage
+    ? `${r.coverage.covered} / ${r.coverage.lines} (${((100 * r.coverage.covered) / Math.max(r.coverage.lines, 1)).toFixed(0)}%) of ${r.coverage.modules.join(', ')}`
+    : r.jazzer ? `${r.jazzer.edges} / ${r.jazzer.instrumented} edges, ${r.jazzer.features} features, ${r.jazzer.corpus} corpus inputs (libFuzzer)` : '');
+  const rows = reports.map((r) => `| ${r.target} | ${r.execs} | ${(r.execs / Math.max(r.seconds, 1e-3)).toFixed(0)} | ${r.outcomes.length} | ${cov(r)} | ${r.findings.length} |`);
+  return ['| target | executions | exec/s | distinct outcomes | coverage | findings |', '|---|---:|---:|---:|---|---:|', ...rows].join('\n');
 }
