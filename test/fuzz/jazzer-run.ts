@@ -7,16 +7,17 @@ import { spawn } from 'node:child_process';
 import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import { join } from 'node:path';
-import { fileURLToPath } from 'node:url';
-import { fileNames, pack } from './bytes.js';
+import { fileURLToPath, pathToFileURL } from 'node:url';
+import { fileNames, pack, zipEntries } from './bytes.js';
 import { normalize, type FindingKind, type Outcome } from './execute.js';
 import type { JazzerStart } from './jazzer.js';
 import { jazzerAddon } from './jazzer-addon.js';
-import { findingsDir, MAX_RESTARTS, readDir, residentBytes, save, scratchRoot, type Finding, type FuzzOptions, type TargetReport } from './runner.js';
+import { findingsDir, lineCoverage, MAX_RESTARTS, readDir, residentBytes, save, scratchRoot, type Finding, type FuzzOptions, type LineCoverage,
+  type TargetReport } from './runner.js';
 import type { Target } from './targets.js';
 import type { WorkerMessage } from './worker.js';
 
-export interface JazzerOptions extends Omit<FuzzOptions, 'coverage'> {
+export interface JazzerOptions extends FuzzOptions {
   /** libFuzzer's corpus directory, kept between runs (default: a temporary one). The seeds are read from their own. */
   corpus?: string;
 }
@@ -130,11 +131,31 @@ function live(args: string[], env: NodeJS.ProcessEnv, o: Required<JazzerOptions>
 
 let noted = false;
 
+const start = (target: string, module: string, names: string[], scratch: string): JazzerStart => ({ target, module, names, scratch, known: [] });
+
+/**
+ * The lines of `sources` (as runner.ts's lineCoverage counts them) that the inputs of `dirs` (the seeds and libFuzzer's
+ * corpus) run, each read once by jazzer.ts's fuzz in a plain node process, V8 counting blocks: the fast-check runs'
+ * measure, for comparing the engines (Jazzer's own instrumentation is not in these modules' offsets).
+ */
+function corpusCoverage(s: JazzerStart, dirs: string[], sources: string[]): Promise<LineCoverage> {
+  const v8 = join(s.scratch, 'v8-coverage');
+  const code = `const { fuzz } = await import(${JSON.stringify(pathToFileURL(fuzzModule).href)});
+    for (const dir of ${JSON.stringify(dirs)}) for (const f of fs.readdirSync(dir)) await fuzz(fs.readFileSync(path.join(dir, f))).catch(() => {});`;
+  return new Promise((resolve, reject) => {
+    const child = spawn(process.execPath, ['--expose-gc', '--input-type=module', '-e', `import fs from 'node:fs'; import path from 'node:path'; ${code}`],
+      { env: { ...process.env, SWAV_JAZZER: JSON.stringify(s), NODE_V8_COVERAGE: v8 }, stdio: ['ignore', 'ignore', 'pipe'] });
+    let stderr = '';
+    child.stderr!.on('data', (d: Buffer) => { stderr = (stderr + d.toString()).slice(-4000); });
+    child.on('exit', (code) => (code === 0 ? resolve(lineCoverage(v8, sources)) : reject(new Error(`replaying the corpus for coverage: exit ${code}: ${stderr}`))));
+  });
+}
+
 /** Fuzzes one target with Jazzer.js for `o.ms` of fuzzing time, over as many child processes as findings make it take. */
 export async function jazzerTarget(name: string, opts: JazzerOptions): Promise<TargetReport> {
   const o: Required<JazzerOptions> = {
     findings: findingsDir, hangMs: 10_000, memoryBytes: 3 * 2 ** 30, log: () => {}, module: new URL('./targets.js', import.meta.url).href,
-    corpus: '', ...opts,
+    corpus: '', coverage: [], ...opts,
   };
   const target: Target | undefined = ((await import(o.module)).targets as Target[]).find((t) => t.name === name);
   if (!target) throw new Error(`no fuzz target '${name}' in ${o.module}`);
@@ -155,11 +176,19 @@ export async function jazzerTarget(name: string, opts: JazzerOptions): Promise<T
   try {
     mkdirSync(seedDir, { recursive: true });
     mkdirSync(corpus, { recursive: true });
-    writeFileSync(join(scratch, 'dictionary'), `${DICTIONARY}\n`);
-    for (const s of seeds) writeFileSync(join(seedDir, s.name.replace(/[^\w.-]/g, '_')), pack(s.files, names));
+    // the pickle opcodes (as fast-check's 'opcode' mutation writes them) too
+    const opcodes = (target.opcodes ?? []).map((c) => `"\\x${c.toString(16).padStart(2, '0')}"`);
+    writeFileSync(join(scratch, 'dictionary'), `${[DICTIONARY, ...opcodes].join('\n')}\n`);
+    for (const s of seeds) {
+      const file = join(seedDir, s.name.replace(/[^\w.-]/g, '_'));
+      writeFileSync(file, pack(s.files, names));
+      // a zip container's seeds also as their entries (bytes.ts), for mutations of the pickle inside to reach its reader
+      const entries = target.zip && names.length === 1 ? zipEntries(s.files[names[0]], scratch) : undefined;
+      if (entries) writeFileSync(`${file}.entries`, entries);
+    }
     for (let life = 0; life <= MAX_RESTARTS && fuzzed < o.ms; life++) {
       rmSync(join(scratch, 'finding.json'), { force: true });
-      const start: JazzerStart = { target: name, module: o.module, names, scratch, known: [...known] };
+      const s = { ...start(name, o.module, names, scratch), known: [...known] };
       const args = [
         ...addon.execArgv, '--expose-gc', cli, fuzzModule, corpus, seedDir,
         ...includes(target, o.module).flatMap((i) => ['-i', i]),
@@ -167,9 +196,9 @@ export async function jazzerTarget(name: string, opts: JazzerOptions): Promise<T
         // the watchdog here judges hangs (as runner.ts's does); libFuzzer's own timeout only backs it up
         `--timeout=${3 * o.hangMs}`,
         '--', `-max_total_time=${Math.max(1, Math.ceil((o.ms - fuzzed) / 1000))}`, `-seed=${(o.seed + 1_000_003 * life) % 2 ** 31 || 1}`,
-        '-rss_limit_mb=0', `-artifact_prefix=${scratch}/`, `-dict=${join(scratch, 'dictionary')}`,
+        '-rss_limit_mb=0', '-len_control=0', `-artifact_prefix=${scratch}/`, `-dict=${join(scratch, 'dictionary')}`,
       ];
-      const env = { ...process.env, ...addon.env, SWAV_JAZZER: JSON.stringify(start) };
+      const env = { ...process.env, ...addon.env, SWAV_JAZZER: JSON.stringify(s) };
       const r = await live(args, env, o, scratch, outcomes);
       execs += r.execs;
       fuzzed += Math.max(r.fuzzedMs, 1);
@@ -185,7 +214,10 @@ export async function jazzerTarget(name: string, opts: JazzerOptions): Promise<T
       findings.push(f);
       o.log(`  ${name}: ${f.kind}: ${f.message.slice(0, 300)}\n    saved in ${f.dir}\n    replay: ${f.reproduce}`);
     }
-    return { target: name, execs, seconds: fuzzed / 1000, outcomes: [...outcomes].sort(), findings, jazzer: stats };
+    const coverage = o.coverage.length
+      ? await corpusCoverage(start(name, o.module, names, scratch), [seedDir, corpus], o.coverage).catch((e: Error) => { o.log(`  ${name}: ${e.message}`); return undefined; })
+      : undefined;
+    return { target: name, execs, seconds: fuzzed / 1000, outcomes: [...outcomes].sort(), findings, coverage, jazzer: stats };
   } finally {
     rmSync(scratch, { recursive: true, force: true });
   }

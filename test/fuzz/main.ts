@@ -34,7 +34,8 @@ The time (default 1 minute) is shared among the targets chosen (default: all); -
 outcomes seen (normalized messages) to FILE. The engine: fast-check (default), mutations of the seeds; each target's
 line coverage of its reader's modules is measured with V8's block counts (--no-coverage: faster executions, no
 coverage). Or jazzer: Jazzer.js, coverage-guided by the edges of the reader's modules, its corpus kept in
-test/fuzz/corpus/TARGET (--corpus DIR: DIR/TARGET). test/fuzz/README.md says more. Targets:
+test/fuzz/corpus/TARGET (--corpus DIR: DIR/TARGET); the same line coverage, of its corpus replayed once at the end.
+test/fuzz/README.md says more. Targets:
 ${targets.map((t) => `  ${t.name.padEnd(12)} ${t.about}`).join('\n')}`;
 
 async function replay(dir: string): Promise<number> {
@@ -63,7 +64,7 @@ async function main(): Promise<number> {
     const log = (l: string) => console.log(l);
     const coverage = values['no-coverage'] ? [] : targetNamed(target).sources;
     const corpus = join(values.corpus ? resolve(values.corpus) : join(root, 'test', 'fuzz', 'corpus'), target);
-    const r = engine === 'jazzer' ? await jazzerTarget(target, { ms: each, seed, log, corpus })
+    const r = engine === 'jazzer' ? await jazzerTarget(target, { ms: each, seed, log, corpus, coverage })
       : await fuzzTarget(target, { ms: each, seed, log, coverage });
     console.log(`${target}: ${r.execs} executions in ${r.seconds.toFixed(1)} s (${(r.execs / r.seconds).toFixed(0)}/s), ` +
       `${r.outcomes.length} distinct outcomes, ${r.findings.length} findings` +

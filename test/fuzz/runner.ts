@@ -213,9 +213,10 @@ export function lineCoverage(dir: string, sources: string[]): LineCoverage {
 
 /** The reports as a Markdown table (bench/README.md's). */
 export function table(reports: TargetReport[]): string {
-  const cov = (r: TargetReport) => (r.coverage
-    ? `${r.coverage.covered} / ${r.coverage.lines} (${((100 * r.coverage.covered) / Math.max(r.coverage.lines, 1)).toFixed(0)}%) of ${r.coverage.modules.join(', ')}`
-    : r.jazzer ? `${r.jazzer.edges} / ${r.jazzer.instrumented} edges, ${r.jazzer.features} features, ${r.jazzer.corpus} corpus inputs (libFuzzer)` : '');
+  const cov = (r: TargetReport) => [
+    r.coverage ? `${r.coverage.covered} / ${r.coverage.lines} lines (${((100 * r.coverage.covered) / Math.max(r.coverage.lines, 1)).toFixed(0)}%) of ${r.coverage.modules.join(', ')}` : '',
+    r.jazzer ? `${r.jazzer.edges} / ${r.jazzer.instrumented} edges, ${r.jazzer.features} features, ${r.jazzer.corpus} corpus inputs (libFuzzer)` : '',
+  ].filter(Boolean).join('; ');
   const rows = reports.map((r) => `| ${r.target} | ${r.execs} | ${(r.execs / Math.max(r.seconds, 1e-3)).toFixed(0)} | ${r.outcomes.length} | ${cov(r)} | ${r.findings.length} |`);
   return ['| target | executions | exec/s | distinct outcomes | coverage | findings |', '|---|---:|---:|---:|---|---:|', ...rows].join('\n');
 }
