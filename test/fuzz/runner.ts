@@ -9,6 +9,7 @@ import { join, relative } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { root } from '../helpers.js';
 import type { FindingKind, Outcome } from './execute.js';
+import type { Target } from './targets.js';
 import type { Start, WorkerMessage } from './worker.js';
 
 export const findingsDir = join(root, 'test', 'fuzz', 'findings');
@@ -139,6 +140,9 @@ export async function fuzzTarget(target: string, opts: FuzzOptions): Promise<Tar
     findings: findingsDir, hangMs: 10_000, memoryBytes: 3 * 2 ** 30, log: () => {}, module: new URL('./targets.js', import.meta.url).href,
     coverage: [], ...opts,
   };
+  const found: Target | undefined = ((await import(o.module)).targets as Target[]).find((t) => t.name === target);
+  if (!found) throw new Error(`no fuzz target '${target}' in ${o.module}`);
+  const seeds = await found.seeds();
   const scratch = mkdtempSync(join(scratchRoot, `swav-fuzz-${target}-`));
   const coverageDir = o.coverage.length ? join(scratch, 'coverage') : undefined;
   const outcomes = new Set<string>();
@@ -148,7 +152,7 @@ export async function fuzzTarget(target: string, opts: FuzzOptions): Promise<Tar
   let fuzzed = 0;
   try {
     for (let life = 0; life <= MAX_RESTARTS && fuzzed < o.ms; life++) {
-      const start: Start = { target, module: o.module, seed: o.seed + 1_000_003 * life, ms: o.ms - fuzzed, scratch, known: [...known] };
+      const start: Start = { target, module: o.module, seed: o.seed + 1_000_003 * life, ms: o.ms - fuzzed, scratch, known: [...known], seeds };
       const r = await live(start, o, outcomes, coverageDir, (m) => {
         const f = save(o.findings, target, m.outcome as Outcome & { kind: FindingKind }, m.files, m.how);
         known.push(m.outcome.signature);

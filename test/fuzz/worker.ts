@@ -2,11 +2,10 @@
 // scratch directory before the reader sees it (so that a crash leaves it behind for the parent), and reports
 // progress, new outcomes and shrunk findings over IPC.
 import fc from 'fast-check';
-import { mkdirSync, readdirSync, rmSync } from 'node:fs';
+import { mkdirSync } from 'node:fs';
 import { join } from 'node:path';
-import v8 from 'node:v8';
 import { writeInput } from './bytes.js';
-import { applyPlan, planArbitrary, type Plan } from './mutate.js';
+import { applyPlan, planArbitrary, type Plan, type Seed } from './mutate.js';
 import { execute, isFinding, type Outcome } from './execute.js';
 import { targetNamed } from './targets.js';
 
@@ -20,6 +19,9 @@ export interface Start {
   scratch: string;
   /** Signatures of findings already reported (by an earlier process of the same run). */
   known: string[];
+  /** The target's seeds, made by the parent: our writers (torch.save, saveSafetensors) that make some never run here,
+   * so that the line coverage counted here is the reads' (and the mutations'). */
+  seeds: Seed[];
 }
 
 export type WorkerMessage =
@@ -30,24 +32,9 @@ export type WorkerMessage =
 
 const send = (m: WorkerMessage) => process.send!(m);
 
-/**
- * With NODE_V8_COVERAGE (runner.ts's line coverage): the blocks run so far (start-up, the seeds, made by our writers:
- * torch.save, saveSafetensors) written out and counted from zero again, that file dropped, so that the lines counted
- * are those the reads run (and the mutations: the 'entry' mutation reads and writes zip files with zip.ts).
- */
-function forgetCoverage(): void {
-  const dir = process.env.NODE_V8_COVERAGE;
-  if (!dir) return;
-  mkdirSync(dir, { recursive: true }); // node makes it at exit otherwise
-  const before = new Set(readdirSync(dir));
-  v8.takeCoverage();
-  for (const f of readdirSync(dir)) if (!before.has(f)) rmSync(join(dir, f));
-}
-
 async function run(s: Start): Promise<void> {
   const target = targetNamed(s.target, (await import(s.module)).targets);
-  const seeds = await target.seeds();
-  forgetCoverage();
+  const seeds = s.seeds;
   const input = join(s.scratch, 'input');
   const work = join(s.scratch, 'work');
   mkdirSync(work, { recursive: true });
