@@ -97,6 +97,7 @@ function live(start: Start, o: Required<FuzzOptions>, outcomes: Set<string>, cov
     let execs = 0;
     let last = Date.now();
     let readyAt = 0;
+    let hangMs = o.hangMs;
     let ended: Life['ended'] | undefined;
     let detail = '';
     const kill = (why: FindingKind, text: string) => {
@@ -107,8 +108,10 @@ function live(start: Start, o: Required<FuzzOptions>, outcomes: Set<string>, cov
     };
     child.on('message', (m: WorkerMessage) => {
       last = Date.now();
-      if (m.t === 'ready') readyAt = last;
-      else if (m.t === 'beat') { execs = m.execs; for (const s of m.outcomes) outcomes.add(s); }
+      if (m.t === 'ready') {
+        readyAt = last;
+        hangMs = Math.max(o.hangMs, 2 * (m.ms ?? 0)); // a read the target allows that long is slow, not hung
+      } else if (m.t === 'beat') { execs = m.execs; for (const s of m.outcomes) outcomes.add(s); }
       else if (m.t === 'finding') onFinding(m);
       else if (m.t === 'done') { execs = m.execs; ended = 'done'; }
     });
@@ -116,7 +119,7 @@ function live(start: Start, o: Required<FuzzOptions>, outcomes: Set<string>, cov
       const rss = residentBytes(child.pid!);
       // start-up (libtorch, the seeds) gets longer than an execution
       const quiet = Date.now() - last;
-      if (quiet > (readyAt ? o.hangMs : Math.max(o.hangMs, 120_000))) kill('hang', `no progress for ${Math.round(quiet / 1000)} s`);
+      if (quiet > (readyAt ? hangMs : Math.max(hangMs, 120_000))) kill('hang', `no progress for ${Math.round(quiet / 1000)} s`);
       else if (rss > o.memoryBytes) kill('memory', `${Math.round(rss / 2 ** 20)} MiB resident`);
     }, 200);
     child.send(start);

@@ -275,8 +275,10 @@ const jpeg: Target = {
   fields: jpegFields,
   namesPath: false, // decodeRGB's callers (the loaders) name the file
   // A few bytes may claim up to PIL's pixel limit (decode.ts's MAX_PIXELS), and decode to gray as PIL decodes them: at
-  // that limit, a progressive 4:4:4 file costs about 1.6 GB (libjpeg's coefficients, the pixels, their copy) and 5 s.
-  limits: { bytes: 2 * 2 ** 30, ms: 8000 },
+  // that limit, a progressive 4:4:4 file costs about 1.6 GB (libjpeg's coefficients, the pixels, their copy) and 5 s;
+  // a CMYK one (sharp's colour conversion) 1.1 GB and 8-9 s on a loaded 2-core machine, where PIL takes 4.5 s (the
+  // two findings of the 10-minute run of 2026-12-03: bounded, not hung).
+  limits: { bytes: 2 * 2 ** 30, ms: 15_000 },
 };
 
 const config: Target = {

@@ -25,7 +25,7 @@ export interface Start {
 }
 
 export type WorkerMessage =
-  | { t: 'ready'; seeds: number }
+  | { t: 'ready'; seeds: number; /** the target's declared time for one read */ ms?: number }
   | { t: 'beat'; execs: number; outcomes: string[] }
   | { t: 'finding'; outcome: Outcome; files: Record<string, Uint8Array>; how: string }
   | { t: 'done'; execs: number };
@@ -59,7 +59,7 @@ async function run(s: Start): Promise<void> {
     known.add(o.signature);
     send({ t: 'finding', outcome: o, files, how });
   };
-  send({ t: 'ready', seeds: seeds.length });
+  send({ t: 'ready', seeds: seeds.length, ms: target.limits?.ms });
   const until = Date.now() + s.ms;
   for (const seed of seeds) {
     const o = await once(seed.files);
