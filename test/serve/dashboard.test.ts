@@ -119,3 +119,28 @@ test('the dashboard draws a training run live, shows kNN evaluations and 404s ev
   serve.kill('SIGINT');
   assert.equal(await new Promise((done) => serve.once('exit', done)), 0, 'serve ends cleanly on Ctrl-C');
 });
+
+// The README's pictures: the same page on a real run (the quickstart's, say), its gallery computed; skipped unless
+// SWAV_DASHBOARD_RUN names a run directory.
+const realRun = process.env.SWAV_DASHBOARD_RUN;
+test('the dashboard of a real run with its gallery, neighbours and map: screenshots for the README', { skip: !realRun ? 'set SWAV_DASHBOARD_RUN=RUN_DIR to take them' : CHROMIUM ? false : 'no Chromium found' }, async (t) => {
+  mkdirSync(artifacts, { recursive: true });
+  const serve = spawn(process.execPath, [cli, 'serve', join(realRun!, '..'), '--port', '0'], { stdio: ['ignore', 'ignore', 'pipe'] });
+  const browser = await chromium.launch({ executablePath: CHROMIUM, args: ['--disable-dev-shm-usage'] });
+  t.after(async () => {
+    await browser.close();
+    if (serve.exitCode === null) serve.kill('SIGINT');
+  });
+  const base = (await watch(serve).match(/at (http:\/\/127\.0\.0\.1:\d+\/)/))[1];
+  const page = await browser.newPage({ viewport: { width: 1000, height: 1100 } });
+  await page.goto(`${base}runs/${encodeURIComponent(realRun!.split('/').filter(Boolean).pop()!)}`);
+  await page.waitForFunction(() => Number(document.querySelector<HTMLElement>('#chart-loss')?.dataset.points) > 0);
+  await page.click('#gallery-compute');
+  await page.waitForSelector('#gallery img', { timeout: 300_000 });
+  await page.waitForFunction(() => [...document.querySelectorAll<HTMLImageElement>('#gallery img')].every((i) => i.complete && i.naturalWidth > 0));
+  await page.waitForFunction(() => Number(document.querySelector<HTMLElement>('#map')?.dataset.points) > 0, undefined, { timeout: 300_000 });
+  await page.click('#gallery img');
+  await page.waitForFunction(() => document.querySelectorAll('#neighbours img').length === 9, undefined, { timeout: 60_000 });
+  await page.screenshot({ path: join(artifacts, 'serve-real-run.png'), fullPage: true });
+  assert.ok(await page.locator('#gallery img').count() > 8, 'several prototypes with their images');
+});
