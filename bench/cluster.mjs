@@ -13,7 +13,16 @@ compare({
   metric: 'seconds',
   lowerIsBetter: true,
   ours: (c) => ['node', 'dist/src/cli/main.js', 'bench', 'cluster', ...c.args, '--json'],
-  peer: (c) => (c.name === 'peer glibc tuned' ? ['env', `GLIBC_TUNABLES=${TUNED}`] : []).concat(['/usr/bin/python3', 'bench/torch_cluster.py', ...c.args, '--json']),
-  configs: [{ name: 'peer as written', args }, { name: 'peer glibc tuned', args }],
+  peer: (c) =>
+    (c.name === 'peer glibc tuned' ? ['env', `GLIBC_TUNABLES=${TUNED}`] : []).concat([
+      '/usr/bin/python3',
+      'bench/torch_cluster.py',
+      ...c.args,
+      '--json',
+    ]),
+  configs: [
+    { name: 'peer as written', args },
+    { name: 'peer glibc tuned', args },
+  ],
   out: option('out', 'bench/results/cluster.json'),
 });

@@ -9,8 +9,13 @@ import { compare, option } from './compare.mjs';
 
 const dir = option('dir', '/tmp/swav-data-bench');
 mkdirSync(dir, { recursive: true });
-if (!readdirSync(dir).some((f) => f.endsWith('.jpg'))) { // the peer writes its ImageNet-like JPEGs (500 x 375, q90)
-  spawnSync('/usr/bin/python3', ['../shared/peer/torch_multicrop_data.py', '--dir', dir, '--images', option('images', '64'), '--rounds', '1'], { stdio: 'inherit' });
+if (!readdirSync(dir).some((f) => f.endsWith('.jpg'))) {
+  // the peer writes its ImageNet-like JPEGs (500 x 375, q90)
+  spawnSync(
+    '/usr/bin/python3',
+    ['../shared/peer/torch_multicrop_data.py', '--dir', dir, '--images', option('images', '64'), '--rounds', '1'],
+    { stdio: 'inherit' },
+  );
 }
 compare({
   title: 'Multi-crop data pipeline 2x224 + 6x96 from JPEG, per core',

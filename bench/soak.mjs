@@ -80,8 +80,15 @@ async function main() {
   const logFile = join(dir, 'soak.log');
   // A schedule that never ends: each round is one more epoch of the same cosine, with kNN after every epoch.
   const config = loadConfig(values.config, [
-    `run.out=${dir}`, 'optim.epochs=100000', 'run.budget_minutes=0', 'run.max_minutes=0', 'run.stop_after_epochs=1',
-    'run.knn_eval=true', 'run.knn_every=1', 'run.linear_eval=false', `run.threads=${values.threads}`,
+    `run.out=${dir}`,
+    'optim.epochs=100000',
+    'run.budget_minutes=0',
+    'run.max_minutes=0',
+    'run.stop_after_epochs=1',
+    'run.knn_eval=true',
+    'run.knn_every=1',
+    'run.linear_eval=false',
+    `run.threads=${values.threads}`,
   ]);
   const started = Date.now();
   const elapsedMin = () => (Date.now() - started) / 60_000;
@@ -93,8 +100,10 @@ async function main() {
     const s = { ...measure('round', started), epoch: r.epochsDone };
     rounds.push(s);
     appendFileSync(logFile, `${JSON.stringify(s)}\n`);
-    console.log(`round ${rounds.length}: epoch ${r.epochsDone}, ${s.minute.toFixed(1)} min, RSS ${s.rssMiB.toFixed(0)} MiB, ` +
-      `live tensors ${s.liveTensors}, allocator ${s.allocatorMiB.toFixed(0)} MiB`);
+    console.log(
+      `round ${rounds.length}: epoch ${r.epochsDone}, ${s.minute.toFixed(1)} min, RSS ${s.rssMiB.toFixed(0)} MiB, ` +
+        `live tensors ${s.liveTensors}, allocator ${s.allocatorMiB.toFixed(0)} MiB`,
+    );
   }
   thread.postMessage('stop');
   const minuteSamples = await new Promise((resolve) => thread.once('message', resolve));
@@ -103,8 +112,14 @@ async function main() {
   const warm = rounds.length > 2 ? rounds[1].minute : 0;
   const steady = [...minuteSamples, ...rounds].filter((s) => s.minute > warm).sort((a, b) => a.minute - b.minute);
   const hours = steady.map((s) => s.minute / 60);
-  const rssSlope = slope(hours, steady.map((s) => s.rssMiB));
-  const allocatorSlope = slope(hours, steady.map((s) => s.allocatorMiB));
+  const rssSlope = slope(
+    hours,
+    steady.map((s) => s.rssMiB),
+  );
+  const allocatorSlope = slope(
+    hours,
+    steady.map((s) => s.allocatorMiB),
+  );
   const afterRounds = rounds.map((r) => r.liveTensors);
   const fails = [];
   if (rounds.length < 4) fails.push(`only ${rounds.length} rounds: soak for longer to judge the slopes`);
@@ -124,19 +139,31 @@ async function main() {
     limits,
     rss: { slopeMiBPerHour: rssSlope, min: Math.min(...rss), max: Math.max(...rss) },
     allocator: { slopeMiBPerHour: allocatorSlope },
-    liveTensors: { afterRounds, slopePerHour: slope(hours, steady.map((s) => s.liveTensors)) },
-    knnTop1: readFileSync(join(dir, 'metrics.jsonl'), 'utf8').split('\n').filter(Boolean).map((l) => JSON.parse(l))
-      .filter((m) => m.metric === 'knn_top1').map((m) => m.value),
+    liveTensors: {
+      afterRounds,
+      slopePerHour: slope(
+        hours,
+        steady.map((s) => s.liveTensors),
+      ),
+    },
+    knnTop1: readFileSync(join(dir, 'metrics.jsonl'), 'utf8')
+      .split('\n')
+      .filter(Boolean)
+      .map((l) => JSON.parse(l))
+      .filter((m) => m.metric === 'knn_top1')
+      .map((m) => m.value),
     fails,
     roundSamples: rounds,
     samples: minuteSamples,
   };
   writeFileSync(values.json, `${JSON.stringify(report, null, 1)}\n`);
-  console.log(`\n${rounds.length} rounds in ${report.minutes} min; ${steady.length} samples after ${warm.toFixed(1)} min of warm-up:\n` +
-    `  RSS ${report.rss.min.toFixed(0)}-${report.rss.max.toFixed(0)} MiB, slope ${rssSlope.toFixed(1)} MiB/h (limit ${limits.rssMiBPerHour})\n` +
-    `  the allocator's holdings: slope ${allocatorSlope.toFixed(1)} MiB/h (limit ${limits.allocatorMiBPerHour})\n` +
-    `  live tensors after each round: ${afterRounds.join(' ')}\n` +
-    `  written to ${values.json}${fails.length ? `\nFAIL: ${fails.join('; ')}` : '\nnothing grows'}`);
+  console.log(
+    `\n${rounds.length} rounds in ${report.minutes} min; ${steady.length} samples after ${warm.toFixed(1)} min of warm-up:\n` +
+      `  RSS ${report.rss.min.toFixed(0)}-${report.rss.max.toFixed(0)} MiB, slope ${rssSlope.toFixed(1)} MiB/h (limit ${limits.rssMiBPerHour})\n` +
+      `  the allocator's holdings: slope ${allocatorSlope.toFixed(1)} MiB/h (limit ${limits.allocatorMiBPerHour})\n` +
+      `  live tensors after each round: ${afterRounds.join(' ')}\n` +
+      `  written to ${values.json}${fails.length ? `\nFAIL: ${fails.join('; ')}` : '\nnothing grows'}`,
+  );
   if (!values.out) rmSync(dir, { recursive: true, force: true });
   return fails.length ? 1 : 0;
 }

@@ -18,15 +18,26 @@ export function findC10d(t = findLibtorch(), env = process.env) {
   const libdirs = [t.libdir, '/usr/lib', `/usr/lib/${arch}`, '/lib'];
   const gloo = has(includes, 'torch/csrc/distributed/c10d/ProcessGroupGloo.hpp') && has(includes, 'gloo/config.h');
   // pip's CUDA packages sit beside torch in site-packages: nvidia/<part>/include (nvidia/cu13/include in CUDA 13's)
-  const cudaIncludes = [env.CUDA_HOME, env.CUDA_PATH, '/usr/local/cuda'].filter(Boolean).map((d) => join(d, 'include'))
+  const cudaIncludes = [env.CUDA_HOME, env.CUDA_PATH, '/usr/local/cuda']
+    .filter(Boolean)
+    .map((d) => join(d, 'include'))
     .concat(subdirs(join(dirname(t.prefix), 'nvidia')).map((d) => join(d, 'include')))
     .filter((d) => existsSync(d));
-  const nccl = has(includes, 'torch/csrc/distributed/c10d/ProcessGroupNCCL.hpp') && existsSync(join(t.libdir, 'libtorch_cuda.so'))
-    && has([...includes, ...cudaIncludes], 'nccl.h') && has([...includes, ...cudaIncludes], 'cuda_runtime_api.h');
+  const nccl =
+    has(includes, 'torch/csrc/distributed/c10d/ProcessGroupNCCL.hpp') &&
+    existsSync(join(t.libdir, 'libtorch_cuda.so')) &&
+    has([...includes, ...cudaIncludes], 'nccl.h') &&
+    has([...includes, ...cudaIncludes], 'cuda_runtime_api.h');
   const found = gloo || nccl;
   return {
-    found, gloo, nccl,
-    defines: [...(found ? ['SWAV_HAS_C10D', 'USE_DISTRIBUTED'] : []), ...(gloo ? ['USE_C10D_GLOO'] : []), ...(nccl ? ['USE_C10D_NCCL', 'USE_CUDA'] : [])],
+    found,
+    gloo,
+    nccl,
+    defines: [
+      ...(found ? ['SWAV_HAS_C10D', 'USE_DISTRIBUTED'] : []),
+      ...(gloo ? ['USE_C10D_GLOO'] : []),
+      ...(nccl ? ['USE_C10D_NCCL', 'USE_CUDA'] : []),
+    ],
     includes: nccl ? cudaIncludes : [],
     libs: gloo && has(libdirs, 'libgloo.so') ? ['-lgloo'] : [],
   };

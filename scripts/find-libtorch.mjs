@@ -25,12 +25,18 @@ function debian() {
 function pythonTorch() {
   for (const py of [process.env.PYTHON, 'python3', '/usr/bin/python3'].filter(Boolean)) {
     try {
-      const out = execFileSync(py, ['-c',
-        'import torch, os; print(os.path.dirname(torch.__file__)); print(int(torch._C._GLIBCXX_USE_CXX11_ABI))'],
-        { encoding: 'utf8', stdio: ['ignore', 'pipe', 'ignore'], timeout: 60000 }).trim().split('\n');
+      const out = execFileSync(
+        py,
+        ['-c', 'import torch, os; print(os.path.dirname(torch.__file__)); print(int(torch._C._GLIBCXX_USE_CXX11_ABI))'],
+        { encoding: 'utf8', stdio: ['ignore', 'pipe', 'ignore'], timeout: 60000 },
+      )
+        .trim()
+        .split('\n');
       const found = fromPrefix(out[0], `pip torch via ${py}`);
       if (found) return { ...found, abi: out[1] };
-    } catch { /* this python has no torch */ }
+    } catch {
+      /* this python has no torch */
+    }
   }
   return null;
 }
@@ -44,8 +50,10 @@ export function findLibtorch() {
   }
   found = found || debian() || pythonTorch();
   if (!found) {
-    throw new Error('libtorch not found. Install it with `sudo apt-get install libtorch-dev` (Debian/Ubuntu), ' +
-      'or set LIBTORCH=/path/to/libtorch (an unpacked libtorch, or a pip torch package directory).');
+    throw new Error(
+      'libtorch not found. Install it with `sudo apt-get install libtorch-dev` (Debian/Ubuntu), ' +
+        'or set LIBTORCH=/path/to/libtorch (an unpacked libtorch, or a pip torch package directory).',
+    );
   }
   const libs = ['-ltorch', '-ltorch_cpu', '-lc10'];
   // CUDA builds: link the CUDA parts too, so that the CUDA hooks register at load.

@@ -57,8 +57,9 @@ const PACKAGES = [
 function installed(pkg) {
   try {
     // biome-ignore lint/suspicious/noTemplateCurlyInString: dpkg-query's own format syntax, not a template
-    return execFileSync('dpkg-query', ['-W', '-f=${Status}', pkg], { encoding: 'utf8', stdio: ['ignore', 'pipe', 'ignore'] })
-      .includes('install ok installed');
+    return execFileSync('dpkg-query', ['-W', '-f=${Status}', pkg], { encoding: 'utf8', stdio: ['ignore', 'pipe', 'ignore'] }).includes(
+      'install ok installed',
+    );
   } catch {
     return false;
   }
@@ -135,9 +136,15 @@ function nodeGyp() {
 
 function addon() {
   const out = 'build/Release/swav_native.node';
-  if (mtime(out) > newest(['native', 'binding.gyp', 'scripts/find-libtorch.mjs', 'scripts/find-libjpeg.mjs', 'scripts/find-c10d.mjs'])) return;
-  for (const [cmd, pkg] of [['g++', 'g++'], ['make', 'make'], ['python3', 'python3']]) {
-    if (!hasCommand(cmd)) fail(`the native addon needs ${cmd} to build: install it (Debian/Ubuntu: sudo apt-get install ${pkg}), then run the install again`);
+  if (mtime(out) > newest(['native', 'binding.gyp', 'scripts/find-libtorch.mjs', 'scripts/find-libjpeg.mjs', 'scripts/find-c10d.mjs']))
+    return;
+  for (const [cmd, pkg] of [
+    ['g++', 'g++'],
+    ['make', 'make'],
+    ['python3', 'python3'],
+  ]) {
+    if (!hasCommand(cmd))
+      fail(`the native addon needs ${cmd} to build: install it (Debian/Ubuntu: sudo apt-get install ${pkg}), then run the install again`);
   }
   const r = spawnSync(process.execPath, [join(root, 'scripts', 'find-libtorch.mjs'), '--json'], { encoding: 'utf8', cwd: root });
   if (r.status !== 0) fail(r.stderr.trim());

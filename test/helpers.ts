@@ -12,7 +12,11 @@ import type { DType } from '../src/torch/dtype.js';
 export { root };
 export const goldenDir = join(root, 'test', 'golden', 'data');
 
-export interface EncodedTensor { shape: number[]; dtype: DType; data: string }
+export interface EncodedTensor {
+  shape: number[];
+  dtype: DType;
+  data: string;
+}
 
 export function decode(e: EncodedTensor): Tensor {
   return torch.fromBytes(new Uint8Array(Buffer.from(e.data, 'base64')), e.shape, e.dtype);
@@ -28,7 +32,9 @@ export function python(): string {
     try {
       execFileSync(p, ['-c', 'import torch, torchvision'], { stdio: 'ignore' });
       return p;
-    } catch { /* next */ }
+    } catch {
+      /* next */
+    }
   }
   throw new Error('no python3 with torch and torchvision: run `npm run setup` (installs python3-torch)');
 }
@@ -43,8 +49,10 @@ export function largeGoldens(flag: string, name: string): string {
     // written aside and renamed into place, so that test files running in parallel never see half of it
     const tmp = `${dir}.tmp-${process.pid}`;
     rmSync(tmp, { recursive: true, force: true });
-    execFileSync(python(), [join(root, 'test', 'golden', 'make_golden.py'), flag, tmp],
-      { stdio: 'inherit', env: { ...process.env, SWAV_PWNED_MARKER: pwnedMarker } });
+    execFileSync(python(), [join(root, 'test', 'golden', 'make_golden.py'), flag, tmp], {
+      stdio: 'inherit',
+      env: { ...process.env, SWAV_PWNED_MARKER: pwnedMarker },
+    });
     try {
       renameSync(tmp, dir);
     } catch (e) {
@@ -83,9 +91,15 @@ export function idxDataset(dir: string, seed: number, n = 48): string {
   const header = Buffer.from([0, 0, 8, 3, 0, 0, 0, n, 0, 0, 0, 12, 0, 0, 0, 12]);
   const pixels = Buffer.alloc(n * 144);
   let s = seed;
-  for (let i = 0; i < pixels.length; i++) { s = (s * 1103515245 + 12345) & 0x7fffffff; pixels[i] = (s >> 16) & 255; }
+  for (let i = 0; i < pixels.length; i++) {
+    s = (s * 1103515245 + 12345) & 0x7fffffff;
+    pixels[i] = (s >> 16) & 255;
+  }
   writeFileSync(join(dir, 'train-images-idx3-ubyte'), Buffer.concat([header, pixels]));
-  writeFileSync(join(dir, 'train-labels-idx1-ubyte'), Buffer.concat([Buffer.from([0, 0, 8, 1, 0, 0, 0, n]), Buffer.from(Array.from({ length: n }, (_, i) => i % 3))]));
+  writeFileSync(
+    join(dir, 'train-labels-idx1-ubyte'),
+    Buffer.concat([Buffer.from([0, 0, 8, 1, 0, 0, 0, n]), Buffer.from(Array.from({ length: n }, (_, i) => i % 3))]),
+  );
   return dir;
 }
 
@@ -99,7 +113,8 @@ export function assertSameCheckpoint(a: string, b: string, methodKeys: string[])
     const y = torch.load(join(b, 'checkpoint.pth'));
     assert.deepEqual([x.epoch, x.iteration, x.epoch_iteration], [y.epoch, y.iteration, y.epoch_iteration]);
     for (const k of Object.keys(x.state_dict)) assert.ok(x.state_dict[k].equal(y.state_dict[k]), `state_dict ${k}`);
-    for (const k of Object.keys(x.optimizer.state)) assert.ok(x.optimizer.state[k].momentum_buffer.equal(y.optimizer.state[k].momentum_buffer), `momentum ${k}`);
+    for (const k of Object.keys(x.optimizer.state))
+      assert.ok(x.optimizer.state[k].momentum_buffer.equal(y.optimizer.state[k].momentum_buffer), `momentum ${k}`);
     for (const k of methodKeys) {
       if (x[k] instanceof torch.Tensor) assert.ok(x[k].equal(y[k]), k);
       else assert.deepEqual(x[k], y[k], k);
@@ -112,13 +127,16 @@ export function assertSameCheckpoint(a: string, b: string, methodKeys: string[])
  * `file` for `data` (an idx directory) and returns `file`.
  */
 export function tinySwavConfig(file: string, data: string, o: { epochs: number; logEvery: number }): string {
-  writeFileSync(file, `
+  writeFileSync(
+    file,
+    `
 data: { type: idx, path: ${data} }
 crops: { nmb_crops: [2, 2], size_crops: [12, 8], min_scale_crops: [0.4, 0.1], max_scale_crops: [1, 0.4], mean: [0.5], std: [0.25] }
 model: { arch: resnet18, stem: small, width: 4, in_channels: 1, hidden_mlp: 8, feat_dim: 8, nmb_prototypes: 6 }
 swav: { queue_length: 16, epoch_queue_starts: 1, freeze_prototypes_niters: 4 }
 optim: { epochs: ${o.epochs}, batch_size: 8, base_lr: 0.5, final_lr: 0.01, warmup_epochs: 1, start_warmup: 0.1 }
 run: { log_every: ${o.logEvery}, threads: 1 }
-`);
+`,
+  );
   return file;
 }

@@ -6,17 +6,20 @@ import { torch, models, optim } from '../src/index.js';
 test('200 training steps of a small ResNet inside tidy leave the live-tensor count unchanged', () => {
   torch.manualSeed(0);
   const model = models.resnet18({ numClasses: 5, width: 8, stem: 'small', inChannels: 1 });
-  const opt = new optim.LARC(new optim.SGD(model.parameters(), { lr: 0.1, momentum: 0.9, weightDecay: 1e-4 }),
-    { trustCoefficient: 0.001, clip: false });
+  const opt = new optim.LARC(new optim.SGD(model.parameters(), { lr: 0.1, momentum: 0.9, weightDecay: 1e-4 }), {
+    trustCoefficient: 0.001,
+    clip: false,
+  });
   const x = torch.randn([4, 1, 12, 12]);
   const y = torch.randint(0, 5, [4]);
-  const step = () => torch.tidy(() => {
-    const loss = torch.crossEntropy(model.forward(x), y);
-    model.zeroGrad();
-    loss.backward();
-    opt.step();
-    return loss.item();
-  });
+  const step = () =>
+    torch.tidy(() => {
+      const loss = torch.crossEntropy(model.forward(x), y);
+      model.zeroGrad();
+      loss.backward();
+      opt.step();
+      return loss.item();
+    });
   const first = step(); // creates the momentum buffers
   const live = torch.liveTensors();
   let last = first;

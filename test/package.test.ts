@@ -15,7 +15,9 @@ function sh(cmd: string[], o: SpawnSyncOptions & { cwd: string }): string {
   return String(r.stdout);
 }
 
-test('npm pack of a clean clone installs into a new project: the library imports, swav --version and a tiny swav train run', { timeout: 1_500_000 }, () => {
+test('npm pack of a clean clone installs into a new project: the library imports, swav --version and a tiny swav train run', {
+  timeout: 1_500_000,
+}, () => {
   const dir = mkdtempSync(join(tmpdir(), 'swav-package-'));
   const clone = join(dir, 'clone');
   sh(['git', 'clone', '-q', root, clone], { cwd: dir });
@@ -31,26 +33,40 @@ test('npm pack of a clean clone installs into a new project: the library imports
   const files: string[] = packed.files.map((f: { path: string }) => f.path);
   assert.ok(files.includes('dist/src/index.js') && files.includes('dist/src/cli/main.js'), 'the built JavaScript is in the tarball');
   assert.ok(files.includes('binding.gyp') && files.includes('native/addon.cc') && files.includes('LICENSE'));
-  assert.deepEqual(files.filter((f) => /(^|\/)test\/|\.test\.|^bench\/|^src\//.test(f)), [], 'no tests, benchmarks or TypeScript sources');
+  assert.deepEqual(
+    files.filter((f) => /(^|\/)test\/|\.test\.|^bench\/|^src\//.test(f)),
+    [],
+    'no tests, benchmarks or TypeScript sources',
+  );
 
   const app = join(dir, 'app');
   mkdirSync(app);
   writeFileSync(join(app, 'package.json'), JSON.stringify({ name: 'app', version: '1.0.0', type: 'module', private: true }));
   sh([...npm, 'install', '--no-audit', '--no-fund', '--prefer-offline', join(clone, packed.filename)], { cwd: app });
-  const out = sh([process.execPath, '-e', "import { torch, models } from 'swav'; const m = models.resnet18({ numClasses: 0 }); " +
-    "console.log(torch.tidy(() => m.forward(torch.randn([2, 3, 32, 32])).shape.join('x')));"], { cwd: app });
+  const out = sh(
+    [
+      process.execPath,
+      '-e',
+      "import { torch, models } from 'swav'; const m = models.resnet18({ numClasses: 0 }); " +
+        "console.log(torch.tidy(() => m.forward(torch.randn([2, 3, 32, 32])).shape.join('x')));",
+    ],
+    { cwd: app },
+  );
   assert.equal(out.trim(), '2x512');
   const swav = join(app, 'node_modules', '.bin', 'swav');
   assert.equal(sh([swav, '--version'], { cwd: app }).trim(), '0.1.0');
   const data = idxDataset(join(dir, 'idx'), 3);
-  writeFileSync(join(app, 'tiny.yaml'), `
+  writeFileSync(
+    join(app, 'tiny.yaml'),
+    `
 data: { type: idx, path: ${data} }
 crops: { nmb_crops: [2], size_crops: [12], min_scale_crops: [0.4], max_scale_crops: [1], mean: [0.5], std: [0.25] }
 model: { arch: resnet18, stem: small, width: 4, in_channels: 1, hidden_mlp: 8, feat_dim: 8, nmb_prototypes: 6 }
 swav: { queue_length: 0 }
 optim: { epochs: 1, batch_size: 8, warmup_epochs: 0 }
 run: { threads: 1, out: ${join(dir, 'run')} }
-`);
+`,
+  );
   const r = spawnSync(swav, ['train', '--config', 'tiny.yaml'], { cwd: app, encoding: 'utf8' });
   assert.equal(r.status, 0, r.stderr);
   assert.match(r.stderr, /epoch 1\/1: loss/);

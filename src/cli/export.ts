@@ -10,7 +10,14 @@ import { writeFileAtomic } from '../torch/io/atomic.js';
 import { UsageError, action, examples, subcommand } from './options.js';
 import { loadWeights } from './weights.js';
 
-interface ExportOptions { onnx?: boolean; arch?: Architecture; weights: string; out: string; keepBn?: boolean; gallery?: string }
+interface ExportOptions {
+  onnx?: boolean;
+  arch?: Architecture;
+  weights: string;
+  out: string;
+  keepBn?: boolean;
+  gallery?: string;
+}
 
 const version = (JSON.parse(readFileSync(new URL('../../../package.json', import.meta.url), 'utf8')) as { version: string }).version;
 
@@ -29,17 +36,23 @@ async function exportModel(o: ExportOptions): Promise<number> {
     }
     const arch = config?.model.arch ?? o.arch;
     const bytes = exportOnnx(model.eval(), {
-      foldBatchNorm: !o.keepBn, arch, producerVersion: version,
+      foldBatchNorm: !o.keepBn,
+      arch,
+      producerVersion: version,
       ...(config ? { mean: config.crops.mean, std: config.crops.std } : {}),
     });
     if (o.gallery !== undefined) mkdirSync(o.gallery, { recursive: true });
     writeFileAtomic(o.out, bytes);
-    process.stderr.write(`wrote ${o.out}: ${arch} trunk, input image [batch, ${model.conv1.inChannels}, H, W] -> features [batch, ${model.numFeatures}], ` +
-      `opset 17, ${(bytes.length / 2 ** 20).toFixed(1)} MB\n`);
+    process.stderr.write(
+      `wrote ${o.out}: ${arch} trunk, input image [batch, ${model.conv1.inChannels}, H, W] -> features [batch, ${model.numFeatures}], ` +
+        `opset 17, ${(bytes.length / 2 ** 20).toFixed(1)} MB\n`,
+    );
     if (o.gallery !== undefined) {
       const g = await writeGallery(o.gallery, modelPath.split(sep).join('/'), model, config!);
-      process.stderr.write(`wrote ${o.gallery}: gallery.json, ${g.features.file} and images/ of ${g.images.length} training images, ` +
-        `${new Set(g.images.map((i) => i.prototype)).size} prototypes picked (for examples/browser/)\n`);
+      process.stderr.write(
+        `wrote ${o.gallery}: gallery.json, ${g.features.file} and images/ of ${g.images.length} training images, ` +
+          `${new Set(g.images.map((i) => i.prototype)).size} prototypes picked (for examples/browser/)\n`,
+      );
     }
   } finally {
     model.dispose();
@@ -48,16 +61,32 @@ async function exportModel(o: ExportOptions): Promise<number> {
 }
 
 export function exportCommand(swav: Command): void {
-  subcommand(swav, 'export', 'the trunk (eval mode, pooled features, no head) as an ONNX model: opset 17, a dynamic batch, the input normalization in its metadata')
+  subcommand(
+    swav,
+    'export',
+    'the trunk (eval mode, pooled features, no head) as an ONNX model: opset 17, a dynamic batch, the input normalization in its metadata',
+  )
     .option('--onnx', 'ONNX (the format there is)')
     .requiredOption('--weights <run|file|zoo-name>', 'a run directory, a checkpoint file or a zoo name (swav hub list)')
-    .addOption(new Option('--arch <arch>', 'the architecture of weights that are not a swav training checkpoint').choices(Object.keys(architectures)))
+    .addOption(
+      new Option('--arch <arch>', 'the architecture of weights that are not a swav training checkpoint').choices(
+        Object.keys(architectures),
+      ),
+    )
     .requiredOption('--out <file.onnx>', 'where the model goes')
     .option('--keep-bn', 'BatchNormalization nodes instead of folding each BatchNorm into its convolution')
-    .option('--gallery <dir>', "also write a run's prototype gallery into DIR (its first 512 training images: prototype, " +
-      'normalized features, thumbnail), for examples/browser/; --out must be inside DIR')
-    .addHelpText('after', examples('swav export --onnx --arch resnet50 --weights swav_800ep --out swav_rn50.onnx',
-      'swav export --onnx --weights runs/quickstart-fashion-mnist --out quickstart.onnx',
-      'swav export --onnx --weights runs/quickstart-fashion-mnist --out web/model.onnx --gallery web'))
+    .option(
+      '--gallery <dir>',
+      "also write a run's prototype gallery into DIR (its first 512 training images: prototype, " +
+        'normalized features, thumbnail), for examples/browser/; --out must be inside DIR',
+    )
+    .addHelpText(
+      'after',
+      examples(
+        'swav export --onnx --arch resnet50 --weights swav_800ep --out swav_rn50.onnx',
+        'swav export --onnx --weights runs/quickstart-fashion-mnist --out quickstart.onnx',
+        'swav export --onnx --weights runs/quickstart-fashion-mnist --out web/model.onnx --gallery web',
+      ),
+    )
     .action(action(exportModel));
 }

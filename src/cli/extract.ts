@@ -26,10 +26,23 @@ export function features(trunk: FrozenTrunk, images: Tensor, batch: number): Ten
   for (let i = 0; i < n; i += batch) {
     parts.push(torch.tidy(() => trunk.forward(images.narrow(0, i, Math.min(batch, n - i))).cpu()));
   }
-  try { return torch.cat(parts); } finally { parts.forEach((p) => p.dispose()); }
+  try {
+    return torch.cat(parts);
+  } finally {
+    parts.forEach((p) => p.dispose());
+  }
 }
 
-interface ExtractOptions { arch: Architecture; weights: string; input?: string; data?: string; out: string; batch: number; device: string; amp: 'fp32' | 'bf16' }
+interface ExtractOptions {
+  arch: Architecture;
+  weights: string;
+  input?: string;
+  data?: string;
+  out: string;
+  batch: number;
+  device: string;
+  amp: 'fp32' | 'bf16';
+}
 
 async function extract(o: ExtractOptions): Promise<number> {
   const { arch, weights, input, data, out, batch, device, amp } = o;
@@ -42,7 +55,9 @@ async function extract(o: ExtractOptions): Promise<number> {
   if (input) {
     const images = torch.load(input) as Tensor;
     if (!(images instanceof torch.Tensor) || images.ndim !== 4 || images.shape[1] !== 3) {
-      throw new Error(`extract: ${input} must hold an N x 3 x H x W array of normalized images, it holds ${images instanceof torch.Tensor ? `shape [${images.shape}]` : 'no tensor'}`);
+      throw new Error(
+        `extract: ${input} must hold an N x 3 x H x W array of normalized images, it holds ${images instanceof torch.Tensor ? `shape [${images.shape}]` : 'no tensor'}`,
+      );
     }
     feats = features(trunk, images, batch);
     images.dispose();
@@ -58,7 +73,13 @@ async function extract(o: ExtractOptions): Promise<number> {
       if (ok.length) parts.push(features(trunk, images, batch));
       images.dispose();
       names.push(...ok);
-      bar({ status: 'progress', name: 'images', loaded: Math.min(i + batch, files.length), total: files.length, progress: (100 * Math.min(i + batch, files.length)) / files.length });
+      bar({
+        status: 'progress',
+        name: 'images',
+        loaded: Math.min(i + batch, files.length),
+        total: files.length,
+        progress: (100 * Math.min(i + batch, files.length)) / files.length,
+      });
     }
     feats = torch.cat(parts);
     parts.forEach((p) => p.dispose());

@@ -5,7 +5,14 @@ import { spawn, type ChildProcess } from 'node:child_process';
 import type { Command } from 'commander';
 import { UsageError, action, examples, int, subcommand } from './options.js';
 
-interface LaunchOptions { nprocPerNode: number; nnodes: number; nodeRank: number; masterAddr: string; masterPort: number; graceSeconds: number }
+interface LaunchOptions {
+  nprocPerNode: number;
+  nnodes: number;
+  nodeRank: number;
+  masterAddr: string;
+  masterPort: number;
+  graceSeconds: number;
+}
 
 const log = (s: string) => process.stderr.write(`swav launch: ${s}\n`);
 
@@ -32,21 +39,33 @@ async function launch(command: string[], o: LaunchOptions): Promise<number> {
   try {
     const done = Array.from({ length: o.nprocPerNode }, (_, local) => {
       const rank = o.nodeRank * o.nprocPerNode + local;
-      const env = { ...process.env, RANK: String(rank), LOCAL_RANK: String(local), WORLD_SIZE: String(world), LOCAL_WORLD_SIZE: String(o.nprocPerNode),
-        GROUP_RANK: String(o.nodeRank), MASTER_ADDR: o.masterAddr, MASTER_PORT: String(o.masterPort) };
+      const env = {
+        ...process.env,
+        RANK: String(rank),
+        LOCAL_RANK: String(local),
+        WORLD_SIZE: String(world),
+        LOCAL_WORLD_SIZE: String(o.nprocPerNode),
+        GROUP_RANK: String(o.nodeRank),
+        MASTER_ADDR: o.masterAddr,
+        MASTER_PORT: String(o.masterPort),
+      };
       // each rank in its own process group: a terminal's Ctrl-C reaches the launcher alone, which passes it on once
       const child = spawn(process.execPath, [process.argv[1], ...command], { env, stdio: 'inherit', detached: true });
       ranks.push({ rank, child });
-      return new Promise<void>((resolve) => child.on('exit', (code, signal) => {
-        const status = code ?? 1;
-        if (status !== 0 && status !== 130 && !failure && !signalled) {
-          failure = { rank, code: status };
-          log(`rank ${rank} (pid ${child.pid}) ${signal ? `was killed by ${signal}` : `exited with status ${status}`}; stopping the other ranks`);
-          stopOthers('SIGTERM');
-          killTimer = setTimeout(() => stopOthers('SIGKILL'), o.graceSeconds * 1000);
-        }
-        resolve();
-      }));
+      return new Promise<void>((resolve) =>
+        child.on('exit', (code, signal) => {
+          const status = code ?? 1;
+          if (status !== 0 && status !== 130 && !failure && !signalled) {
+            failure = { rank, code: status };
+            log(
+              `rank ${rank} (pid ${child.pid}) ${signal ? `was killed by ${signal}` : `exited with status ${status}`}; stopping the other ranks`,
+            );
+            stopOthers('SIGTERM');
+            killTimer = setTimeout(() => stopOthers('SIGKILL'), o.graceSeconds * 1000);
+          }
+          resolve();
+        }),
+      );
     });
     await Promise.all(done);
   } finally {
@@ -62,18 +81,27 @@ async function launch(command: string[], o: LaunchOptions): Promise<number> {
 }
 
 export function launchCommand(swav: Command): void {
-  subcommand(swav, 'launch', 'runs a swav command as N processes of a data-parallel job, with torchrun\'s environment ' +
-    '(RANK, LOCAL_RANK, WORLD_SIZE, LOCAL_WORLD_SIZE, MASTER_ADDR, MASTER_PORT); on several machines, once per machine')
+  subcommand(
+    swav,
+    'launch',
+    "runs a swav command as N processes of a data-parallel job, with torchrun's environment " +
+      '(RANK, LOCAL_RANK, WORLD_SIZE, LOCAL_WORLD_SIZE, MASTER_ADDR, MASTER_PORT); on several machines, once per machine',
+  )
     .usage('--nproc-per-node N [--nnodes M --node-rank R --master-addr HOST --master-port PORT] <command> [its options]')
     .argument('<command...>', 'the swav command to run and its arguments (e.g. train --config FILE)')
     .requiredOption('--nproc-per-node <n>', 'processes on this machine', int)
     .option('--nnodes <m>', 'machines in the job', int, 1)
-    .option('--node-rank <r>', 'this machine\'s number, 0..nnodes-1', int, 0)
+    .option('--node-rank <r>', "this machine's number, 0..nnodes-1", int, 0)
     .option('--master-addr <host>', 'the machine of rank 0 (it serves the rendezvous)', '127.0.0.1')
     .option('--master-port <port>', 'its port', int, 29500)
     .option('--grace-seconds <s>', 'after a rank fails, how long the others have to stop before they are killed', int, 30)
     .passThroughOptions()
-    .addHelpText('after', examples('swav launch --nproc-per-node 2 train --config configs/quickstart-fashion-mnist.yaml',
-      'swav launch --nproc-per-node 4 --nnodes 2 --node-rank 0 --master-addr node0 train --config configs/swav_400ep_pretrain.yaml'))
+    .addHelpText(
+      'after',
+      examples(
+        'swav launch --nproc-per-node 2 train --config configs/quickstart-fashion-mnist.yaml',
+        'swav launch --nproc-per-node 4 --nnodes 2 --node-rank 0 --master-addr node0 train --config configs/swav_400ep_pretrain.yaml',
+      ),
+    )
     .action(action(launch));
 }

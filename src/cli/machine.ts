@@ -30,7 +30,12 @@ export interface MachineInfo {
 function cpuinfo(): Record<string, string> {
   try {
     const first = readFileSync('/proc/cpuinfo', 'utf8').split('\n\n')[0];
-    return Object.fromEntries(first.split('\n').map((l) => l.split(/\s*:\s*/, 2)).filter((kv) => kv.length === 2));
+    return Object.fromEntries(
+      first
+        .split('\n')
+        .map((l) => l.split(/\s*:\s*/, 2))
+        .filter((kv) => kv.length === 2),
+    );
   } catch {
     return {};
   }
@@ -47,10 +52,23 @@ function onednnKernels(): { isa: string | null; kernels: string[] } {
     }
   })`;
   try {
-    const out = execFileSync(process.execPath, ['-e', script], { env: { ...process.env, ONEDNN_VERBOSE: '1' }, encoding: 'utf8', timeout: 60_000 });
+    const out = execFileSync(process.execPath, ['-e', script], {
+      env: { ...process.env, ONEDNN_VERBOSE: '1' },
+      encoding: 'utf8',
+      timeout: 60_000,
+    });
     const isa = /onednn_verbose,info,cpu,isa:(.*)/.exec(out)?.[1] ?? null;
-    const kernels = [...new Set(out.split('\n').filter((l) => l.startsWith('onednn_verbose,exec,cpu,convolution,'))
-      .map((l) => { const f = l.split(','); return `${f[4]} ${f[5]} ${/src_(\w+)/.exec(f[6] ?? '')?.[1] ?? ''}`.trim(); }))];
+    const kernels = [
+      ...new Set(
+        out
+          .split('\n')
+          .filter((l) => l.startsWith('onednn_verbose,exec,cpu,convolution,'))
+          .map((l) => {
+            const f = l.split(',');
+            return `${f[4]} ${f[5]} ${/src_(\w+)/.exec(f[6] ?? '')?.[1] ?? ''}`.trim();
+          }),
+      ),
+    ];
     return { isa, kernels };
   } catch {
     return { isa: null, kernels: [] };
@@ -63,11 +81,17 @@ export function machineInfo(o: { kernels?: boolean } = {}): MachineInfo {
   const config = native.configShow();
   const { isa, kernels } = o.kernels === false ? { isa: null, kernels: [] } : onednnKernels();
   return {
-    cpu: c['model name'] ?? 'unknown', vendor: c.vendor_id ?? 'unknown',
-    family: c['cpu family'] ? Number(c['cpu family']) : null, model: c.model ? Number(c.model) : null,
-    cores: availableParallelism(), flags: FLAGS.filter((f) => flags.has(f)),
-    libtorch: torch.version, onednn: /MKL-DNN (v[\d.]+)/.exec(config)?.[1] ?? null,
-    atenCapability: /CPU capability usage: (\S+)/.exec(config)?.[1] ?? null, onednnIsa: isa, onednnKernels: kernels,
+    cpu: c['model name'] ?? 'unknown',
+    vendor: c.vendor_id ?? 'unknown',
+    family: c['cpu family'] ? Number(c['cpu family']) : null,
+    model: c.model ? Number(c.model) : null,
+    cores: availableParallelism(),
+    flags: FLAGS.filter((f) => flags.has(f)),
+    libtorch: torch.version,
+    onednn: /MKL-DNN (v[\d.]+)/.exec(config)?.[1] ?? null,
+    atenCapability: /CPU capability usage: (\S+)/.exec(config)?.[1] ?? null,
+    onednnIsa: isa,
+    onednnKernels: kernels,
   };
 }
 

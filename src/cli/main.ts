@@ -9,16 +9,54 @@ const { version } = JSON.parse(readFileSync(new URL('../../../package.json', imp
 
 /** The commands, imported here so that a missing addon is one line of error, not a stack trace at import time. */
 async function program(): Promise<Command> {
-  const [{ trainCommand }, { launchCommand }, { evalCommand }, { extractCommand }, { exportCommand }, { convertCommand, hubCommand }, { benchCommand }, { serveCommand }] = await Promise.all([
-    import('./train.js'), import('./launch.js'), import('./eval.js'), import('./extract.js'), import('./export.js'), import('./files.js'), import('./bench.js'), import('./serve.js')]);
+  const [
+    { trainCommand },
+    { launchCommand },
+    { evalCommand },
+    { extractCommand },
+    { exportCommand },
+    { convertCommand, hubCommand },
+    { benchCommand },
+    { serveCommand },
+  ] = await Promise.all([
+    import('./train.js'),
+    import('./launch.js'),
+    import('./eval.js'),
+    import('./extract.js'),
+    import('./export.js'),
+    import('./files.js'),
+    import('./bench.js'),
+    import('./serve.js'),
+  ]);
   const swav = new Command('swav')
-    .description('SwAV, DeepCluster-v2 and SeLa-v2 self-supervised learning over libtorch: pretrain, evaluate, extract, export, convert, serve')
+    .description(
+      'SwAV, DeepCluster-v2 and SeLa-v2 self-supervised learning over libtorch: pretrain, evaluate, extract, export, convert, serve',
+    )
     .version(version, '-V, --version', 'the version of swav')
     .exitOverride()
     .showSuggestionAfterError()
     .enablePositionalOptions() // launch passes the options after its command on
-    .configureOutput({ outputError: (message, write) => write(`swav: ${message.trim().replace(/^error: /, '').replace(/\n+/g, ' ')} (swav --help lists the commands)\n`) });
-  for (const add of [trainCommand, launchCommand, evalCommand, extractCommand, exportCommand, convertCommand, hubCommand, benchCommand, serveCommand]) add(swav);
+    .configureOutput({
+      outputError: (message, write) =>
+        write(
+          `swav: ${message
+            .trim()
+            .replace(/^error: /, '')
+            .replace(/\n+/g, ' ')} (swav --help lists the commands)\n`,
+        ),
+    });
+  for (const add of [
+    trainCommand,
+    launchCommand,
+    evalCommand,
+    extractCommand,
+    exportCommand,
+    convertCommand,
+    hubCommand,
+    benchCommand,
+    serveCommand,
+  ])
+    add(swav);
   return swav;
 }
 

@@ -9,9 +9,11 @@ export class UsageError extends Error {}
 export const isCleanExit = (e: CommanderError) => ['commander.helpDisplayed', 'commander.version'].includes(e.code);
 
 /** An action whose result is the exit status. */
-export const action = <A extends unknown[]>(fn: (...args: A) => Promise<number> | number) => async (...args: A) => {
-  process.exitCode = await fn(...args);
-};
+export const action =
+  <A extends unknown[]>(fn: (...args: A) => Promise<number> | number) =>
+  async (...args: A) => {
+    process.exitCode = await fn(...args);
+  };
 
 /** The full name of a (sub)command: 'swav eval linear'. */
 export function commandPath(cmd: Command): string {
@@ -27,8 +29,13 @@ export function commandPath(cmd: Command): string {
 export function subcommand(parent: Command, name: string, description: string): Command {
   const cmd = parent.command(name).description(description).exitOverride();
   cmd.configureOutput({
-    outputError: (message, write) => write(`${commandPath(cmd)}: ${message.trim().replace(/^error: /, '').replace(/\n+/g, ' ')}` +
-      ` (${commandPath(cmd)} --help lists the options)\n`),
+    outputError: (message, write) =>
+      write(
+        `${commandPath(cmd)}: ${message
+          .trim()
+          .replace(/^error: /, '')
+          .replace(/\n+/g, ' ')}` + ` (${commandPath(cmd)} --help lists the options)\n`,
+      ),
   });
   return cmd;
 }

@@ -4,7 +4,10 @@ import { checkRoot } from '../serve/runs.js';
 import { listen } from '../serve/server.js';
 import { UsageError, action, examples, int, subcommand } from './options.js';
 
-interface ServeOptions { port: number; host: string }
+interface ServeOptions {
+  port: number;
+  host: string;
+}
 
 async function serve(root: string, o: ServeOptions): Promise<number> {
   if (o.port < 0 || o.port > 65535) throw new UsageError(`serve: --port ${o.port}: a port is 0 to 65535 (0: any free one)`);
@@ -20,7 +23,11 @@ async function serve(root: string, o: ServeOptions): Promise<number> {
 }
 
 export function serveCommand(swav: Command): void {
-  subcommand(swav, 'serve', 'a live dashboard of a run directory (or a folder of them): loss, lr, throughput, prototype usage, kNN evaluations, a prototype gallery')
+  subcommand(
+    swav,
+    'serve',
+    'a live dashboard of a run directory (or a folder of them): loss, lr, throughput, prototype usage, kNN evaluations, a prototype gallery',
+  )
     .argument('<run-dir>', 'a run directory (run.out) or a folder of run directories')
     .option('--port <port>', 'the port (0: any free one)', int, 6006)
     .option('--host <host>', 'the address to bind (another than 127.0.0.1 opens the dashboard to the network)', '127.0.0.1')

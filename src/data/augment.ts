@@ -67,7 +67,12 @@ function colorConstants(): ColorConstants {
 }
 
 // torchvision's rgb_to_grayscale, on the channel planes (a third of the memory traffic of a weighted channel sum)
-const gray = (x: Tensor) => x.narrow(1, 0, 1).mul(GRAY[0]).add_(x.narrow(1, 1, 1), GRAY[1]).add_(x.narrow(1, 2, 1), GRAY[2]);
+const gray = (x: Tensor) =>
+  x
+    .narrow(1, 0, 1)
+    .mul(GRAY[0])
+    .add_(x.narrow(1, 1, 1), GRAY[1])
+    .add_(x.narrow(1, 2, 1), GRAY[2]);
 
 /** An op's amount: one number for one crop, or a column (n x 1 x 1 x 1) of per-row amounts for n rows. */
 type Amount = number | Tensor;
@@ -75,7 +80,8 @@ const column = (values: number[]) => tensor(values).view(-1, 1, 1, 1);
 
 /** x <- clamp(x * f + other * (1 - f), 0, 1), torchvision's blend; `other` is consumed. */
 function blend_(x: Tensor, other: Tensor, f: Amount): void {
-  if (typeof f === 'number') run('add.out', other.mul_(1 - f).h, x.h, f, x.h); // (one pass: other + f * x)
+  if (typeof f === 'number')
+    run('add.out', other.mul_(1 - f).h, x.h, f, x.h); // (one pass: other + f * x)
   else x.mul_(f).add_(other.mul_(f.neg().add_(1)));
   x.clamp_(0, 1);
 }
@@ -124,9 +130,17 @@ function hue_(x: Tensor, shift: Amount, k: ColorConstants): void {
 
 /** brightness, contrast, saturation (factors) and hue (shift), in place, each row by its own amount. */
 const OPS: ((x: Tensor, amount: Amount, k: ColorConstants) => void)[] = [
-  (x, f) => { x.mul_(f).clamp_(0, 1); },
-  (x, f, k) => tidy(() => { blend_(x, x.shape[1] === 3 ? x.mean([2, 3], true).mul_(k.gray).sum(1, true) : x.mean([1, 2, 3], true), f); }),
-  (x, f) => tidy(() => { blend_(x, gray(x), f); }),
+  (x, f) => {
+    x.mul_(f).clamp_(0, 1);
+  },
+  (x, f, k) =>
+    tidy(() => {
+      blend_(x, x.shape[1] === 3 ? x.mean([2, 3], true).mul_(k.gray).sum(1, true) : x.mean([1, 2, 3], true), f);
+    }),
+  (x, f) =>
+    tidy(() => {
+      blend_(x, gray(x), f);
+    }),
   hue_,
 ];
 /** The amount that leaves a row as it is (for hue a shift of 0, but its round trip is not exact: rows are masked). */
@@ -167,7 +181,9 @@ function gaussianBlur_(x: Tensor, sigmas: (number | null)[]): void {
       const own = s === null ? 0 : Math.ceil(3 * s);
       const g = Array.from({ length: 2 * own + 1 }, (_, i) => (s === null ? 1 : Math.exp(-((i - own) ** 2) / (2 * s * s))));
       const sum = g.reduce((a, b) => a + b, 0);
-      g.forEach((v, i) => { taps[half - own + i][row] = v / sum; });
+      g.forEach((v, i) => {
+        taps[half - own + i][row] = v / sum;
+      });
     });
     const w = taps.map((t) => (t.length === 1 ? t[0] : column(t)));
     x.copy_(filterAlong(filterAlong(x, 2, w), 3, w));
@@ -180,7 +196,10 @@ function colorAugmentCrop_(x: Tensor, p: ColorParams, k: ColorConstants): void {
   if (p.jitter !== null) {
     for (const op of p.jitter.order) if (runs(p.jitter, op, rgb)) OPS[op](x, amountOf(p.jitter, op), k);
   }
-  if (rgb && p.grayscale) tidy(() => { x.copy_(gray(x)); });
+  if (rgb && p.grayscale)
+    tidy(() => {
+      x.copy_(gray(x));
+    });
   if (p.blur !== null) gaussianBlur_(x, [p.blur]);
 }
 
@@ -206,8 +225,15 @@ function colorAugmentRows_(x: Tensor, params: ColorParams[], k: ColorConstants):
       });
     }
   }
-  if (rgb && params.some((p) => p.grayscale)) tidy(() => { select_(x, gray(x), column(params.map((p) => Number(p.grayscale)))); });
-  if (params.some((p) => p.blur !== null)) gaussianBlur_(x, params.map((p) => p.blur));
+  if (rgb && params.some((p) => p.grayscale))
+    tidy(() => {
+      select_(x, gray(x), column(params.map((p) => Number(p.grayscale))));
+    });
+  if (params.some((p) => p.blur !== null))
+    gaussianBlur_(
+      x,
+      params.map((p) => p.blur),
+    );
 }
 
 /**
@@ -221,7 +247,12 @@ const scheduleFor = (x: Tensor): Schedule => (x.shape[2] * x.shape[3] <= 48 * 48
  * Colors, grays and blurs each row of `batch` (n x C x S x S) as params[i] says, in place; when given, cut(i, row)
  * first writes row i. Large crops are augmented right after their cut, while they are in cache; small ones together.
  */
-export function augmentInto_(batch: Tensor, params: ColorParams[], cut: ((i: number, row: Tensor) => void) | null, schedule = scheduleFor(batch)): Tensor {
+export function augmentInto_(
+  batch: Tensor,
+  params: ColorParams[],
+  cut: ((i: number, row: Tensor) => void) | null,
+  schedule = scheduleFor(batch),
+): Tensor {
   tidy(() => {
     const k = colorConstants();
     if (schedule === 'rows') {

@@ -14,8 +14,12 @@ setNumThreads(1); // one thread beside the training step: its own intra-op threa
 parentPort!.on('message', (req: CropRequest) => {
   try {
     const shape = [req.indices.length, ...init.imageShape];
-    const crops = tidy(() => inMemoryCrops(fromBytes(req.images, shape, 'uint8'), req.indices, init.seed, req.epoch, init.crops)
-      .map((t) => ({ buffer: t.toBytes().buffer as ArrayBuffer, shape: t.shape })));
+    const crops = tidy(() =>
+      inMemoryCrops(fromBytes(req.images, shape, 'uint8'), req.indices, init.seed, req.epoch, init.crops).map((t) => ({
+        buffer: t.toBytes().buffer as ArrayBuffer,
+        shape: t.shape,
+      })),
+    );
     const buffers = crops.map((c) => c.buffer);
     parentPort!.postMessage({ id: req.id, buffers, shapes: crops.map((c) => c.shape) }, buffers);
   } catch (e) {

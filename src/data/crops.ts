@@ -22,8 +22,19 @@ export function multiCropBatches(images: Tensor | Tensor[], params: CropParams[]
   return params[0].map(({ size }, k) => {
     const crops = params.map((p) => p[k]);
     const batch = Array.isArray(images)
-      ? augmentInto_(empty([images.length, images[0].shape[1], size, size]), crops, (i, row) => resizedCropInto(images[i], crops[i], crops[i].flip, row))
-      : augmentInto_(cropResize(images, crops, size, crops.map((p) => p.flip)), crops, null);
+      ? augmentInto_(empty([images.length, images[0].shape[1], size, size]), crops, (i, row) =>
+          resizedCropInto(images[i], crops[i], crops[i].flip, row),
+        )
+      : augmentInto_(
+          cropResize(
+            images,
+            crops,
+            size,
+            crops.map((p) => p.flip),
+          ),
+          crops,
+          null,
+        );
     return normalizeChannels_(batch, c.mean, c.std);
   });
 }

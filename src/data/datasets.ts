@@ -36,7 +36,16 @@ export interface FileDataset {
 export type Dataset = TensorDataset | FileDataset;
 
 export type DatasetType = 'folder' | 'filelist' | 'fashion-mnist' | 'mnist' | 'idx' | 'cifar10' | 'cifar100' | 'stl10';
-export const DATASET_TYPES: readonly DatasetType[] = ['folder', 'filelist', 'fashion-mnist', 'mnist', 'idx', 'cifar10', 'cifar100', 'stl10'];
+export const DATASET_TYPES: readonly DatasetType[] = [
+  'folder',
+  'filelist',
+  'fashion-mnist',
+  'mnist',
+  'idx',
+  'cifar10',
+  'cifar100',
+  'stl10',
+];
 
 function readMaybeGz(path: string): Buffer {
   for (const p of [path, `${path}.gz`]) {
@@ -59,7 +68,8 @@ export function readIdx(path: string): { dims: number[]; data: Uint8Array } {
   if (b.length < 4 || b[0] !== 0 || b[1] !== 0 || b[2] !== 0x08) throw new DatasetError(`${path}: not an IDX file of uint8 data`);
   const nd = b[3];
   const start = 4 + 4 * nd;
-  if (b.length < start) throw new DatasetError(`${path}: truncated (a header of ${nd} dimensions needs ${start} bytes, the file has ${b.length})`);
+  if (b.length < start)
+    throw new DatasetError(`${path}: truncated (a header of ${nd} dimensions needs ${start} bytes, the file has ${b.length})`);
   const dims = Array.from({ length: nd }, (_, i) => b.readUInt32BE(4 + 4 * i));
   const n = dims.reduce((a, c) => a * BigInt(c), 1n); // exact: the dimensions may multiply past 2^53
   if (BigInt(b.length - start) < n) throw new DatasetError(`${path}: truncated (${b.length - start} of ${n} bytes)`);
@@ -83,7 +93,8 @@ function idxDataset(dir: string, split: string, name: string): TensorDataset {
   let labels = new Int32Array(n).fill(-1);
   if (existsSync(join(dir, files[1])) || existsSync(join(dir, `${files[1]}.gz`))) {
     const lab = readIdx(join(dir, files[1]));
-    if (lab.dims.length !== 1) throw new DatasetError(`${join(dir, files[1])}: expected one label per image, got dimensions [${lab.dims.join(', ')}]`);
+    if (lab.dims.length !== 1)
+      throw new DatasetError(`${join(dir, files[1])}: expected one label per image, got dimensions [${lab.dims.join(', ')}]`);
     if (lab.dims[0] !== n) throw new DatasetError(`${dir}: ${n} images but ${lab.dims[0]} labels`);
     labels = Int32Array.from(lab.data);
   }
@@ -91,9 +102,14 @@ function idxDataset(dir: string, split: string, name: string): TensorDataset {
 }
 
 function cifar(dir: string, split: string, classes: 10 | 100): TensorDataset {
-  const files = classes === 10
-    ? split === 'train' ? [1, 2, 3, 4, 5].map((i) => `data_batch_${i}.bin`) : ['test_batch.bin']
-    : split === 'train' ? ['train.bin'] : ['test.bin'];
+  const files =
+    classes === 10
+      ? split === 'train'
+        ? [1, 2, 3, 4, 5].map((i) => `data_batch_${i}.bin`)
+        : ['test_batch.bin']
+      : split === 'train'
+        ? ['train.bin']
+        : ['test.bin'];
   if (split !== 'train' && split !== 'test') throw new DatasetError(`cifar${classes}: split must be train or test`);
   const labelBytes = classes === 10 ? 1 : 2;
   const record = labelBytes + 3072;
@@ -105,7 +121,10 @@ function cifar(dir: string, split: string, classes: 10 | 100): TensorDataset {
     const limits = classes === 10 ? [10] : [20, 100];
     for (let off = 0; off < b.length; off += record) {
       const bad = limits.findIndex((c, i) => b[off + i] >= c);
-      if (bad >= 0) throw new DatasetError(`${p}: record ${off / record} has label ${b[off + bad]}, not one of the ${limits[bad]} ${bad || classes === 10 ? '' : 'coarse '}classes`);
+      if (bad >= 0)
+        throw new DatasetError(
+          `${p}: record ${off / record} has label ${b[off + bad]}, not one of the ${limits[bad]} ${bad || classes === 10 ? '' : 'coarse '}classes`,
+        );
     }
     return b;
   });
@@ -150,7 +169,8 @@ function stl10(dir: string, split: string): TensorDataset {
 
 /** `known`: another split's classes, whose indices the labels take (a class folder not among them is an error). */
 function folder(dir: string, known?: string[]): FileDataset {
-  if (!statSync(dir).isDirectory()) throw new DatasetError(`${dir} is a file, not a folder of images: point data.path (or --data) at a folder`);
+  if (!statSync(dir).isDirectory())
+    throw new DatasetError(`${dir} is a file, not a folder of images: point data.path (or --data) at a folder`);
   const files = listImages(dir);
   if (!files.length) throw new DatasetError(`${dir}: no images (jpg, png, webp, ...) found`);
   // class subfolders give labels (sorted names, as torchvision's ImageFolder); a flat folder has none
@@ -158,17 +178,28 @@ function folder(dir: string, known?: string[]): FileDataset {
   const own = [...new Set(files.map(classOf).filter((c): c is string => c !== null))].sort();
   const unknown = known?.length ? own.filter((c) => !known.includes(c)) : [];
   if (unknown.length) {
-    throw new DatasetError(`${dir}: class folder${unknown.length > 1 ? 's' : ''} ${unknown.slice(0, 3).map((c) => `'${c}'`).join(', ')}${unknown.length > 3 ? ', ...' : ''} ` +
-      `not among the ${known!.length} classes of the train split: the splits must share their classes`);
+    throw new DatasetError(
+      `${dir}: class folder${unknown.length > 1 ? 's' : ''} ${unknown
+        .slice(0, 3)
+        .map((c) => `'${c}'`)
+        .join(', ')}${unknown.length > 3 ? ', ...' : ''} ` +
+        `not among the ${known!.length} classes of the train split: the splits must share their classes`,
+    );
   }
   const classes = known?.length ? known : own;
-  const labels = Int32Array.from(files, (f) => { const c = classOf(f); return c === null ? -1 : classes.indexOf(c); });
+  const labels = Int32Array.from(files, (f) => {
+    const c = classOf(f);
+    return c === null ? -1 : classes.indexOf(c);
+  });
   return { kind: 'files', name: dir, files, labels, classes, length: files.length };
 }
 
 function fileList(path: string): FileDataset {
   const base = dirname(path);
-  const rows = readFileSync(path, 'utf8').split('\n').map((l) => l.trim()).filter((l) => l && !l.startsWith('#'));
+  const rows = readFileSync(path, 'utf8')
+    .split('\n')
+    .map((l) => l.trim())
+    .filter((l) => l && !l.startsWith('#'));
   const files: string[] = [];
   const labels: number[] = [];
   for (const [i, row] of rows.entries()) {
@@ -194,22 +225,31 @@ export function openDataset(spec: DatasetSpec): Dataset {
   const split = spec.split ?? 'train';
   if (!existsSync(path)) throw new DatasetError(`${type} data not found at ${path}`);
   switch (type) {
-    case 'fashion-mnist': return { ...idxDataset(path, split, `${type}-${split}`), classes: FASHION_MNIST_CLASSES };
-    case 'mnist': case 'idx': return idxDataset(path, split, `${type}-${split}`);
-    case 'cifar10': return cifar(path, split, 10);
-    case 'cifar100': return cifar(path, split, 100);
-    case 'stl10': return stl10(path, split);
+    case 'fashion-mnist':
+      return { ...idxDataset(path, split, `${type}-${split}`), classes: FASHION_MNIST_CLASSES };
+    case 'mnist':
+    case 'idx':
+      return idxDataset(path, split, `${type}-${split}`);
+    case 'cifar10':
+      return cifar(path, split, 10);
+    case 'cifar100':
+      return cifar(path, split, 100);
+    case 'stl10':
+      return stl10(path, split);
     case 'folder': {
       const isDir = (d: string) => existsSync(d) && statSync(d).isDirectory();
       if (spec.split && isDir(join(path, split))) return folder(join(path, split), spec.classes);
       // a folder of splits without this one is a mistake; a folder without splits is the whole dataset
       const splits = ['train', 'val', 'test'].filter((d) => isDir(join(path, d)));
       if (spec.split && splits.length) {
-        throw new DatasetError(`${path}: no '${split}' split, it has ${splits.join(', ')}: choose one (--split / --train-split, or data.split, data.eval_split, data.eval_train_split)`);
+        throw new DatasetError(
+          `${path}: no '${split}' split, it has ${splits.join(', ')}: choose one (--split / --train-split, or data.split, data.eval_split, data.eval_train_split)`,
+        );
       }
       return folder(path, spec.classes);
     }
-    case 'filelist': return fileList(path);
+    case 'filelist':
+      return fileList(path);
   }
 }
 

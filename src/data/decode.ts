@@ -58,7 +58,9 @@ export async function decodeRGB(path: string): Promise<RGB> {
   if (decodeJpeg && isJpeg(bytes) && exifOrientation(bytes) === 1) {
     try {
       return decodeJpeg(bytes);
-    } catch { /* sharp judges it */ }
+    } catch {
+      /* sharp judges it */
+    }
   }
   const { data, info } = await sharpRGB(bytes).raw().toBuffer({ resolveWithObject: true });
   if (info.channels !== 3) throw new Error(`decoded to ${info.channels} channels`);

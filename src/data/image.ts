@@ -39,9 +39,11 @@ export async function resizeCenterCrop(path: string, resize = EVAL_RESIZE, crop 
   // torchvision: the shorter side becomes `resize`, the longer int(resize * long / short)
   [w, h] = w <= h ? [resize, Math.floor((resize * h) / w)] : [Math.floor((resize * w) / h), resize];
   if (w < crop || h < crop) throw new Error(`${path}: resize ${resize} is smaller than the crop ${crop}`);
-  const { data } = await img.resize(w, h, { kernel: 'linear', fit: 'fill' })
+  const { data } = await img
+    .resize(w, h, { kernel: 'linear', fit: 'fill' })
     .extract({ left: Math.round((w - crop) / 2), top: Math.round((h - crop) / 2), width: crop, height: crop })
-    .raw().toBuffer({ resolveWithObject: true });
+    .raw()
+    .toBuffer({ resolveWithObject: true });
   return { data: new Uint8Array(data.buffer, data.byteOffset, data.length), width: crop, height: crop };
 }
 
@@ -51,7 +53,11 @@ export function stackRGB(images: RGB[]): Tensor {
   const all = new Uint8Array(images.length * width * height * 3);
   images.forEach((im, i) => all.set(im.data, i * width * height * 3));
   const nhwc = fromBytes(all, [images.length, height, width, 3], 'uint8');
-  try { return nhwc.permute(0, 3, 1, 2).contiguous(); } finally { nhwc.dispose(); }
+  try {
+    return nhwc.permute(0, 3, 1, 2).contiguous();
+  } finally {
+    nhwc.dispose();
+  }
 }
 
 /** SwAV's normalization (std 0.228, not 0.229, for the red channel). */
@@ -62,17 +68,30 @@ export const STD = [0.228, 0.224, 0.225];
  * Evaluation images: decoded, resized (shorter side `resize`), center-cropped to `crop`, normalized; files that
  * fail to decode are skipped and reported.
  */
-export async function loadEvalImages(files: string[], o: { resize?: number; crop?: number; mean?: number[]; std?: number[] } = {}):
-  Promise<{ images: Tensor; ok: string[]; skipped: string[] }> {
+export async function loadEvalImages(
+  files: string[],
+  o: { resize?: number; crop?: number; mean?: number[]; std?: number[] } = {},
+): Promise<{ images: Tensor; ok: string[]; skipped: string[] }> {
   const crop = o.crop ?? EVAL_CROP;
-  const decoded = await Promise.all(files.map((f) => resizeCenterCrop(f, o.resize ?? EVAL_RESIZE, crop).then((im) => ({ f, im }), (e: Error) => ({ f, e }))));
+  const decoded = await Promise.all(
+    files.map((f) =>
+      resizeCenterCrop(f, o.resize ?? EVAL_RESIZE, crop).then(
+        (im) => ({ f, im }),
+        (e: Error) => ({ f, e }),
+      ),
+    ),
+  );
   const ok = decoded.filter((d): d is { f: string; im: RGB } => 'im' in d);
   const skipped = decoded.flatMap((d) => ('e' in d ? [`${d.f}: ${d.e.message}`] : []));
   if (!ok.length) return { images: zeros([0, 3, crop, crop]), ok: [], skipped };
   const images = tidy(() => {
     const mean = tensor(o.mean ?? MEAN).view(1, 3, 1, 1);
     const std = tensor(o.std ?? STD).view(1, 3, 1, 1);
-    return stackRGB(ok.map((d) => d.im)).float().div(255).sub(mean).div(std);
+    return stackRGB(ok.map((d) => d.im))
+      .float()
+      .div(255)
+      .sub(mean)
+      .div(std);
   });
   return { images, ok: ok.map((d) => d.f), skipped };
 }

@@ -72,11 +72,16 @@ export class MultiCropLoader {
   /** Files found corrupt so far (skipped from then on). */
   readonly badFiles = new Set<string>();
 
-  constructor(readonly dataset: Dataset, readonly o: LoaderOptions) {
+  constructor(
+    readonly dataset: Dataset,
+    readonly o: LoaderOptions,
+  ) {
     const share = Math.floor(dataset.length / (o.worldSize ?? 1));
     this.itersPerEpoch = (o.dropLast ?? true) ? Math.floor(share / o.batchSize) : Math.ceil(share / o.batchSize);
     if (this.itersPerEpoch < 1) {
-      throw new Error(`the dataset has ${dataset.length} samples, fewer than one batch of ${o.batchSize}${(o.worldSize ?? 1) > 1 ? ` for each of ${o.worldSize} processes` : ''}`);
+      throw new Error(
+        `the dataset has ${dataset.length} samples, fewer than one batch of ${o.batchSize}${(o.worldSize ?? 1) > 1 ? ` for each of ${o.worldSize} processes` : ''}`,
+      );
     }
     this.#pool = dataset.kind === 'files' ? new DecodePool(o.workers ?? 0) : null;
   }
@@ -122,10 +127,14 @@ export class MultiCropLoader {
    * that nothing runs on behind it.
    */
   async *#prefetched(ds: TensorDataset, epoch: number, order: Int32Array, start: number): AsyncGenerator<Batch> {
-    const worker = this.#cropWorker ??= this.#startCropWorker(ds);
+    const worker = (this.#cropWorker ??= this.#startCropWorker(ds));
     const ask = (it: number) => {
       const indices = this.#batchIndices(order, it);
-      return worker.crops(epoch, indices, tidy(() => imagesOf(ds, indices).toBytes()));
+      return worker.crops(
+        epoch,
+        indices,
+        tidy(() => imagesOf(ds, indices).toBytes()),
+      );
     };
     let next: Promise<CropBytes> | null = start < this.itersPerEpoch ? ask(start) : null;
     try {
@@ -165,12 +174,15 @@ export class MultiCropLoader {
       return null;
     };
     const decode = (index: number): Promise<DecodedSample | null> =>
-      pool.decode(ds.files[index], index, this.o.seed, augmentEpoch, this.o.crops).then((s) => s, (e: Error) => {
-        this.badFiles.add(ds.files[index]);
-        if (this.o.corruptImages === 'fail') throw new Error(`${ds.files[index]}: ${e.message} (data.corrupt_images: fail)`);
-        this.o.onSkip?.(ds.files[index], e.message);
-        return null;
-      });
+      pool.decode(ds.files[index], index, this.o.seed, augmentEpoch, this.o.crops).then(
+        (s) => s,
+        (e: Error) => {
+          this.badFiles.add(ds.files[index]);
+          if (this.o.corruptImages === 'fail') throw new Error(`${ds.files[index]}: ${e.message} (data.corrupt_images: fail)`);
+          this.o.onSkip?.(ds.files[index], e.message);
+          return null;
+        },
+      );
     const batchAt = async (it: number): Promise<DecodedSample[]> => {
       const wanted = Array.from(order.subarray(it * bs, (it + 1) * bs)).map((i) => (this.badFiles.has(ds.files[i]) ? take() : i));
       const got = await Promise.all(wanted.map((i) => (i === null ? null : decode(i))));
@@ -189,7 +201,13 @@ export class MultiCropLoader {
       const t0 = performance.now();
       const samples = await ahead.shift()!;
       if (it + 2 < this.itersPerEpoch) ahead.push(batchAt(it + 2));
-      const crops = tidy(() => multiCropBatches(samples.map((s) => imageTensor(s.image)), samples.map((s) => s.params), this.o.crops));
+      const crops = tidy(() =>
+        multiCropBatches(
+          samples.map((s) => imageTensor(s.image)),
+          samples.map((s) => s.params),
+          this.o.crops,
+        ),
+      );
       yield { crops, indices: Int32Array.from(samples, (s) => s.index), waitSeconds: (performance.now() - t0) / 1000 };
     }
   }
@@ -214,8 +232,10 @@ export interface LabelledBatch {
  * center-cropped (`crop`, 224), in-memory images as they are; normalized. Files that fail to decode are left out.
  * Each batch is freed once the consumer moves on.
  */
-export async function* evalBatches(ds: Dataset, o: { batch: number; mean: number[]; std: number[]; device?: string; resize?: number; crop?: number;
-  range?: [number, number] }): AsyncGenerator<LabelledBatch> {
+export async function* evalBatches(
+  ds: Dataset,
+  o: { batch: number; mean: number[]; std: number[]; device?: string; resize?: number; crop?: number; range?: [number, number] },
+): AsyncGenerator<LabelledBatch> {
   const device = o.device ?? 'cpu';
   const [from, to] = o.range ?? [0, ds.length];
   for (let i = from; i < to; i += o.batch) {
@@ -231,7 +251,13 @@ export async function* evalBatches(ds: Dataset, o: { batch: number; mean: number
       const { images: cpu, ok } = await loadEvalImages(files, { resize: o.resize, crop: o.crop, mean: o.mean, std: o.std });
       const images = device === 'cpu' ? cpu : tidy(() => cpu.to({ device }));
       if (images !== cpu) cpu.dispose();
-      b = { images, labels: tensor(ok.map((f) => ds.labels[ds.files.indexOf(f, i)]), { dtype: 'int64', device }) };
+      b = {
+        images,
+        labels: tensor(
+          ok.map((f) => ds.labels[ds.files.indexOf(f, i)]),
+          { dtype: 'int64', device },
+        ),
+      };
     }
     try {
       if (b.labels.shape[0]) yield b;

@@ -22,12 +22,27 @@ export interface MultiCropConfig {
 }
 
 export const REFERENCE_MULTICROP: MultiCropConfig = {
-  nmbCrops: [2, 6], sizeCrops: [224, 96], minScaleCrops: [0.14, 0.05], maxScaleCrops: [1, 0.14],
-  ratio: [3 / 4, 4 / 3], flipP: 0.5, jitterP: 0.8, jitter: [0.8, 0.8, 0.8, 0.2], grayscaleP: 0.2, blurP: 0.5,
-  blurRadius: [0.1, 2.0], mean: [0.485, 0.456, 0.406], std: [0.228, 0.224, 0.225],
+  nmbCrops: [2, 6],
+  sizeCrops: [224, 96],
+  minScaleCrops: [0.14, 0.05],
+  maxScaleCrops: [1, 0.14],
+  ratio: [3 / 4, 4 / 3],
+  flipP: 0.5,
+  jitterP: 0.8,
+  jitter: [0.8, 0.8, 0.8, 0.2],
+  grayscaleP: 0.2,
+  blurP: 0.5,
+  blurRadius: [0.1, 2.0],
+  mean: [0.485, 0.456, 0.406],
+  std: [0.228, 0.224, 0.225],
 };
 
-export interface CropBox { top: number; left: number; height: number; width: number }
+export interface CropBox {
+  top: number;
+  left: number;
+  height: number;
+  width: number;
+}
 
 export interface ColorParams {
   /** null when the jitter is not applied; else the op order (0 brightness, 1 contrast, 2 saturation, 3 hue). */
@@ -97,7 +112,18 @@ export function sampleCrops(rng: Rng, height: number, width: number, c: MultiCro
 /** One RandomResizedCrop(size) (scale 0.08-1) + horizontal flip and nothing else: the evaluations' train transform. */
 export function randomResizedCropConfig(size: number, mean: number[], std: number[]): MultiCropConfig {
   return {
-    nmbCrops: [1], sizeCrops: [size], minScaleCrops: [0.08], maxScaleCrops: [1], ratio: [3 / 4, 4 / 3], flipP: 0.5, jitterP: 0,
-    jitter: [0, 0, 0, 0], grayscaleP: 0, blurP: 0, blurRadius: [0.1, 2], mean, std,
+    nmbCrops: [1],
+    sizeCrops: [size],
+    minScaleCrops: [0.08],
+    maxScaleCrops: [1],
+    ratio: [3 / 4, 4 / 3],
+    flipP: 0.5,
+    jitterP: 0,
+    jitter: [0, 0, 0, 0],
+    grayscaleP: 0,
+    blurP: 0,
+    blurRadius: [0.1, 2],
+    mean,
+    std,
   };
 }

@@ -2,7 +2,10 @@
 // sample i in epoch e depend only on (seed, e, i), never on worker scheduling or batch boundaries, so runs
 // reproduce and resume exactly.
 export class Rng {
-  #a: number; #b: number; #c: number; #d: number;
+  #a: number;
+  #b: number;
+  #c: number;
+  #d: number;
 
   constructor(...key: number[]) {
     let h = 0x9e3779b9;
@@ -17,7 +20,10 @@ export class Rng {
       mix(k >>> 0);
       mix(Math.floor(k / 2 ** 32) >>> 0);
     }
-    this.#a = mix(1); this.#b = mix(2); this.#c = mix(3); this.#d = mix(4);
+    this.#a = mix(1);
+    this.#b = mix(2);
+    this.#c = mix(3);
+    this.#d = mix(4);
     for (let i = 0; i < 12; i++) this.next();
   }
 
@@ -33,10 +39,16 @@ export class Rng {
   }
 
   /** Uniform in [0, 1). */
-  random(): number { return this.next() / 4294967296; }
-  uniform(lo: number, hi: number): number { return lo + (hi - lo) * this.random(); }
+  random(): number {
+    return this.next() / 4294967296;
+  }
+  uniform(lo: number, hi: number): number {
+    return lo + (hi - lo) * this.random();
+  }
   /** An integer in [lo, hi). */
-  int(lo: number, hi: number): number { return lo + Math.floor(this.random() * (hi - lo)); }
+  int(lo: number, hi: number): number {
+    return lo + Math.floor(this.random() * (hi - lo));
+  }
   /** A random permutation of 0..n-1 (Fisher-Yates). */
   permutation(n: number): Int32Array {
     const p = Int32Array.from({ length: n }, (_, i) => i);

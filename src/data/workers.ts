@@ -82,7 +82,10 @@ export interface CropRequest {
 }
 
 /** A batch's crops as the worker made them: per crop position, its float32 bytes and shape. */
-export interface CropBytes { buffers: ArrayBuffer[]; shapes: number[][] }
+export interface CropBytes {
+  buffers: ArrayBuffer[];
+  shapes: number[][];
+}
 
 /** One worker thread that makes the crops of in-memory batches (crop_worker.ts), in the order asked. */
 export class CropWorker {

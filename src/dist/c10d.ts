@@ -29,14 +29,21 @@ export interface InitOptions {
 
 function dist(): NativeDist {
   if (!native.distInit) {
-    throw new Error('swav: the native addon was built without c10d (Gloo\'s headers were missing: install libgloo-dev and run `npm run setup`)');
+    throw new Error(
+      "swav: the native addon was built without c10d (Gloo's headers were missing: install libgloo-dev and run `npm run setup`)",
+    );
   }
   return native as NativeDist;
 }
 
 /** The backends this build of the addon has: Gloo where libgloo-dev's headers were found, NCCL in a CUDA build. */
 export function availableBackends(): ('gloo' | 'nccl')[] {
-  return native.distBackends ? native.distBackends().split(', ').filter((b): b is 'gloo' | 'nccl' => b === 'gloo' || b === 'nccl') : [];
+  return native.distBackends
+    ? native
+        .distBackends()
+        .split(', ')
+        .filter((b): b is 'gloo' | 'nccl' => b === 'gloo' || b === 'nccl')
+    : [];
 }
 
 const isLoopback = (addr: string) => addr === 'localhost' || addr === '::1' || addr.startsWith('127.');
@@ -48,8 +55,13 @@ function envInt(name: string): number | undefined {
 
 /** A launched collective: wait() resolves to its result (the tensor written), waitSync() blocks for it. */
 export class Work<T> {
-  constructor(readonly handle: WorkHandle, readonly result: T) {}
-  isCompleted(): boolean { return dist().distIsCompleted(this.handle); }
+  constructor(
+    readonly handle: WorkHandle,
+    readonly result: T,
+  ) {}
+  isCompleted(): boolean {
+    return dist().distIsCompleted(this.handle);
+  }
   /** Waits on a libuv thread: the event loop keeps running. */
   async wait(): Promise<T> {
     await dist().distWaitAsync(this.handle);
@@ -69,34 +81,51 @@ export async function initProcessGroup(o: InitOptions = {}): Promise<C10dGroup> 
   const port = o.masterPort ?? envInt('MASTER_PORT') ?? 29500;
   const iface = o.interface ?? (process.env.GLOO_SOCKET_IFNAME || undefined);
   const spec: JoinSpec = {
-    backend: o.backend ?? 'gloo', rank, worldSize, timeoutMs: Math.round((o.timeoutSeconds ?? 1800) * 1000),
-    interface: iface, hostname: o.hostname ?? (iface === undefined && isLoopback(host) ? '127.0.0.1' : undefined),
+    backend: o.backend ?? 'gloo',
+    rank,
+    worldSize,
+    timeoutMs: Math.round((o.timeoutSeconds ?? 1800) * 1000),
+    interface: iface,
+    hostname: o.hostname ?? (iface === undefined && isLoopback(host) ? '127.0.0.1' : undefined),
   };
   const h = await dist().distInit(o.storePath !== undefined ? { ...spec, storePath: o.storePath } : { ...spec, host, port });
   return new C10dGroup(h, rank, worldSize, spec);
 }
 
 export class C10dGroup implements ProcessGroup, SyncBatchNormGroup {
-  constructor(readonly handle: GroupHandle, readonly rank: number, readonly worldSize: number, readonly spec: JoinSpec) {}
+  constructor(
+    readonly handle: GroupHandle,
+    readonly rank: number,
+    readonly worldSize: number,
+    readonly spec: JoinSpec,
+  ) {}
 
   allReduceAsync(t: Tensor, op: ReduceOp = 'sum'): Work<Tensor> {
     return new Work(dist().distAllReduce(this.handle, t.h, op), t);
   }
   /** Reduces `t` over the group, in place; returns `t`. */
-  allReduce_(t: Tensor, op: ReduceOp = 'sum'): Tensor { return this.allReduceAsync(t, op).waitSync(); }
-  allReduceSum_(t: Tensor): Tensor { return this.allReduce_(t, 'sum'); }
+  allReduce_(t: Tensor, op: ReduceOp = 'sum'): Tensor {
+    return this.allReduceAsync(t, op).waitSync();
+  }
+  allReduceSum_(t: Tensor): Tensor {
+    return this.allReduce_(t, 'sum');
+  }
 
   broadcastAsync(t: Tensor, src: number): Work<Tensor> {
     return new Work(dist().distBroadcast(this.handle, t.h, src), t);
   }
-  broadcast_(t: Tensor, src: number): Tensor { return this.broadcastAsync(t, src).waitSync(); }
+  broadcast_(t: Tensor, src: number): Tensor {
+    return this.broadcastAsync(t, src).waitSync();
+  }
 
   /** Every rank's `t` (equal shapes) concatenated along dim 0 in rank order; the tensor is filled once done. */
   allGatherAsync(t: Tensor): Work<Tensor> {
     const [out, w] = dist().distAllGather(this.handle, t.h);
     return new Work(w, wrap(out));
   }
-  allGather(t: Tensor): Tensor { return this.allGatherAsync(t).waitSync(); }
+  allGather(t: Tensor): Tensor {
+    return this.allGatherAsync(t).waitSync();
+  }
 
   /**
    * `t` holds worldSize equal chunks along dim 0; this rank gets its chunk reduced over the group. (Over Gloo an
@@ -106,14 +135,24 @@ export class C10dGroup implements ProcessGroup, SyncBatchNormGroup {
     const [out, w] = dist().distReduceScatter(this.handle, t.h, op);
     return new Work(w, wrap(out));
   }
-  reduceScatter(t: Tensor, op: ReduceOp = 'sum'): Tensor { return this.reduceScatterAsync(t, op).waitSync(); }
+  reduceScatter(t: Tensor, op: ReduceOp = 'sum'): Tensor {
+    return this.reduceScatterAsync(t, op).waitSync();
+  }
 
-  barrierAsync(): Work<void> { return new Work(dist().distBarrier(this.handle), undefined); }
-  barrier(): void { this.barrierAsync().waitSync(); }
+  barrierAsync(): Work<void> {
+    return new Work(dist().distBarrier(this.handle), undefined);
+  }
+  barrier(): void {
+    this.barrierAsync().waitSync();
+  }
 
   /** Broadcasts many tensors at once from `src` (flattened per dtype), in place. */
   broadcastCoalesced_(ts: Tensor[], src = 0): void {
-    dist().distBroadcastCoalesced(this.handle, ts.map((t) => t.h), src);
+    dist().distBroadcastCoalesced(
+      this.handle,
+      ts.map((t) => t.h),
+      src,
+    );
   }
 
   /**
@@ -140,12 +179,31 @@ export class C10dGroup implements ProcessGroup, SyncBatchNormGroup {
   }
 
   /** SyncBatchNorm in training mode over this group (native/sync_batch_norm.cc). */
-  batchNorm(x: Tensor, weight: Tensor | null, bias: Tensor | null, runningMean: Tensor | null, runningVar: Tensor | null,
-    momentum: number, eps: number): Tensor {
-    return wrap(dist().syncBatchNorm(x.h, weight?.h ?? null, bias?.h ?? null, runningMean?.h ?? null, runningVar?.h ?? null,
-      momentum, eps, this.handle));
+  batchNorm(
+    x: Tensor,
+    weight: Tensor | null,
+    bias: Tensor | null,
+    runningMean: Tensor | null,
+    runningVar: Tensor | null,
+    momentum: number,
+    eps: number,
+  ): Tensor {
+    return wrap(
+      dist().syncBatchNorm(
+        x.h,
+        weight?.h ?? null,
+        bias?.h ?? null,
+        runningMean?.h ?? null,
+        runningVar?.h ?? null,
+        momentum,
+        eps,
+        this.handle,
+      ),
+    );
   }
 
   /** Waits for queued work, then closes the connections (and, on rank 0, the store). */
-  destroy(): void { dist().distDestroy(this.handle); }
+  destroy(): void {
+    dist().distDestroy(this.handle);
+  }
 }

@@ -20,11 +20,21 @@ export class DistributedDataParallel {
   #h: ReducerHandle | null;
   readonly #buffers: Tensor[];
 
-  constructor(readonly group: C10dGroup, parameters: Tensor[], buffers: Tensor[] = [], o: DdpOptions = {}) {
+  constructor(
+    readonly group: C10dGroup,
+    parameters: Tensor[],
+    buffers: Tensor[] = [],
+    o: DdpOptions = {},
+  ) {
     this.#buffers = buffers;
     const d = native as NativeDist;
-    this.#h = d.ddpCreate(group.handle, parameters.map((p) => p.h), buffers.map((b) => b.h),
-      Math.round((o.bucketCapMb ?? 25) * MB), Math.round((o.firstBucketMb ?? 1) * MB));
+    this.#h = d.ddpCreate(
+      group.handle,
+      parameters.map((p) => p.h),
+      buffers.map((b) => b.h),
+      Math.round((o.bucketCapMb ?? 25) * MB),
+      Math.round((o.firstBucketMb ?? 1) * MB),
+    );
   }
 
   get #handle(): ReducerHandle {
@@ -33,16 +43,24 @@ export class DistributedDataParallel {
   }
 
   /** After backward, before the optimizer step: every gradient averaged over the group. */
-  finishGradSync(): void { (native as NativeDist).ddpFinish(this.#handle); }
+  finishGradSync(): void {
+    (native as NativeDist).ddpFinish(this.#handle);
+  }
 
   /** Rank 0's buffers to every rank (torch's broadcast_buffers does it before each forward). */
-  broadcastBuffers(): void { this.group.broadcastCoalesced_(this.#buffers, 0); }
+  broadcastBuffers(): void {
+    this.group.broadcastCoalesced_(this.#buffers, 0);
+  }
 
   /** Each bucket's parameter indices, in all-reduce order. */
-  get buckets(): number[][] { return (native as NativeDist).ddpBuckets(this.#handle); }
+  get buckets(): number[][] {
+    return (native as NativeDist).ddpBuckets(this.#handle);
+  }
 
   /** How many buckets have started their all-reduce since the last finishGradSync (during backward: the overlap). */
-  get launchedBuckets(): number { return (native as NativeDist).ddpLaunched(this.#handle); }
+  get launchedBuckets(): number {
+    return (native as NativeDist).ddpLaunched(this.#handle);
+  }
 
   /** Removes the gradient hooks and frees the buckets. */
   dispose(): void {

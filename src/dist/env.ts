@@ -27,18 +27,32 @@ export function distEnv(env: NodeJS.ProcessEnv = process.env): DistEnv | null {
   const world = int(env.WORLD_SIZE);
   if (world !== null) {
     const rank = int(env.RANK);
-    if (rank === null || rank >= world) throw new Error(`WORLD_SIZE is ${world} but RANK is '${env.RANK ?? ''}': set RANK to 0..${world - 1} (torchrun and swav launch do)`);
+    if (rank === null || rank >= world)
+      throw new Error(`WORLD_SIZE is ${world} but RANK is '${env.RANK ?? ''}': set RANK to 0..${world - 1} (torchrun and swav launch do)`);
     if (world < 2) return null;
-    return { rank, worldSize: world, localRank: int(env.LOCAL_RANK) ?? rank, localWorldSize: int(env.LOCAL_WORLD_SIZE) ?? world,
-      masterAddr: env.MASTER_ADDR ?? '127.0.0.1', masterPort: int(env.MASTER_PORT) ?? 29500, source: 'torchrun' };
+    return {
+      rank,
+      worldSize: world,
+      localRank: int(env.LOCAL_RANK) ?? rank,
+      localWorldSize: int(env.LOCAL_WORLD_SIZE) ?? world,
+      masterAddr: env.MASTER_ADDR ?? '127.0.0.1',
+      masterPort: int(env.MASTER_PORT) ?? 29500,
+      source: 'torchrun',
+    };
   }
   const tasks = int(env.SLURM_NTASKS);
   const procId = int(env.SLURM_PROCID);
   if (tasks !== null && procId !== null && tasks > 1) {
     const perNode = int(env.SLURM_NTASKS_PER_NODE?.split('(')[0]) ?? int(env.SLURM_TASKS_PER_NODE?.split('(')[0]) ?? tasks;
-    return { rank: procId, worldSize: tasks, localRank: int(env.SLURM_LOCALID) ?? 0, localWorldSize: perNode,
+    return {
+      rank: procId,
+      worldSize: tasks,
+      localRank: int(env.SLURM_LOCALID) ?? 0,
+      localWorldSize: perNode,
       masterAddr: env.MASTER_ADDR ?? firstSlurmHost(env.SLURM_JOB_NODELIST ?? env.SLURM_NODELIST ?? '127.0.0.1'),
-      masterPort: int(env.MASTER_PORT) ?? 29500, source: 'slurm' };
+      masterPort: int(env.MASTER_PORT) ?? 29500,
+      source: 'slurm',
+    };
   }
   return null;
 }

@@ -30,6 +30,13 @@ export const singleProcess: ProcessGroup = {
  */
 export interface SyncBatchNormGroup {
   readonly worldSize: number;
-  batchNorm(x: Tensor, weight: Tensor | null, bias: Tensor | null, runningMean: Tensor | null, runningVar: Tensor | null,
-    momentum: number, eps: number): Tensor;
+  batchNorm(
+    x: Tensor,
+    weight: Tensor | null,
+    bias: Tensor | null,
+    runningMean: Tensor | null,
+    runningVar: Tensor | null,
+    momentum: number,
+    eps: number,
+  ): Tensor;
 }

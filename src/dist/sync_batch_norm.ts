@@ -6,8 +6,16 @@ import { BatchNorm1d, BatchNorm2d } from '../nn/layers.js';
 import type { SyncBatchNormGroup } from './group.js';
 
 /** One SyncBatchNorm step, training mode: the running statistics (if given) updated with `momentum`. */
-export function syncBatchNorm(x: Tensor, weight: Tensor | null, bias: Tensor | null, runningMean: Tensor | null,
-  runningVar: Tensor | null, momentum: number, eps: number, group: SyncBatchNormGroup): Tensor {
+export function syncBatchNorm(
+  x: Tensor,
+  weight: Tensor | null,
+  bias: Tensor | null,
+  runningMean: Tensor | null,
+  runningVar: Tensor | null,
+  momentum: number,
+  eps: number,
+  group: SyncBatchNormGroup,
+): Tensor {
   return group.batchNorm(x, weight, bias, runningMean, runningVar, momentum, eps);
 }
 

@@ -5,7 +5,9 @@
 export function confusionMatrix(predictions: Int32Array, truth: Int32Array, classes: number): number[][] {
   if (predictions.length !== truth.length) throw new Error(`confusionMatrix: ${predictions.length} predictions for ${truth.length} labels`);
   const m = Array.from({ length: classes }, () => new Array<number>(classes).fill(0));
-  truth.forEach((t, i) => { m[t][predictions[i]]++; });
+  truth.forEach((t, i) => {
+    m[t][predictions[i]]++;
+  });
   return m;
 }
 

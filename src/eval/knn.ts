@@ -19,20 +19,34 @@ export interface KnnOptions {
 }
 
 /** Top-1 accuracy of weighted kNN: features of both sets are L2-normalized here. */
-export function knnTop1(trainFeats: Tensor, trainLabels: Int32Array, testFeats: Tensor, testLabels: Int32Array, o: KnnOptions = {}): number {
+export function knnTop1(
+  trainFeats: Tensor,
+  trainLabels: Int32Array,
+  testFeats: Tensor,
+  testLabels: Int32Array,
+  o: KnnOptions = {},
+): number {
   return knnTop1Many(trainFeats, trainLabels, testFeats, testLabels, [{ k: o.k ?? 200, temperature: o.temperature ?? 0.1 }], o.chunk)[0];
 }
 
 /** Weighted kNN top-1 for several (k, temperature) settings in one pass over the similarities (knnPredictMany). */
-export function knnTop1Many(trainFeats: Tensor, trainLabels: Int32Array, testFeats: Tensor, testLabels: Int32Array,
-  settings: { k: number; temperature: number }[], chunk = 1000): number[] {
+export function knnTop1Many(
+  trainFeats: Tensor,
+  trainLabels: Int32Array,
+  testFeats: Tensor,
+  testLabels: Int32Array,
+  settings: { k: number; temperature: number }[],
+  chunk = 1000,
+): number[] {
   return knnPredictMany(trainFeats, trainLabels, testFeats, settings, chunk).map((p) => top1Of(p, testLabels));
 }
 
 /** The share of predictions equal to the truth. */
 export function top1Of(predictions: Int32Array, truth: Int32Array): number {
   let correct = 0;
-  predictions.forEach((p, i) => { if (p === truth[i]) correct++; });
+  predictions.forEach((p, i) => {
+    if (p === truth[i]) correct++;
+  });
   return correct / Math.max(1, truth.length);
 }
 
@@ -40,30 +54,37 @@ export function top1Of(predictions: Int32Array, truth: Int32Array): number {
  * Weighted kNN's class for each test row, for several (k, temperature) settings in one pass over the
  * similarities: the neighbours of the largest k are found once, each setting votes with its first k of them.
  */
-export function knnPredictMany(trainFeats: Tensor, trainLabels: Int32Array, testFeats: Tensor,
-  settings: { k: number; temperature: number }[], chunk = 1000): Int32Array[] {
+export function knnPredictMany(
+  trainFeats: Tensor,
+  trainLabels: Int32Array,
+  testFeats: Tensor,
+  settings: { k: number; temperature: number }[],
+  chunk = 1000,
+): Int32Array[] {
   const ks = settings.map((s) => Math.min(s.k, trainFeats.shape[0]));
   const kMax = Math.max(...ks);
   const classes = trainLabels.reduce((a, b) => Math.max(a, b), -1) + 1; // no spread: millions of labels
   const n = testFeats.shape[0];
   const out = settings.map(() => new Int32Array(n));
-  noGrad(() => tidy(() => {
-    const bank = normalize(trainFeats.float(), 2, 1).t().contiguous();
-    const labels = fromTypedArray(trainLabels).long();
-    const test = normalize(testFeats.float(), 2, 1);
-    for (let i = 0; i < n; i += chunk) {
-      tidy(() => {
-        const sim = test.narrow(0, i, Math.min(chunk, n - i)).mm(bank);
-        const { values, indices } = sim.topk(kMax, 1);
-        const neighbours = labels.index(indices);
-        settings.forEach((st, j) => {
-          const weights = values.narrow(1, 0, ks[j]).div(st.temperature).exp();
-          const votes = zeros([sim.shape[0], classes]).scatterAdd(1, neighbours.narrow(1, 0, ks[j]), weights);
-          out[j].set(votes.argmax(1).tolist() as number[], i);
+  noGrad(() =>
+    tidy(() => {
+      const bank = normalize(trainFeats.float(), 2, 1).t().contiguous();
+      const labels = fromTypedArray(trainLabels).long();
+      const test = normalize(testFeats.float(), 2, 1);
+      for (let i = 0; i < n; i += chunk) {
+        tidy(() => {
+          const sim = test.narrow(0, i, Math.min(chunk, n - i)).mm(bank);
+          const { values, indices } = sim.topk(kMax, 1);
+          const neighbours = labels.index(indices);
+          settings.forEach((st, j) => {
+            const weights = values.narrow(1, 0, ks[j]).div(st.temperature).exp();
+            const votes = zeros([sim.shape[0], classes]).scatterAdd(1, neighbours.narrow(1, 0, ks[j]), weights);
+            out[j].set(votes.argmax(1).tolist() as number[], i);
+          });
         });
-      });
-    }
-  }));
+      }
+    }),
+  );
   return out;
 }
 
@@ -132,7 +153,11 @@ function gatherFeatures(group: ProcessGroup, feats: Tensor | null, labels: numbe
   try {
     return tidy(() => ({
       feats: gatherRows(group, feats, per),
-      labels: Int32Array.from(gatherRows(group, tensor(labels, { dtype: 'int64' }).view(-1, 1), per, 'int64').view(-1).tolist() as number[]),
+      labels: Int32Array.from(
+        gatherRows(group, tensor(labels, { dtype: 'int64' }).view(-1, 1), per, 'int64')
+          .view(-1)
+          .tolist() as number[],
+      ),
     }));
   } finally {
     feats?.dispose();

@@ -79,11 +79,22 @@ export class RegLog extends Module {
   readonly bn: BatchNorm2d | null;
   readonly linear: Linear;
   /** `shape`: one sample's features, [D] or pooled maps [C, h, w]. */
-  constructor(shape: number[], readonly classes: number, useBn = false) {
+  constructor(
+    shape: number[],
+    readonly classes: number,
+    useBn = false,
+  ) {
     super();
-    if (useBn && shape.length !== 3) throw new Error(`RegLog: useBn normalizes pooled maps C x h x w (the avg6 pool), got features of shape [${shape}]`);
+    if (useBn && shape.length !== 3)
+      throw new Error(`RegLog: useBn normalizes pooled maps C x h x w (the avg6 pool), got features of shape [${shape}]`);
     this.bn = useBn ? this.registerModule('bn', new BatchNorm2d(shape[0])) : null;
-    this.linear = this.registerModule('linear', new Linear(shape.reduce((a, b) => a * b, 1), classes));
+    this.linear = this.registerModule(
+      'linear',
+      new Linear(
+        shape.reduce((a, b) => a * b, 1),
+        classes,
+      ),
+    );
     noGrad(() => {
       this.linear.weight.normal_(0, 0.01);
       this.linear.bias!.zero_();
@@ -132,11 +143,13 @@ export async function accuracy(head: Linear | RegLog, batches: Batches<FeatureBa
   const training = head.training;
   head.eval();
   await forEachBatch(batches, (b) => {
-    noGrad(() => tidy(() => {
-      const hits = head.forward(b.x).topk(k, 1).indices.eq(b.y.unsqueeze(1));
-      c1 += hits.narrow(1, 0, 1).sum().item();
-      c5 += hits.sum().item();
-    }));
+    noGrad(() =>
+      tidy(() => {
+        const hits = head.forward(b.x).topk(k, 1).indices.eq(b.y.unsqueeze(1));
+        c1 += hits.narrow(1, 0, 1).sum().item();
+        c5 += hits.sum().item();
+      }),
+    );
     n += b.y.shape[0];
   });
   head.train(training);
@@ -170,11 +183,30 @@ function* rowBatches(x: Tensor, y: Tensor, batchSize: number, order: Int32Array 
 export type HeadOptions = Omit<LinearProbeOptions, 'batchSize' | 'shuffle' | 'numClasses'>;
 
 /** The head and its optimizer under the seed, at the start or at `resume`'s epoch. */
-function headAndOptimizer(shape: number[], classes: number, o: HeadOptions): { head: RegLog; sgd: SGD; r: LinearProbeResult; lr: number; start: number } {
+function headAndOptimizer(
+  shape: number[],
+  classes: number,
+  o: HeadOptions,
+): { head: RegLog; sgd: SGD; r: LinearProbeResult; lr: number; start: number } {
   manualSeed(o.seed ?? 31);
   const head = new RegLog(shape, classes, o.useBn);
-  const sgd = new SGD(head.parameters(), { lr: o.lr ?? 0.3, momentum: o.momentum ?? 0.9, weightDecay: o.weightDecay ?? 1e-6, nesterov: o.nesterov ?? false });
-  const r: LinearProbeResult = { classifier: head.linear, head, top1PerEpoch: [], top5PerEpoch: [], lossPerEpoch: [], bestTop1: -1, bestTop5: 0, bestEpoch: 0, interrupted: false };
+  const sgd = new SGD(head.parameters(), {
+    lr: o.lr ?? 0.3,
+    momentum: o.momentum ?? 0.9,
+    weightDecay: o.weightDecay ?? 1e-6,
+    nesterov: o.nesterov ?? false,
+  });
+  const r: LinearProbeResult = {
+    classifier: head.linear,
+    head,
+    top1PerEpoch: [],
+    top5PerEpoch: [],
+    lossPerEpoch: [],
+    bestTop1: -1,
+    bestTop5: 0,
+    bestEpoch: 0,
+    interrupted: false,
+  };
   const s = o.resume;
   if (!s) return { head, sgd, r, lr: o.lr ?? 0.3, start: 0 };
   head.loadStateDict(s.state_dict);
@@ -211,7 +243,13 @@ function linearStep(linear: Linear, sgd: SGD, b: FeatureBatch): number {
 }
 
 /** One epoch of SGD on the head; the mean loss, or null when shouldStop ended it early. */
-async function trainEpoch(head: RegLog, sgd: SGD, lr: number, batches: Batches<FeatureBatch>, shouldStop?: () => boolean): Promise<number | null> {
+async function trainEpoch(
+  head: RegLog,
+  sgd: SGD,
+  lr: number,
+  batches: Batches<FeatureBatch>,
+  shouldStop?: () => boolean,
+): Promise<number | null> {
   for (const g of sgd.paramGroups) g.lr = lr;
   head.train();
   let total = 0;
@@ -229,8 +267,13 @@ async function trainEpoch(head: RegLog, sgd: SGD, lr: number, batches: Batches<F
  * head under the seed, SGD, CosineAnnealingLR stepped per epoch; the best top-1 and its epoch's top-5. `shape` is
  * one sample's features: [D], or [C, h, w] for pooled maps.
  */
-export async function trainLinearHead(shape: number[], classes: number, train: (epoch: number) => Batches<FeatureBatch>,
-  val: () => Batches<FeatureBatch>, o: HeadOptions = {}): Promise<LinearProbeResult> {
+export async function trainLinearHead(
+  shape: number[],
+  classes: number,
+  train: (epoch: number) => Batches<FeatureBatch>,
+  val: () => Batches<FeatureBatch>,
+  o: HeadOptions = {},
+): Promise<LinearProbeResult> {
   const epochs = o.epochs ?? 100;
   const baseLr = o.lr ?? 0.3;
   const { head, sgd, r, start, lr: lr0 } = headAndOptimizer(shape, classes, o);
@@ -244,8 +287,18 @@ export async function trainLinearHead(shape: number[], classes: number, train: (
       o.onEpoch?.({ epoch: epoch + 1, loss, top1, top5, lr });
       lr = cosineAnnealingStep(lr, epoch + 1, baseLr, epochs, o.finalLr ?? 0);
       const next = lr;
-      if (o.onCheckpoint) tidy(() => o.onCheckpoint!({ epoch: epoch + 1, state_dict: new Map(Object.entries(head.stateDict())), optimizer: sgd.torchStateDict(),
-        lr: next, top1: [...r.top1PerEpoch], top5: [...r.top5PerEpoch], loss: [...r.lossPerEpoch] }));
+      if (o.onCheckpoint)
+        tidy(() =>
+          o.onCheckpoint!({
+            epoch: epoch + 1,
+            state_dict: new Map(Object.entries(head.stateDict())),
+            optimizer: sgd.torchStateDict(),
+            lr: next,
+            top1: [...r.top1PerEpoch],
+            top5: [...r.top5PerEpoch],
+            loss: [...r.lossPerEpoch],
+          }),
+        );
       await new Promise(setImmediate); // let signals through between epochs
       if (o.shouldStop?.() && epoch + 1 < epochs) return Object.assign(r, { interrupted: true });
     }
@@ -259,12 +312,20 @@ export async function trainLinearHead(shape: number[], classes: number, train: (
  * eval_linear.py's training of the head on fixed features (trainX: N x D float, or N x C x h x w pooled maps for
  * useBn; trainY: N int64).
  */
-export async function linearProbe(trainX: Tensor, trainY: Tensor, valX: Tensor, valY: Tensor, o: LinearProbeOptions = {}): Promise<LinearProbeResult> {
+export async function linearProbe(
+  trainX: Tensor,
+  trainY: Tensor,
+  valX: Tensor,
+  valY: Tensor,
+  o: LinearProbeOptions = {},
+): Promise<LinearProbeResult> {
   const bs = o.batchSize ?? 256;
   const seed = o.seed ?? 31;
   const [n, ...shape] = trainX.shape;
   if (![2, 4].includes(trainX.ndim) || valX.ndim !== trainX.ndim || valX.shape.slice(1).some((d, i) => d !== shape[i])) {
-    throw new Error(`linearProbe: features must be N x D matrices (or N x C x h x w maps) of one shape, got [${trainX.shape}] and [${valX.shape}]`);
+    throw new Error(
+      `linearProbe: features must be N x D matrices (or N x C x h x w maps) of one shape, got [${trainX.shape}] and [${valX.shape}]`,
+    );
   }
   if (trainY.shape[0] !== n || valY.shape[0] !== valX.shape[0]) throw new Error('linearProbe: one label per feature row is needed');
   if (n === 0 || valX.shape[0] === 0) throw new Error('linearProbe: an empty split');
@@ -275,8 +336,13 @@ export async function linearProbe(trainX: Tensor, trainY: Tensor, valX: Tensor, 
   const [x, y, vx, vy] = tidy(() => [trainX.float(), trainY.long(), valX.float(), valY.long()]);
   try {
     const shuffle = o.shuffle ?? true;
-    return await trainLinearHead(shape, classes, (epoch) => rowBatches(x, y, bs, shuffle ? new Rng(seed, epoch, 0x11ea).permutation(n) : null),
-      () => rowBatches(vx, vy, 1024, null), o);
+    return await trainLinearHead(
+      shape,
+      classes,
+      (epoch) => rowBatches(x, y, bs, shuffle ? new Rng(seed, epoch, 0x11ea).permutation(n) : null),
+      () => rowBatches(vx, vy, 1024, null),
+      o,
+    );
   } finally {
     [x, y, vx, vy].forEach((t) => t.dispose());
   }

@@ -47,8 +47,12 @@ function logits(model: ResNet, x: Tensor): Tensor {
  * Fine-tunes `model` (a ResNet whose projection head is a Linear to the classes) for `epochs`, with the batches
  * train(epoch) yields, validating on val() after each epoch. The model is trained in place.
  */
-export async function fineTune(model: ResNet, train: (epoch: number) => AsyncIterable<LabelledBatch>, val: () => AsyncIterable<LabelledBatch>,
-  o: FineTuneOptions = {}): Promise<FineTuneResult> {
+export async function fineTune(
+  model: ResNet,
+  train: (epoch: number) => AsyncIterable<LabelledBatch>,
+  val: () => AsyncIterable<LabelledBatch>,
+  o: FineTuneOptions = {},
+): Promise<FineTuneResult> {
   const epochs = o.epochs ?? 20;
   const lr = o.lr ?? 0.01;
   const lrLast = o.lrLastLayer ?? 0.2;
@@ -57,13 +61,18 @@ export async function fineTune(model: ResNet, train: (epoch: number) => AsyncIte
   const named = [...model.namedParameters()];
   const head = named.filter(([n]) => n.includes('head')).map(([, p]) => p);
   if (!head.length) throw new Error('fineTune: the model has no head (a projection_head Linear to the classes)');
-  const sgd = new SGD([{ params: named.filter(([n]) => !n.includes('head')).map(([, p]) => p) }, { params: head, lr: lrLast }],
-    { lr, momentum: o.momentum ?? 0.9, weightDecay: 0 });
+  const sgd = new SGD([{ params: named.filter(([n]) => !n.includes('head')).map(([, p]) => p) }, { params: head, lr: lrLast }], {
+    lr,
+    momentum: o.momentum ?? 0.9,
+    weightDecay: 0,
+  });
   const r: FineTuneResult = { top1PerEpoch: [], top5PerEpoch: [], lossPerEpoch: [], bestTop1: -1, bestTop5: 0, bestEpoch: 0 };
   try {
     for (let epoch = 0; epoch < epochs; epoch++) {
       const lrs = [multiStepLr(lr, epoch, milestones, gamma), multiStepLr(lrLast, epoch, milestones, gamma)];
-      sgd.paramGroups.forEach((g, i) => { g.lr = lrs[i]; });
+      sgd.paramGroups.forEach((g, i) => {
+        g.lr = lrs[i];
+      });
       model.train();
       let loss = 0;
       let seen = 0;
@@ -82,12 +91,14 @@ export async function fineTune(model: ResNet, train: (epoch: number) => AsyncIte
       let c5 = 0;
       let n = 0;
       for await (const b of val()) {
-        noGrad(() => tidy(() => {
-          const out = logits(model, b.images);
-          const hits = out.topk(Math.min(5, out.shape[1]), 1).indices.eq(b.labels.unsqueeze(1));
-          c1 += hits.narrow(1, 0, 1).sum().item();
-          c5 += hits.sum().item();
-        }));
+        noGrad(() =>
+          tidy(() => {
+            const out = logits(model, b.images);
+            const hits = out.topk(Math.min(5, out.shape[1]), 1).indices.eq(b.labels.unsqueeze(1));
+            c1 += hits.narrow(1, 0, 1).sum().item();
+            c5 += hits.sum().item();
+          }),
+        );
         n += b.labels.shape[0];
       }
       if (!seen || !n) throw new Error(`fineTune: an empty ${seen ? 'validation' : 'training'} split`);
@@ -119,7 +130,8 @@ export function labelledSubset(ds: Dataset, o: { names?: string[]; fraction?: nu
     const ambiguous = o.names.filter((n) => byName.get(n) === -1);
     if (ambiguous.length) throw new Error(`${ambiguous[0]} names several images of ${ds.name}: write it as class/name in the subset file`);
     const missing = o.names.filter((n) => !byName.has(n));
-    if (missing.length) throw new Error(`${missing.length} images of the subset are not in ${ds.name} (such as ${missing.slice(0, 3).join(', ')})`);
+    if (missing.length)
+      throw new Error(`${missing.length} images of the subset are not in ${ds.name} (such as ${missing.slice(0, 3).join(', ')})`);
     return o.names.map((n) => byName.get(n)!);
   }
   const fraction = o.fraction ?? 0.1;
@@ -130,17 +142,20 @@ export function labelledSubset(ds: Dataset, o: { names?: string[]; fraction?: nu
     byClass.get(l)!.push(i);
   });
   if (!byClass.size) throw new Error(`${ds.name}: no labelled images (class subfolders or a labelled list give labels)`);
-  return [...byClass.keys()].sort((a, b) => a - b).flatMap((c) => {
-    const rows = byClass.get(c)!;
-    const order = new Rng(o.seed ?? 31, 0x5e1, c).permutation(rows.length);
-    return Array.from(order.subarray(0, Math.max(1, Math.round(fraction * rows.length))), (j) => rows[j]).sort((a, b) => a - b);
-  });
+  return [...byClass.keys()]
+    .sort((a, b) => a - b)
+    .flatMap((c) => {
+      const rows = byClass.get(c)!;
+      const order = new Rng(o.seed ?? 31, 0x5e1, c).permutation(rows.length);
+      return Array.from(order.subarray(0, Math.max(1, Math.round(fraction * rows.length))), (j) => rows[j]).sort((a, b) => a - b);
+    });
 }
 
 /** The rows `indices` of a dataset, as a dataset of their own. */
 export function subsetOf(ds: Dataset, indices: number[]): Dataset {
   const labels = Int32Array.from(indices, (i) => ds.labels[i]);
-  if (ds.kind === 'files') return { ...ds, name: `${ds.name} (subset)`, files: indices.map((i) => ds.files[i]), labels, length: indices.length };
+  if (ds.kind === 'files')
+    return { ...ds, name: `${ds.name} (subset)`, files: indices.map((i) => ds.files[i]), labels, length: indices.length };
   const images = tidy(() => ds.images.indexSelect(0, tensor(indices, { dtype: 'int64' })));
   return { kind: 'tensor', name: `${ds.name} (subset)`, images, labels, length: indices.length };
 }

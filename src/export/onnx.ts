@@ -25,7 +25,8 @@ const FLOAT = 1;
 const ATTR = { float: 1, int: 2, ints: 7 } as const;
 /** An attribute's value: integers and lists of integers as they are, floats wrapped. */
 type Attr = number | number[] | { f: number };
-const pair = (v: number | [number, number] | undefined, d: number): [number, number] => (v === undefined ? [d, d] : typeof v === 'number' ? [v, v] : v);
+const pair = (v: number | [number, number] | undefined, d: number): [number, number] =>
+  v === undefined ? [d, d] : typeof v === 'number' ? [v, v] : v;
 
 /** Nodes and initializers of one graph, with fresh names. */
 class GraphBuilder {
@@ -43,8 +44,13 @@ class GraphBuilder {
   /** A node of `op` on `inputs`; returns its output's name. */
   add(op: string, inputs: string[], attrs: Record<string, Attr> = {}): string {
     const output = `${op.toLowerCase()}_${this.#count++}`;
-    const attribute = Object.entries(attrs).map(([name, v]) => (Array.isArray(v) ? { name, ints: v, type: ATTR.ints }
-      : typeof v === 'number' ? { name, i: v, type: ATTR.int } : { name, f: v.f, type: ATTR.float }));
+    const attribute = Object.entries(attrs).map(([name, v]) =>
+      Array.isArray(v)
+        ? { name, ints: v, type: ATTR.ints }
+        : typeof v === 'number'
+          ? { name, i: v, type: ATTR.int }
+          : { name, f: v.f, type: ATTR.float },
+    );
     this.node.push({ input: inputs, output: [output], name: output, op_type: op, attribute });
     return output;
   }
@@ -64,7 +70,13 @@ function convBn(g: GraphBuilder, x: string, name: string, conv: Conv2d, bn: Batc
   const [kh, kw] = pair(conv.kernelSize, 1);
   const [sh, sw] = pair(conv.options.stride, 1);
   const [ph, pw] = pair(conv.options.padding, 0);
-  const attrs = { kernel_shape: [kh, kw], strides: [sh, sw], pads: [ph, pw, ph, pw], dilations: pair(conv.options.dilation, 1), group: conv.options.groups ?? 1 };
+  const attrs = {
+    kernel_shape: [kh, kw],
+    strides: [sh, sw],
+    pads: [ph, pw, ph, pw],
+    dilations: pair(conv.options.dilation, 1),
+    group: conv.options.groups ?? 1,
+  };
   if (fold) {
     const { weight, bias } = folded(conv, bn);
     try {
@@ -76,8 +88,17 @@ function convBn(g: GraphBuilder, x: string, name: string, conv: Conv2d, bn: Batc
   }
   const y = g.add('Conv', [x, g.constant(`${name}.conv.weight`, conv.weight)], attrs);
   const p = `${name}.bn`;
-  return g.add('BatchNormalization', [y, g.constant(`${p}.weight`, bn.weight!), g.constant(`${p}.bias`, bn.bias!),
-    g.constant(`${p}.running_mean`, bn.runningMean!), g.constant(`${p}.running_var`, bn.runningVar!)], { epsilon: { f: bn.eps } });
+  return g.add(
+    'BatchNormalization',
+    [
+      y,
+      g.constant(`${p}.weight`, bn.weight!),
+      g.constant(`${p}.bias`, bn.bias!),
+      g.constant(`${p}.running_mean`, bn.runningMean!),
+      g.constant(`${p}.running_var`, bn.runningVar!),
+    ],
+    { epsilon: { f: bn.eps } },
+  );
 }
 
 /** The blocks of one stage. */
@@ -86,14 +107,25 @@ function stage(g: GraphBuilder, x: string, layer: ResNet['layer1'], name: string
   [...layer.children()].forEach((block, i) => {
     const p = `${name}.${i}`;
     const b = block as BasicBlock | Bottleneck;
-    const pairs: [Conv2d, BatchNorm2d][] = b instanceof Bottleneck
-      ? [[b.conv1, b.bn1], [b.conv2, b.bn2], [b.conv3, b.bn3]] : [[b.conv1, b.bn1], [b.conv2, b.bn2]];
+    const pairs: [Conv2d, BatchNorm2d][] =
+      b instanceof Bottleneck
+        ? [
+            [b.conv1, b.bn1],
+            [b.conv2, b.bn2],
+            [b.conv3, b.bn3],
+          ]
+        : [
+            [b.conv1, b.bn1],
+            [b.conv2, b.bn2],
+          ];
     let out = y;
     pairs.forEach(([c, n], k) => {
       out = convBn(g, out, `${p}.conv${k + 1}`, c, n, fold);
       if (k < pairs.length - 1) out = g.add('Relu', [out]);
     });
-    const shortcut = b.downsample ? convBn(g, y, `${p}.downsample`, b.downsample.at(0) as Conv2d, b.downsample.at(1) as BatchNorm2d, fold) : y;
+    const shortcut = b.downsample
+      ? convBn(g, y, `${p}.downsample`, b.downsample.at(0) as Conv2d, b.downsample.at(1) as BatchNorm2d, fold)
+      : y;
     y = g.add('Relu', [g.add('Add', [out, shortcut])]);
   });
   return y;
@@ -112,9 +144,14 @@ export function exportOnnx(model: ResNet, o: OnnxExportOptions = {}): Uint8Array
     if (model.maxpool instanceof MaxPool2d) {
       const m = model.maxpool;
       const [p] = pair(m.options.padding, 0);
-      x = g.add('MaxPool', [x], { kernel_shape: pair(m.kernelSize, 1), strides: pair(m.options.stride ?? m.kernelSize, 1), pads: [p, p, p, p] });
+      x = g.add('MaxPool', [x], {
+        kernel_shape: pair(m.kernelSize, 1),
+        strides: pair(m.options.stride ?? m.kernelSize, 1),
+        pads: [p, p, p, p],
+      });
     }
-    for (const [i, layer] of [model.layer1, model.layer2, model.layer3, model.layer4].entries()) x = stage(g, x, layer, `layer${i + 1}`, fold);
+    for (const [i, layer] of [model.layer1, model.layer2, model.layer3, model.layer4].entries())
+      x = stage(g, x, layer, `layer${i + 1}`, fold);
     x = g.add('Flatten', [g.add('GlobalAveragePool', [x])], { axis: 1 });
     (g.node[g.node.length - 1] as { output: string[] }).output = ['features'];
   });

@@ -12,34 +12,62 @@ export const onnxRoot = protobuf.Root.fromJSON({
       nested: {
         AttributeProto: {
           fields: fields({
-            name: ['string', 1], f: ['float', 2], i: ['int64', 3], s: ['bytes', 4], floats: ['float', 7, repeated], ints: ['int64', 8, repeated],
+            name: ['string', 1],
+            f: ['float', 2],
+            i: ['int64', 3],
+            s: ['bytes', 4],
+            floats: ['float', 7, repeated],
+            ints: ['int64', 8, repeated],
             type: ['AttributeType', 20],
           }),
-          nested: { AttributeType: { values: { UNDEFINED: 0, FLOAT: 1, INT: 2, STRING: 3, TENSOR: 4, GRAPH: 5, FLOATS: 6, INTS: 7, STRINGS: 8 } } },
+          nested: {
+            AttributeType: { values: { UNDEFINED: 0, FLOAT: 1, INT: 2, STRING: 3, TENSOR: 4, GRAPH: 5, FLOATS: 6, INTS: 7, STRINGS: 8 } },
+          },
         },
         ValueInfoProto: { fields: fields({ name: ['string', 1], type: ['TypeProto', 2], doc_string: ['string', 3] }) },
         NodeProto: {
           fields: fields({
-            input: ['string', 1, repeated], output: ['string', 2, repeated], name: ['string', 3], op_type: ['string', 4],
-            attribute: ['AttributeProto', 5, repeated], doc_string: ['string', 6], domain: ['string', 7],
+            input: ['string', 1, repeated],
+            output: ['string', 2, repeated],
+            name: ['string', 3],
+            op_type: ['string', 4],
+            attribute: ['AttributeProto', 5, repeated],
+            doc_string: ['string', 6],
+            domain: ['string', 7],
           }),
         },
         ModelProto: {
           fields: fields({
-            ir_version: ['int64', 1], producer_name: ['string', 2], producer_version: ['string', 3], domain: ['string', 4],
-            model_version: ['int64', 5], doc_string: ['string', 6], graph: ['GraphProto', 7], opset_import: ['OperatorSetIdProto', 8, repeated],
+            ir_version: ['int64', 1],
+            producer_name: ['string', 2],
+            producer_version: ['string', 3],
+            domain: ['string', 4],
+            model_version: ['int64', 5],
+            doc_string: ['string', 6],
+            graph: ['GraphProto', 7],
+            opset_import: ['OperatorSetIdProto', 8, repeated],
             metadata_props: ['StringStringEntryProto', 14, repeated],
           }),
         },
         StringStringEntryProto: { fields: fields({ key: ['string', 1], value: ['string', 2] }) },
         GraphProto: {
           fields: fields({
-            node: ['NodeProto', 1, repeated], name: ['string', 2], initializer: ['TensorProto', 5, repeated], doc_string: ['string', 10],
-            input: ['ValueInfoProto', 11, repeated], output: ['ValueInfoProto', 12, repeated],
+            node: ['NodeProto', 1, repeated],
+            name: ['string', 2],
+            initializer: ['TensorProto', 5, repeated],
+            doc_string: ['string', 10],
+            input: ['ValueInfoProto', 11, repeated],
+            output: ['ValueInfoProto', 12, repeated],
           }),
         },
         TensorProto: {
-          fields: fields({ dims: ['int64', 1, repeated], data_type: ['int32', 2], name: ['string', 8], raw_data: ['bytes', 9], doc_string: ['string', 12] }),
+          fields: fields({
+            dims: ['int64', 1, repeated],
+            data_type: ['int32', 2],
+            name: ['string', 8],
+            raw_data: ['bytes', 9],
+            doc_string: ['string', 12],
+          }),
           nested: { DataType: { values: { UNDEFINED: 0, FLOAT: 1, INT64: 7 } } },
         },
         TensorShapeProto: {

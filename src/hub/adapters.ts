@@ -7,7 +7,10 @@ import type { Architecture, ResNetOptions } from '../models/resnet.js';
 export type Named = Map<string, Tensor>;
 
 const isTensorDict = (v: unknown): v is Record<string, unknown> =>
-  v !== null && typeof v === 'object' && !(v instanceof Tensor) && !Array.isArray(v) &&
+  v !== null &&
+  typeof v === 'object' &&
+  !(v instanceof Tensor) &&
+  !Array.isArray(v) &&
   Object.values(v as object).some((x) => x instanceof Tensor);
 
 const entriesOf = (v: unknown): [string, unknown][] =>
@@ -33,7 +36,13 @@ export function findStateDict(obj: unknown): Named {
   }
   const out: Named = new Map();
   for (const [k, v] of entriesOf(obj)) if (v instanceof Tensor) out.set(k, v);
-  if (!out.size) throw new Error(`the checkpoint holds no tensors at its top level (keys: ${entriesOf(obj).map(([k]) => k).slice(0, 8).join(', ')})`);
+  if (!out.size)
+    throw new Error(
+      `the checkpoint holds no tensors at its top level (keys: ${entriesOf(obj)
+        .map(([k]) => k)
+        .slice(0, 8)
+        .join(', ')})`,
+    );
   return out;
 }
 
@@ -51,12 +60,14 @@ export function canonicalize(sd: Named): Named {
   for (const p of ['trunk.base_model._feature_blocks.', 'trunk._feature_blocks.', '_feature_blocks.', 'trunk.']) out = stripPrefix(out, p);
   const heads = [...out.keys()].filter((k) => /^heads\.0\.prototypes\d+\./.test(k));
   const single = new Set(heads.map((k) => k.split('.')[2])).size === 1;
-  return new Map([...out].map(([k, v]) => {
-    if (k.startsWith('heads.0.projection_head.')) return [k.slice('heads.0.'.length), v];
-    const m = /^heads\.0\.(prototypes\d+)\.(.*)$/.exec(k);
-    if (m) return [single ? `prototypes.${m[2]}` : `prototypes.${m[1]}.${m[2]}`, v];
-    return [k, v];
-  }));
+  return new Map(
+    [...out].map(([k, v]) => {
+      if (k.startsWith('heads.0.projection_head.')) return [k.slice('heads.0.'.length), v];
+      const m = /^heads\.0\.(prototypes\d+)\.(.*)$/.exec(k);
+      if (m) return [single ? `prototypes.${m[2]}` : `prototypes.${m[1]}.${m[2]}`, v];
+      return [k, v];
+    }),
+  );
 }
 
 /** The trunk's weights, the projection head's and the prototypes', apart (other keys, such as fc, dropped). */
@@ -85,7 +96,9 @@ export function headOptions(sd: Named): Pick<ResNetOptions, 'hiddenMlp' | 'outpu
   if (o.outputDim) o.normalize = true;
   const single = sd.get('prototypes.weight');
   if (single) o.nmbPrototypes = single.shape[0];
-  const multi = [...sd.keys()].filter((k) => /^prototypes\.prototypes\d+\.weight$/.test(k)).sort((a, b) => a.localeCompare(b, 'en', { numeric: true }));
+  const multi = [...sd.keys()]
+    .filter((k) => /^prototypes\.prototypes\d+\.weight$/.test(k))
+    .sort((a, b) => a.localeCompare(b, 'en', { numeric: true }));
   if (multi.length) o.nmbPrototypes = multi.map((k) => sd.get(k)!.shape[0]);
   return o;
 }
@@ -95,7 +108,9 @@ export function inferArchitecture(sd: Named): Architecture | null {
   const conv1 = sd.get('conv1.weight');
   if (conv1?.ndim !== 4) return null;
   const bottleneck = sd.has('layer1.0.conv3.weight');
-  const blocks = [1, 2, 3, 4].map((l) => new Set([...sd.keys()].filter((k) => k.startsWith(`layer${l}.`)).map((k) => k.split('.')[1])).size);
+  const blocks = [1, 2, 3, 4].map(
+    (l) => new Set([...sd.keys()].filter((k) => k.startsWith(`layer${l}.`)).map((k) => k.split('.')[1])).size,
+  );
   const layout = blocks.join(',');
   if (!bottleneck) return layout === '2,2,2,2' ? 'resnet18' : layout === '3,4,6,3' ? 'resnet34' : null;
   if (layout !== '3,4,6,3') return null;

@@ -3,7 +3,18 @@
 // as it arrives, is checked against a known one and recorded beside it (FILE.sha256) for later loads to verify.
 // Progress comes as events.
 import { createHash } from 'node:crypto';
-import { closeSync, createWriteStream, existsSync, mkdirSync, openSync, readFileSync, readSync, renameSync, rmSync, writeFileSync } from 'node:fs';
+import {
+  closeSync,
+  createWriteStream,
+  existsSync,
+  mkdirSync,
+  openSync,
+  readFileSync,
+  readSync,
+  renameSync,
+  rmSync,
+  writeFileSync,
+} from 'node:fs';
 import { basename, dirname, join } from 'node:path';
 import * as http from 'node:http';
 import * as https from 'node:https';
@@ -32,7 +43,7 @@ export function sha256Of(path: string): string {
   const buf = Buffer.alloc(4 << 20);
   const fd = openSync(path, 'r');
   try {
-    for (let n: number; (n = readSync(fd, buf, 0, buf.length, null)) > 0;) hash.update(buf.subarray(0, n));
+    for (let n: number; (n = readSync(fd, buf, 0, buf.length, null)) > 0; ) hash.update(buf.subarray(0, n));
   } finally {
     closeSync(fd);
   }
@@ -50,67 +61,70 @@ export function download(url: string, dest: string, o: DownloadOptions = {}): Pr
   mkdirSync(dirname(dest), { recursive: true });
   const tmp = join(dirname(dest), `.${name}.part-${process.pid}-${Date.now()}`);
   o.onProgress?.({ status: 'initiate', name, url });
-  const fetchOnce = (u: string, redirects: number): Promise<string> => new Promise((resolve, reject) => {
-    const lib = u.startsWith('https:') ? https : u.startsWith('http:') ? http : null;
-    if (!lib) return reject(new DownloadError(`unsupported URL ${u}`));
-    const req = lib.get(u, { timeout: o.timeoutMs ?? 30_000 }, (res) => {
-      const status = res.statusCode ?? 0;
-      if (status >= 300 && status < 400 && res.headers.location) {
-        res.resume();
-        if (redirects >= 5) return reject(new DownloadError(`too many redirects from ${url}`));
-        return resolve(fetchOnce(new URL(res.headers.location, u).href, redirects + 1));
-      }
-      if (status !== 200) {
-        res.resume();
-        return reject(new DownloadError(`${u} answered HTTP ${status}`));
-      }
-      const total = res.headers['content-length'] ? Number(res.headers['content-length']) : null;
-      let loaded = 0;
-      let lastReport = 0;
-      const hash = createHash('sha256');
-      const out = createWriteStream(tmp);
-      const fail = (e: Error) => {
-        out.destroy();
+  const fetchOnce = (u: string, redirects: number): Promise<string> =>
+    new Promise((resolve, reject) => {
+      const lib = u.startsWith('https:') ? https : u.startsWith('http:') ? http : null;
+      if (!lib) return reject(new DownloadError(`unsupported URL ${u}`));
+      const req = lib.get(u, { timeout: o.timeoutMs ?? 30_000 }, (res) => {
+        const status = res.statusCode ?? 0;
+        if (status >= 300 && status < 400 && res.headers.location) {
+          res.resume();
+          if (redirects >= 5) return reject(new DownloadError(`too many redirects from ${url}`));
+          return resolve(fetchOnce(new URL(res.headers.location, u).href, redirects + 1));
+        }
+        if (status !== 200) {
+          res.resume();
+          return reject(new DownloadError(`${u} answered HTTP ${status}`));
+        }
+        const total = res.headers['content-length'] ? Number(res.headers['content-length']) : null;
+        let loaded = 0;
+        let lastReport = 0;
+        const hash = createHash('sha256');
+        const out = createWriteStream(tmp);
+        const fail = (e: Error) => {
+          out.destroy();
+          rmSync(tmp, { force: true });
+          reject(e instanceof DownloadError ? e : new DownloadError(`download of ${url} failed: ${e.message}`));
+        };
+        res.on('data', (chunk: Buffer) => {
+          loaded += chunk.length;
+          hash.update(chunk);
+          const now = Date.now();
+          if (now - lastReport > 100) {
+            lastReport = now;
+            o.onProgress?.({ status: 'progress', name, loaded, total, progress: total ? (100 * loaded) / total : null });
+          }
+        });
+        res.on('aborted', () => fail(new DownloadError(`the connection closed after ${loaded} bytes`)));
+        res.on('error', fail);
+        out.on('error', fail);
+        res.pipe(out);
+        out.on('finish', () => {
+          if (!res.complete || (total !== null && loaded !== total)) {
+            return fail(new DownloadError(`incomplete download of ${url}: ${loaded} of ${total ?? 'unknown'} bytes`));
+          }
+          const sha256 = hash.digest('hex');
+          if (o.sha256 && sha256 !== o.sha256.toLowerCase()) {
+            return fail(
+              new DownloadError(`${url}: its SHA-256 is ${sha256}, not the expected ${o.sha256.toLowerCase()}; the download was deleted`),
+            );
+          }
+          try {
+            writeFileSync(hashFile(dest), `${sha256}\n`);
+            renameSync(tmp, dest);
+          } catch (e) {
+            return fail(e as Error);
+          }
+          o.onProgress?.({ status: 'progress', name, loaded, total, progress: 100 });
+          o.onProgress?.({ status: 'done', name, path: dest, bytes: loaded, sha256 });
+          resolve(dest);
+        });
+      });
+      req.on('timeout', () => req.destroy(new Error('timed out waiting for data')));
+      req.on('error', (e) => {
         rmSync(tmp, { force: true });
-        reject(e instanceof DownloadError ? e : new DownloadError(`download of ${url} failed: ${e.message}`));
-      };
-      res.on('data', (chunk: Buffer) => {
-        loaded += chunk.length;
-        hash.update(chunk);
-        const now = Date.now();
-        if (now - lastReport > 100) {
-          lastReport = now;
-          o.onProgress?.({ status: 'progress', name, loaded, total, progress: total ? (100 * loaded) / total : null });
-        }
-      });
-      res.on('aborted', () => fail(new DownloadError(`the connection closed after ${loaded} bytes`)));
-      res.on('error', fail);
-      out.on('error', fail);
-      res.pipe(out);
-      out.on('finish', () => {
-        if (!res.complete || (total !== null && loaded !== total)) {
-          return fail(new DownloadError(`incomplete download of ${url}: ${loaded} of ${total ?? 'unknown'} bytes`));
-        }
-        const sha256 = hash.digest('hex');
-        if (o.sha256 && sha256 !== o.sha256.toLowerCase()) {
-          return fail(new DownloadError(`${url}: its SHA-256 is ${sha256}, not the expected ${o.sha256.toLowerCase()}; the download was deleted`));
-        }
-        try {
-          writeFileSync(hashFile(dest), `${sha256}\n`);
-          renameSync(tmp, dest);
-        } catch (e) {
-          return fail(e as Error);
-        }
-        o.onProgress?.({ status: 'progress', name, loaded, total, progress: 100 });
-        o.onProgress?.({ status: 'done', name, path: dest, bytes: loaded, sha256 });
-        resolve(dest);
+        reject(new DownloadError(`cannot download ${url}: ${e.message}`));
       });
     });
-    req.on('timeout', () => req.destroy(new Error('timed out waiting for data')));
-    req.on('error', (e) => {
-      rmSync(tmp, { force: true });
-      reject(new DownloadError(`cannot download ${url}: ${e.message}`));
-    });
-  });
   return fetchOnce(url, 0);
 }

@@ -28,8 +28,10 @@ export function cachedPath(m: ZooModel): string {
 function zooModel(name: string): ZooModel {
   const m = findModel(name);
   if (!m) {
-    throw new Error(`unknown model '${name}'. The zoo has: ${MODELS.map((x) => x.name).join(', ')} ` +
-      `(and the aliases ${Object.keys(ALIASES).join(', ')}); \`swav hub list\` describes them.`);
+    throw new Error(
+      `unknown model '${name}'. The zoo has: ${MODELS.map((x) => x.name).join(', ')} ` +
+        `(and the aliases ${Object.keys(ALIASES).join(', ')}); \`swav hub list\` describes them.`,
+    );
   }
   return m;
 }
@@ -45,16 +47,24 @@ export function modelUrl(m: ZooModel): string {
  * against the SHA-256 recorded at its download (or `sha256`, or the registry's); one without a record (copied in
  * by hand) gets one now.
  */
-export async function downloadModel(name: string, o: { force?: boolean; sha256?: string; onProgress?: (e: DownloadEvent) => void } = {}): Promise<string> {
+export async function downloadModel(
+  name: string,
+  o: { force?: boolean; sha256?: string; onProgress?: (e: DownloadEvent) => void } = {},
+): Promise<string> {
   const m = zooModel(name);
   const dest = cachedPath(m);
   const expected = (o.sha256 ?? m.sha256)?.toLowerCase();
   if (existsSync(dest) && !o.force) {
     const got = sha256Of(dest);
     const recorded = recordedSha256(dest);
-    for (const [want, what] of [[recorded, 'the one recorded at its download'], [expected, 'the expected one']] as const) {
+    for (const [want, what] of [
+      [recorded, 'the one recorded at its download'],
+      [expected, 'the expected one'],
+    ] as const) {
       if (want && got !== want) {
-        throw new DownloadError(`${dest}: its SHA-256 is ${got}, not ${what} (${want}): fetch it again with \`swav hub download ${m.name} --force\``);
+        throw new DownloadError(
+          `${dest}: its SHA-256 is ${got}, not ${what} (${want}): fetch it again with \`swav hub download ${m.name} --force\``,
+        );
       }
     }
     if (!recorded) writeFileSync(hashFile(dest), `${got}\n`);
@@ -64,8 +74,10 @@ export async function downloadModel(name: string, o: { force?: boolean; sha256?:
     return await download(modelUrl(m), dest, { onProgress: o.onProgress, sha256: expected });
   } catch (e) {
     if (!(e instanceof DownloadError)) throw e;
-    throw new DownloadError(`${e.message}\nIf this machine is offline, download ${modelUrl(m)} elsewhere and pass the file ` +
-      `with --weights FILE (hub.load('${m.name}', { weights: FILE })), or copy it to ${dest}.`);
+    throw new DownloadError(
+      `${e.message}\nIf this machine is offline, download ${modelUrl(m)} elsewhere and pass the file ` +
+        `with --weights FILE (hub.load('${m.name}', { weights: FILE })), or copy it to ${dest}.`,
+    );
   }
 }
 
@@ -92,8 +104,10 @@ export function modelFromFile(arch: Architecture, path: string, o: { head?: bool
     const { trunk, projectionHead, prototypes } = splitSwAV(sd);
     const found = inferArchitecture(trunk);
     if (found !== arch) {
-      throw new Error(`${path} holds ${found ? `a ${found}` : 'no ResNet trunk we know'}, not a ${arch} ` +
-        `(keys such as ${[...trunk.keys()].slice(0, 3).join(', ')})`);
+      throw new Error(
+        `${path} holds ${found ? `a ${found}` : 'no ResNet trunk we know'}, not a ${arch} ` +
+          `(keys such as ${[...trunk.keys()].slice(0, 3).join(', ')})`,
+      );
     }
     const head = o.head ? new Map([...projectionHead, ...prototypes]) : new Map<string, Tensor>();
     const model = architectures[arch]({ numClasses: 0, ...(o.head ? headOptions(head) : {}) });
@@ -107,7 +121,7 @@ export function modelFromFile(arch: Architecture, path: string, o: { head?: bool
 /** hub.load('swav_800ep_pretrain') (or an alias such as 'resnet50'): the trunk with the published weights. */
 export async function load(name: string, o: LoadOptions = {}): Promise<ResNet> {
   const m = zooModel(name);
-  const path = o.weights ?? await downloadModel(m.name, { onProgress: o.onProgress });
+  const path = o.weights ?? (await downloadModel(m.name, { onProgress: o.onProgress }));
   return modelFromFile(m.arch, path, { head: o.head });
 }
 

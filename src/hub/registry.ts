@@ -19,8 +19,16 @@ export interface ZooModel {
 
 export const DEFAULT_BASE_URL = 'https://dl.fbaipublicfiles.com/deepcluster/';
 
-const zoo = (name: string, method: ZooModel['method'], arch: Architecture, epochs: number, batchSize: number, crops: string,
-  top1: number, params?: string): ZooModel => ({ name, method, arch, epochs, batchSize, crops, top1, params, url: `${DEFAULT_BASE_URL}${name}.pth.tar` });
+const zoo = (
+  name: string,
+  method: ZooModel['method'],
+  arch: Architecture,
+  epochs: number,
+  batchSize: number,
+  crops: string,
+  top1: number,
+  params?: string,
+): ZooModel => ({ name, method, arch, epochs, batchSize, crops, top1, params, url: `${DEFAULT_BASE_URL}${name}.pth.tar` });
 
 export const MODELS: readonly ZooModel[] = [
   zoo('swav_800ep_pretrain', 'SwAV', 'resnet50', 800, 4096, '2x224 + 6x96', 75.3),

@@ -43,17 +43,26 @@ export function prototypeHeads(model: ResNet): Tensor[] {
 
 /** L2-normalizes every prototype (each row of each head's weight) in place, before a step, as main_swav.py. */
 export function normalizePrototypes(model: ResNet): void {
-  noGrad(() => tidy(() => {
-    for (const w of prototypeHeads(model)) w.copy_(normalize(w, 2, 1));
-  }));
+  noGrad(() =>
+    tidy(() => {
+      for (const w of prototypeHeads(model)) w.copy_(normalize(w, 2, 1));
+    }),
+  );
 }
 
 /**
  * Backward of `loss`, then one step of the optimizer at learning rate `lr`; the prototypes get no update (their
  * gradients dropped, so no weight decay either) while `iteration` < `freezeNiters`.
  */
-export function optimizerStep(model: ResNet, optimizer: LARC | SGD, loss: Tensor, lr: number, iteration: number, freezeNiters: number,
-  syncGradients?: () => void): void {
+export function optimizerStep(
+  model: ResNet,
+  optimizer: LARC | SGD,
+  loss: Tensor,
+  lr: number,
+  iteration: number,
+  freezeNiters: number,
+  syncGradients?: () => void,
+): void {
   for (const g of optimizer.paramGroups) g.lr = lr;
   optimizer.zeroGrad();
   loss.backward();

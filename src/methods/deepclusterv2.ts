@@ -24,7 +24,10 @@ export function rowArgmax(scores: Tensor): Tensor {
   return tidy(() => {
     const blocks = scores.view(n, k / b, b);
     const block = blocks.amax(2).argmax(1);
-    const within = blocks.gather(1, block.view(n, 1, 1).expand(n, 1, b)).squeeze(1).argmax(1);
+    const within = blocks
+      .gather(1, block.view(n, 1, 1).expand(n, 1, b))
+      .squeeze(1)
+      .argmax(1);
     return block.mul(b).add(within);
   });
 }
@@ -46,24 +49,29 @@ const SCORES_AT_ONCE = 2 ** 25;
  * faster than the BLAS matrix product (the same float32 sums in another order).
  */
 export function nearestCentroid(x: Tensor, centroids: Tensor): Tensor {
-  return noGrad(() => tidy(() => {
-    const [n, d] = x.shape;
-    const k = centroids.shape[0];
-    const rows = Math.max(1, Math.ceil(SCORES_AT_ONCE / k));
-    const weight = x.device === 'cpu' ? centroids.reshape([k, d, 1, 1]).contiguous('channelsLast') : centroids.t();
-    const out = zeros([n], { dtype: 'int64', device: x.device });
-    for (let s = 0; s < n; s += rows) {
-      tidy(() => {
-        const m = Math.min(rows, n - s);
-        const part = x.narrow(0, s, m).contiguous();
-        const scores = x.device === 'cpu'
-          ? conv2d(part.view(1, m, 1, d).permute(0, 3, 1, 2), weight).permute(0, 2, 3, 1).reshape([m, k]) // N=1, C=d, H=m, W=1
-          : part.mm(weight);
-        out.narrow(0, s, m).copy_(rowArgmax(scores));
-      });
-    }
-    return out;
-  }));
+  return noGrad(() =>
+    tidy(() => {
+      const [n, d] = x.shape;
+      const k = centroids.shape[0];
+      const rows = Math.max(1, Math.ceil(SCORES_AT_ONCE / k));
+      const weight = x.device === 'cpu' ? centroids.reshape([k, d, 1, 1]).contiguous('channelsLast') : centroids.t();
+      const out = zeros([n], { dtype: 'int64', device: x.device });
+      for (let s = 0; s < n; s += rows) {
+        tidy(() => {
+          const m = Math.min(rows, n - s);
+          const part = x.narrow(0, s, m).contiguous();
+          const scores =
+            x.device === 'cpu'
+              ? conv2d(part.view(1, m, 1, d).permute(0, 3, 1, 2), weight)
+                  .permute(0, 2, 3, 1)
+                  .reshape([m, k]) // N=1, C=d, H=m, W=1
+              : part.mm(weight);
+          out.narrow(0, s, m).copy_(rowArgmax(scores));
+        });
+      }
+      return out;
+    }),
+  );
 }
 
 export interface KMeansOptions {
@@ -98,21 +106,25 @@ export function sphericalKMeans(bank: Tensor, o: KMeansOptions): KMeansResult {
   if (bank.ndim !== 2) throw new Error(`sphericalKMeans: the bank must be N x D, got [${bank.shape}]`);
   if (!(Number.isInteger(k) && k >= 1)) throw new Error(`sphericalKMeans: k must be a positive integer, got ${k}`);
   if (k > n * group.worldSize) {
-    throw new Error(`sphericalKMeans: ${k} centroids from a bank of ${n * group.worldSize} rows: reduce the number of prototypes (model.nmb_prototypes) or use more data`);
+    throw new Error(
+      `sphericalKMeans: ${k} centroids from a bank of ${n * group.worldSize} rows: reduce the number of prototypes (model.nmb_prototypes) or use more data`,
+    );
   }
-  return noGrad(() => tidy(() => {
-    let centroids = initialCentroids(bank, k, group, o.batchRows ?? n);
-    let assignments = nearestCentroid(bank, centroids);
-    const unit = ones([n], { device: bank.device });
-    for (let it = 0; it < iterations; it++) {
-      const sums = group.allReduceSum_(zeros([k, dim], { device: bank.device }).indexAdd_(0, assignments, bank));
-      const counts = group.allReduceSum_(zeros([k], { device: bank.device }).indexAdd_(0, assignments, unit));
-      const mean = sums.div(counts.clampMin(1).unsqueeze(1));
-      centroids = normalize(where(counts.gt(0).unsqueeze(1), mean, centroids), 2, 1);
-      assignments = nearestCentroid(bank, centroids);
-    }
-    return { centroids, assignments };
-  }));
+  return noGrad(() =>
+    tidy(() => {
+      let centroids = initialCentroids(bank, k, group, o.batchRows ?? n);
+      let assignments = nearestCentroid(bank, centroids);
+      const unit = ones([n], { device: bank.device });
+      for (let it = 0; it < iterations; it++) {
+        const sums = group.allReduceSum_(zeros([k, dim], { device: bank.device }).indexAdd_(0, assignments, bank));
+        const counts = group.allReduceSum_(zeros([k], { device: bank.device }).indexAdd_(0, assignments, unit));
+        const mean = sums.div(counts.clampMin(1).unsqueeze(1));
+        centroids = normalize(where(counts.gt(0).unsqueeze(1), mean, centroids), 2, 1);
+        assignments = nearestCentroid(bank, centroids);
+      }
+      return { centroids, assignments };
+    }),
+  );
 }
 
 /**
@@ -126,11 +138,19 @@ function initialCentroids(bank: Tensor, k: number, group: ProcessGroup, batchRow
   const W = group.worldSize;
   const device = bank.device;
   if (W === 1) return bank.indexSelect(0, randperm(n).narrow(0, 0, k).to({ device }));
-  const picks = group.broadcast_(group.rank === 0 ? randperm(n * W).narrow(0, 0, k) : zeros([k], { dtype: 'int64' }), 0).tolist() as number[];
+  const picks = group
+    .broadcast_(group.rank === 0 ? randperm(n * W).narrow(0, 0, k) : zeros([k], { dtype: 'int64' }), 0)
+    .tolist() as number[];
   const B = batchRows;
   const local = picks.map((g) => Math.floor(g / (B * W)) * B + Math.floor((g % (B * W)) / W));
   const mine = picks.map((g) => (g % (B * W)) % W === group.rank);
-  const rows = bank.indexSelect(0, tensor(local.map((l, i) => (mine[i] ? l : 0)), { dtype: 'int64', device }));
+  const rows = bank.indexSelect(
+    0,
+    tensor(
+      local.map((l, i) => (mine[i] ? l : 0)),
+      { dtype: 'int64', device },
+    ),
+  );
   return group.allReduceSum_(rows.mul(tensor(mine.map(Number), { device }).view(k, 1)).contiguous()).view(k, dim);
 }
 
@@ -153,7 +173,8 @@ export function loss(scores: Tensor[], targets: Tensor, o: LossOptions): Tensor 
   }
   const bs = targets.shape[1];
   scores.forEach((s, h) => {
-    if (s.ndim !== 2 || s.shape[0] !== n * bs) throw new Error(`deepclusterv2.loss: scores[${h}] has shape [${s.shape}], expected crops x batch = ${n * bs} rows`);
+    if (s.ndim !== 2 || s.shape[0] !== n * bs)
+      throw new Error(`deepclusterv2.loss: scores[${h}] has shape [${s.shape}], expected crops x batch = ${n * bs} rows`);
   });
   return tidy(() => {
     let total: Tensor | null = null;
@@ -171,21 +192,33 @@ export function loss(scores: Tensor[], targets: Tensor, o: LossOptions): Tensor 
  * epoch's order), and their dataset indices.
  */
 export class MemoryBank {
-  constructor(readonly embeddings: Tensor, readonly index: Tensor) {}
+  constructor(
+    readonly embeddings: Tensor,
+    readonly index: Tensor,
+  ) {}
 
   static zeros(banks: number, size: number, dim: number, device: string): MemoryBank {
     return new MemoryBank(keep(zeros([banks, size, dim], { device })), keep(zeros([size], { dtype: 'int64', device })));
   }
 
-  get size(): number { return this.index.shape[0]; }
+  get size(): number {
+    return this.index.shape[0];
+  }
 
   /** Rows start.. start+bs: the batch's indices and, for bank i, the embeddings of crop cropsForAssign[i]. */
   write(start: number, indices: Tensor, embedding: Tensor, cropsForAssign: number[]): void {
     const bs = indices.shape[0];
-    noGrad(() => tidy(() => {
-      this.index.narrow(0, start, bs).copy_(indices);
-      cropsForAssign.forEach((c, i) => this.embeddings.select(0, i).narrow(0, start, bs).copy_(embedding.narrow(0, c * bs, bs)));
-    }));
+    noGrad(() =>
+      tidy(() => {
+        this.index.narrow(0, start, bs).copy_(indices);
+        cropsForAssign.forEach((c, i) =>
+          this.embeddings
+            .select(0, i)
+            .narrow(0, start, bs)
+            .copy_(embedding.narrow(0, c * bs, bs)),
+        );
+      }),
+    );
   }
 
   dispose(): void {
@@ -204,17 +237,27 @@ export type AssignRule = (bank: Tensor, prototypes: Tensor, group: ProcessGroup)
  * cluster_memory: labels for every head h from bank h mod (number of banks), gathered from every process into a
  * heads x dataset size table (-100 for samples in no bank).
  */
-export function clusterMemory(bank: MemoryBank, heads: Tensor[], rule: AssignRule, datasetSize: number, group: ProcessGroup = singleProcess): Tensor {
-  return noGrad(() => tidy(() => {
-    const table = full([heads.length, datasetSize], -100, { dtype: 'int64' });
-    const index = group.allGather(bank.index).cpu();
-    const banks = bank.embeddings.shape[0];
-    heads.forEach((w, h) => tidy(() => {
-      const labels = rule(bank.embeddings.select(0, h % banks), w, group);
-      table.select(0, h).indexCopy_(0, index, group.allGather(labels).cpu());
-    }));
-    return table;
-  }));
+export function clusterMemory(
+  bank: MemoryBank,
+  heads: Tensor[],
+  rule: AssignRule,
+  datasetSize: number,
+  group: ProcessGroup = singleProcess,
+): Tensor {
+  return noGrad(() =>
+    tidy(() => {
+      const table = full([heads.length, datasetSize], -100, { dtype: 'int64' });
+      const index = group.allGather(bank.index).cpu();
+      const banks = bank.embeddings.shape[0];
+      heads.forEach((w, h) =>
+        tidy(() => {
+          const labels = rule(bank.embeddings.select(0, h % banks), w, group);
+          table.select(0, h).indexCopy_(0, index, group.allGather(labels).cpu());
+        }),
+      );
+      return table;
+    }),
+  );
 }
 
 /** DeepCluster-v2's rule: spherical k-means with as many centroids as the head has prototypes, copied into them. */
@@ -263,12 +306,19 @@ export function createClusteringMethod(o: ClusteringOptions, rule: AssignRule, c
       bank = MemoryBank.zeros(o.cropsForAssign.length, ctx.itersPerEpoch * bs, ctx.featDim, ctx.device);
       let start = 0;
       for await (const b of pass) {
-        noGrad(() => tidy(() => {
-          // each assigned crop on its own, as the reference's init_memory (BatchNorm statistics per crop)
-          const embedding = cat(o.cropsForAssign.map((c) => forwardCrops(ctx, [b.crops[c]]).embedding));
-          const idx = tensor(Array.from(b.indices), { dtype: 'int64', device: ctx.device });
-          bank!.write(start, idx, embedding, o.cropsForAssign.map((_, i) => i));
-        }));
+        noGrad(() =>
+          tidy(() => {
+            // each assigned crop on its own, as the reference's init_memory (BatchNorm statistics per crop)
+            const embedding = cat(o.cropsForAssign.map((c) => forwardCrops(ctx, [b.crops[c]]).embedding));
+            const idx = tensor(Array.from(b.indices), { dtype: 'int64', device: ctx.device });
+            bank!.write(
+              start,
+              idx,
+              embedding,
+              o.cropsForAssign.map((_, i) => i),
+            );
+          }),
+        );
         start += bs;
       }
     },
@@ -293,11 +343,15 @@ export function createClusteringMethod(o: ClusteringOptions, rule: AssignRule, c
     loadState(s) {
       bank?.dispose();
       assignments?.dispose();
-      bank = s.memory_embeddings instanceof Tensor && s.memory_index instanceof Tensor
-        ? new MemoryBank(keep(s.memory_embeddings.clone()), keep(s.memory_index.clone())) : null;
+      bank =
+        s.memory_embeddings instanceof Tensor && s.memory_index instanceof Tensor
+          ? new MemoryBank(keep(s.memory_embeddings.clone()), keep(s.memory_index.clone()))
+          : null;
       assignments = s.assignments instanceof Tensor ? keep(s.assignments.clone()) : null;
       if (bank && (bank.size !== ctx.itersPerEpoch * bs || bank.embeddings.shape[0] !== o.cropsForAssign.length)) {
-        ctx.log('note: the memory bank of the checkpoint does not fit this configuration (batch size or crops_for_assign changed): it is filled again');
+        ctx.log(
+          'note: the memory bank of the checkpoint does not fit this configuration (batch size or crops_for_assign changed): it is filled again',
+        );
         bank.dispose();
         bank = null;
       }
@@ -317,10 +371,14 @@ export function createClusteringMethod(o: ClusteringOptions, rule: AssignRule, c
 export const deepclusterv2Section = section('DeepCluster-v2 (main_deepclusterv2.py): k-means pseudo-labels from memory banks', {
   crops_for_assign: list(z.int().min(0)).default([0, 1]).describe('crops whose embeddings fill the memory banks (one bank each)'),
   temperature: z.number().min(0).default(0.1).describe('softmax temperature'),
-  freeze_prototypes_niters: z.int().min(0).default(300000)
-    .describe("iterations during which SGD does not update the prototypes (they are the k-means centroids); the reference recipes' 300000 means never"),
-  kmeans_iterations: z.int().min(1).default(10)
-    .describe('k-means mean updates per head per epoch (the assignment pass runs once more)'),
+  freeze_prototypes_niters: z
+    .int()
+    .min(0)
+    .default(300000)
+    .describe(
+      "iterations during which SGD does not update the prototypes (they are the k-means centroids); the reference recipes' 300000 means never",
+    ),
+  kmeans_iterations: z.int().min(1).default(10).describe('k-means mean updates per head per epoch (the assignment pass runs once more)'),
 });
 export type DeepClusterV2Section = z.output<typeof deepclusterv2Section>;
 
@@ -329,11 +387,19 @@ export function createDeepClusterV2(s: DeepClusterV2Section, ctx: MethodContext)
   const rows = ctx.itersPerEpoch * ctx.batchSize * ctx.group.worldSize;
   const k = Math.max(...prototypeHeads(ctx.model).map((w) => w.shape[0]));
   if (k > rows) {
-    throw new Error(`deepclusterv2: ${k} prototypes (centroids) but the memory bank holds ${rows} samples per epoch: ` +
-      'reduce model.nmb_prototypes or use more data');
+    throw new Error(
+      `deepclusterv2: ${k} prototypes (centroids) but the memory bank holds ${rows} samples per epoch: ` +
+        'reduce model.nmb_prototypes or use more data',
+    );
   }
-  return createClusteringMethod({
-    cropsForAssign: s.crops_for_assign, temperature: s.temperature, freezePrototypesNiters: s.freeze_prototypes_niters,
-    normalizePrototypes: false,
-  }, kmeansRule(s.kmeans_iterations, ctx.batchSize), ctx);
+  return createClusteringMethod(
+    {
+      cropsForAssign: s.crops_for_assign,
+      temperature: s.temperature,
+      freezePrototypesNiters: s.freeze_prototypes_niters,
+      normalizePrototypes: false,
+    },
+    kmeansRule(s.kmeans_iterations, ctx.batchSize),
+    ctx,
+  );
 }

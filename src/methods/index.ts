@@ -16,8 +16,11 @@ export type MethodChoice =
 
 export function createMethod(c: MethodChoice, ctx: MethodContext): TrainingMethod {
   switch (c.method) {
-    case 'swav': return createSwAV(c.swav, ctx);
-    case 'deepclusterv2': return createDeepClusterV2(c.deepclusterv2, ctx);
-    case 'selav2': return createSeLaV2(c.selav2, ctx);
+    case 'swav':
+      return createSwAV(c.swav, ctx);
+    case 'deepclusterv2':
+      return createDeepClusterV2(c.deepclusterv2, ctx);
+    case 'selav2':
+      return createSeLaV2(c.selav2, ctx);
   }
 }

@@ -39,14 +39,25 @@ export const selav2Section = section('SeLa-v2 (no released script): DeepCluster-
   temperature: z.number().min(0).default(0.1).describe('softmax temperature'),
   epsilon: z.number().min(0).default(0.05).describe('Sinkhorn-Knopp regularization of the label assignment'),
   sinkhorn_iterations: z.int().min(1).default(3).describe('Sinkhorn iterations'),
-  freeze_prototypes_niters: z.int().min(0).nullable().default(null)
+  freeze_prototypes_niters: z
+    .int()
+    .min(0)
+    .nullable()
+    .default(null)
     .describe("iterations during which the prototypes are not updated; null: the first epoch's"),
 });
 export type SeLaV2Section = z.output<typeof selav2Section>;
 
 export function createSeLaV2(s: SeLaV2Section, ctx: MethodContext): TrainingMethod {
-  return createClusteringMethod({
-    cropsForAssign: s.crops_for_assign, temperature: s.temperature, freezePrototypesNiters: s.freeze_prototypes_niters ?? ctx.itersPerEpoch,
-    normalizePrototypes: true,
-  }, (bank, prototypes, group) => tidy(() => assign(bank.mm(prototypes.t()), { epsilon: s.epsilon, iterations: s.sinkhorn_iterations, group })), ctx);
+  return createClusteringMethod(
+    {
+      cropsForAssign: s.crops_for_assign,
+      temperature: s.temperature,
+      freezePrototypesNiters: s.freeze_prototypes_niters ?? ctx.itersPerEpoch,
+      normalizePrototypes: true,
+    },
+    (bank, prototypes, group) =>
+      tidy(() => assign(bank.mm(prototypes.t()), { epsilon: s.epsilon, iterations: s.sinkhorn_iterations, group })),
+    ctx,
+  );
 }

@@ -38,19 +38,21 @@ export function sinkhorn(scores: Tensor, o: SinkhornOptions = {}): Tensor {
   const epsilon = o.epsilon ?? 0.05;
   const iterations = o.iterations ?? 3;
   const group = o.group ?? singleProcess;
-  return noGrad(() => tidy(() => {
-    let s = scores.dtype === 'float32' ? scores : scores.float();
-    if (o.stable) s = s.sub(s.max());
-    const Q = s.div(epsilon).exp().t(); // K x B, as in the paper's notation
-    const K = Q.shape[0];
-    const B = Q.shape[1] * group.worldSize;
-    Q.div_(group.allReduceSum_(Q.sum()));
-    for (let i = 0; i < iterations; i++) {
-      Q.div_(group.allReduceSum_(Q.sum(1, true))).div_(K); // each prototype's total weight 1/K
-      Q.div_(Q.sum(0, true)).div_(B); // each sample's total weight 1/B
-    }
-    return Q.mul_(B).t();
-  }));
+  return noGrad(() =>
+    tidy(() => {
+      let s = scores.dtype === 'float32' ? scores : scores.float();
+      if (o.stable) s = s.sub(s.max());
+      const Q = s.div(epsilon).exp().t(); // K x B, as in the paper's notation
+      const K = Q.shape[0];
+      const B = Q.shape[1] * group.worldSize;
+      Q.div_(group.allReduceSum_(Q.sum()));
+      for (let i = 0; i < iterations; i++) {
+        Q.div_(group.allReduceSum_(Q.sum(1, true))).div_(K); // each prototype's total weight 1/K
+        Q.div_(Q.sum(0, true)).div_(B); // each sample's total weight 1/B
+      }
+      return Q.mul_(B).t();
+    }),
+  );
 }
 
 export interface SwAVLossOptions {
@@ -93,7 +95,10 @@ export function swavLoss(output: Tensor, o: SwAVLossOptions): Tensor {
   return tidy(() => {
     const scores = output.dtype === 'float32' ? output : output.float();
     // log softmax(output_v / T) for every crop v at once, and its sum over crops.
-    const logp = scores.div(o.temperature ?? 0.1).logSoftmax(1).view(n, bs, K);
+    const logp = scores
+      .div(o.temperature ?? 0.1)
+      .logSoftmax(1)
+      .view(n, bs, K);
     const total = logp.sum(0);
     let loss: Tensor | null = null;
     assign.forEach((c, i) => {
@@ -106,7 +111,10 @@ export function swavLoss(output: Tensor, o: SwAVLossOptions): Tensor {
       });
       // sum over the other crops v of sum_k q * logp_v  =  q . (sum_v logp_v - logp_c)
       const others = total.sub(logp.select(0, c));
-      const sub = q.mul(others).sum().div(-bs * (n - 1));
+      const sub = q
+        .mul(others)
+        .sum()
+        .div(-bs * (n - 1));
       loss = loss === null ? sub : loss.add(sub);
     });
     return loss!.div(assign.length);
@@ -128,28 +136,43 @@ export class SwAVQueue {
     return new SwAVQueue(keep(zeros([nAssign, length, dim], { device })));
   }
 
-  get length(): number { return this.tensor.shape[1]; }
+  get length(): number {
+    return this.tensor.shape[1];
+  }
 
   /**
    * For each assigned crop i: the scores queue[i] @ prototypesᵀ when the queue is in use (else null), then the
    * shift and push of that crop's embeddings (rows crop*bs .. crop*bs+bs of `embedding`).
    */
   step(embedding: Tensor, prototypes: Tensor, cropsForAssign: number[], bs: number): (Tensor | null)[] {
-    return noGrad(() => cropsForAssign.map((crop, i) => tidy(() => {
-      const q = this.tensor.select(0, i);
-      let scores: Tensor | null = null;
-      if (this.useTheQueue || !q.select(0, this.length - 1).eq(0).all().item()) {
-        this.useTheQueue = true;
-        scores = q.mm(prototypes.t());
-      }
-      // queue[i, bs:] = queue[i, :-bs].clone(); queue[i, :bs] = embedding of this crop
-      q.narrow(0, bs, this.length - bs).copy_(q.narrow(0, 0, this.length - bs).clone());
-      q.narrow(0, 0, bs).copy_(embedding.narrow(0, crop * bs, bs));
-      return scores;
-    })));
+    return noGrad(() =>
+      cropsForAssign.map((crop, i) =>
+        tidy(() => {
+          const q = this.tensor.select(0, i);
+          let scores: Tensor | null = null;
+          if (
+            this.useTheQueue ||
+            !q
+              .select(0, this.length - 1)
+              .eq(0)
+              .all()
+              .item()
+          ) {
+            this.useTheQueue = true;
+            scores = q.mm(prototypes.t());
+          }
+          // queue[i, bs:] = queue[i, :-bs].clone(); queue[i, :bs] = embedding of this crop
+          q.narrow(0, bs, this.length - bs).copy_(q.narrow(0, 0, this.length - bs).clone());
+          q.narrow(0, 0, bs).copy_(embedding.narrow(0, crop * bs, bs));
+          return scores;
+        }),
+      ),
+    );
   }
 
-  dispose(): void { this.tensor.dispose(); }
+  dispose(): void {
+    this.tensor.dispose();
+  }
 }
 
 export interface SwAVHyper {
@@ -199,9 +222,15 @@ export function swavStep(ctx: StepContext, crops: Tensor[], lr: number, iteratio
     const bs = crops[0].shape[0];
     const queueScores = queue?.step(embedding.detach().float(), prototypeWeight(model), hyper.cropsForAssign, bs);
     const loss = swavLoss(scores, {
-      batchSize: bs, nmbCrops: hyper.nmbCrops, cropsForAssign: hyper.cropsForAssign, temperature: hyper.temperature,
-      epsilon: hyper.epsilon, sinkhornIterations: hyper.sinkhornIterations, stableSinkhorn: hyper.stableSinkhorn,
-      queueScores, group: ctx.group,
+      batchSize: bs,
+      nmbCrops: hyper.nmbCrops,
+      cropsForAssign: hyper.cropsForAssign,
+      temperature: hyper.temperature,
+      epsilon: hyper.epsilon,
+      sinkhornIterations: hyper.sinkhornIterations,
+      stableSinkhorn: hyper.stableSinkhorn,
+      queueScores,
+      group: ctx.group,
     });
     optimizerStep(model, ctx.optimizer, loss, lr, iteration, hyper.freezePrototypesNiters, ctx.syncGradients);
     return { loss: loss.item(), scores: scores.narrow(0, bs * hyper.cropsForAssign[0], bs).detach() };
@@ -224,10 +253,23 @@ export type SwAVSection = z.output<typeof swavSection>;
 /** SwAV behind the trainer's method seam: the queue from epoch_queue_starts, reset every epoch, saved with the model. */
 export function createSwAV(o: SwAVSection, ctx: MethodContext): TrainingMethod {
   const hyper: SwAVHyper = {
-    nmbCrops: ctx.nmbCrops, cropsForAssign: o.crops_for_assign, temperature: o.temperature, epsilon: o.epsilon,
-    sinkhornIterations: o.sinkhorn_iterations, freezePrototypesNiters: o.freeze_prototypes_niters, stableSinkhorn: o.stable_sinkhorn,
+    nmbCrops: ctx.nmbCrops,
+    cropsForAssign: o.crops_for_assign,
+    temperature: o.temperature,
+    epsilon: o.epsilon,
+    sinkhornIterations: o.sinkhorn_iterations,
+    freezePrototypesNiters: o.freeze_prototypes_niters,
+    stableSinkhorn: o.stable_sinkhorn,
   };
-  const step = { model: ctx.model, optimizer: ctx.optimizer, hyper, amp: ctx.amp, deviceType: ctx.deviceType, group: ctx.group, syncGradients: ctx.syncGradients };
+  const step = {
+    model: ctx.model,
+    optimizer: ctx.optimizer,
+    hyper,
+    amp: ctx.amp,
+    deviceType: ctx.deviceType,
+    group: ctx.group,
+    syncGradients: ctx.syncGradients,
+  };
   // queue_length is the whole group's, a multiple of the global batch, split over the processes (as main_swav.py)
   const W = ctx.group.worldSize;
   const queueLength = (o.queue_length - (o.queue_length % (ctx.batchSize * W))) / W;
@@ -249,7 +291,8 @@ export function createSwAV(o: SwAVSection, ctx: MethodContext): TrainingMethod {
       else nearLnK = 0;
       if (nearLnK >= Math.max(200, ctx.itersPerEpoch) && !warned) {
         warned = true;
-        r.warning = `warning: the loss has stayed at ln(K) = ${lnK.toFixed(3)} for ${nearLnK} iterations: every sample is assigned ` +
+        r.warning =
+          `warning: the loss has stayed at ln(K) = ${lnK.toFixed(3)} for ${nearLnK} iterations: every sample is assigned ` +
           'uniformly, the representation has collapsed. Known remedies: keep the prototypes frozen longer at the start ' +
           '(swav.freeze_prototypes_niters), lower optim.base_lr, use a queue when the batch is small next to the number of ' +
           'prototypes (swav.queue_length, swav.epoch_queue_starts), fewer prototypes (model.nmb_prototypes ~ 10x the classes), ' +
@@ -263,6 +306,8 @@ export function createSwAV(o: SwAVSection, ctx: MethodContext): TrainingMethod {
       queue = s.queue instanceof Tensor ? new SwAVQueue(keep(s.queue.clone())) : null;
       if (queue) queue.useTheQueue = s.use_the_queue === true;
     },
-    dispose() { queue?.dispose(); },
+    dispose() {
+      queue?.dispose();
+    },
   };
 }

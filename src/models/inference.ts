@@ -21,7 +21,8 @@ function fold(conv: Conv2d, bn: BatchNorm2d, dtype: 'float32' | 'bfloat16', devi
     const scale = bn.weight!.div(bn.runningVar!.add(bn.eps).sqrt());
     const weight = conv.weight.mul(scale.view(-1, 1, 1, 1));
     const shift = (conv.bias ? conv.bias.sub(bn.runningMean!) : bn.runningMean!.neg()).mul(scale).add(bn.bias!);
-    const to = (t: Tensor, format: 'channelsLast' | undefined) => keep(t.to({ dtype, device, memoryFormat: format }).contiguous(format ?? 'contiguous'));
+    const to = (t: Tensor, format: 'channelsLast' | undefined) =>
+      keep(t.to({ dtype, device, memoryFormat: format }).contiguous(format ?? 'contiguous'));
     return {
       weight: to(weight, 'channelsLast'),
       bias: to(shift, undefined),
@@ -43,7 +44,10 @@ export class FrozenTrunk {
   readonly #steps: Step[] = [];
   readonly #tensors: Tensor[] = [];
 
-  constructor(model: ResNet, readonly o: { dtype?: 'float32' | 'bfloat16'; device?: string; pool?: FeaturePool } = {}) {
+  constructor(
+    model: ResNet,
+    readonly o: { dtype?: 'float32' | 'bfloat16'; device?: string; pool?: FeaturePool } = {},
+  ) {
     const dtype = o.dtype ?? 'float32';
     const device = o.device ?? 'cpu';
     const f = (c: Conv2d, b: BatchNorm2d) => {
@@ -56,15 +60,20 @@ export class FrozenTrunk {
     this.#steps.push((x) => {
       const y = stem(x).relu_();
       if (!pool) return y;
-      try { return maxPool2d(y, pool.kernelSize, pool.options); } finally { y.dispose(); }
+      try {
+        return maxPool2d(y, pool.kernelSize, pool.options);
+      } finally {
+        y.dispose();
+      }
     });
     for (const layer of [model.layer1, model.layer2, model.layer3, model.layer4]) {
       for (const block of layer.children()) {
         const down = block instanceof BasicBlock || block instanceof Bottleneck ? block.downsample : null;
         const shortcut = down ? f(down.at(0) as Conv2d, down.at(1) as BatchNorm2d) : null;
-        const convs = block instanceof Bottleneck
-          ? [f(block.conv1, block.bn1), f(block.conv2, block.bn2), f(block.conv3, block.bn3)]
-          : [f((block as BasicBlock).conv1, (block as BasicBlock).bn1), f((block as BasicBlock).conv2, (block as BasicBlock).bn2)];
+        const convs =
+          block instanceof Bottleneck
+            ? [f(block.conv1, block.bn1), f(block.conv2, block.bn2), f(block.conv3, block.bn3)]
+            : [f((block as BasicBlock).conv1, (block as BasicBlock).bn1), f((block as BasicBlock).conv2, (block as BasicBlock).bn2)];
         this.#steps.push((x) => {
           let y = x;
           convs.forEach((c, i) => {
@@ -83,20 +92,24 @@ export class FrozenTrunk {
 
   /** Pooled features, float32: [N, numFeatures], or [N, numFeatures, h - 5, w - 5] under the avg6 pool. */
   forward(x: Tensor): Tensor {
-    return noGrad(() => tidy(() => {
-      let y = x.to({ dtype: this.o.dtype ?? 'float32', device: this.o.device ?? 'cpu', memoryFormat: 'channelsLast' });
-      for (const step of this.#steps) {
-        const next = step(y);
-        if (y !== x && next !== y) y.dispose();
-        y = next;
-      }
-      if (this.o.pool !== 'avg6') return adaptiveAvgPool2d(y, [1, 1]).flatten(1).float();
-      const [, , h, w] = y.shape;
-      if (h < 6 || w < 6) {
-        throw new Error(`the avg6 pool needs a last feature map of at least 6 x 6 (224 px images for a ResNet-50), this one is ${h} x ${w}: use larger images (--size) or the global pool`);
-      }
-      return avgPool2d(y, 6, { stride: 1 }).float().contiguous();
-    }));
+    return noGrad(() =>
+      tidy(() => {
+        let y = x.to({ dtype: this.o.dtype ?? 'float32', device: this.o.device ?? 'cpu', memoryFormat: 'channelsLast' });
+        for (const step of this.#steps) {
+          const next = step(y);
+          if (y !== x && next !== y) y.dispose();
+          y = next;
+        }
+        if (this.o.pool !== 'avg6') return adaptiveAvgPool2d(y, [1, 1]).flatten(1).float();
+        const [, , h, w] = y.shape;
+        if (h < 6 || w < 6) {
+          throw new Error(
+            `the avg6 pool needs a last feature map of at least 6 x 6 (224 px images for a ResNet-50), this one is ${h} x ${w}: use larger images (--size) or the global pool`,
+          );
+        }
+        return avgPool2d(y, 6, { stride: 1 }).float().contiguous();
+      }),
+    );
   }
 
   dispose(): void {

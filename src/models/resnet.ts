@@ -4,9 +4,7 @@ import type { Tensor } from '../torch/tensor.js';
 import { cat } from '../torch/functional.js';
 import * as F from '../torch/functional.js';
 import { Module } from '../nn/module.js';
-import {
-  AdaptiveAvgPool2d, BatchNorm1d, BatchNorm2d, Conv2d, Identity, Linear, MaxPool2d, ReLU, Sequential,
-} from '../nn/layers.js';
+import { AdaptiveAvgPool2d, BatchNorm1d, BatchNorm2d, Conv2d, Identity, Linear, MaxPool2d, ReLU, Sequential } from '../nn/layers.js';
 import { constant_, kaimingNormal_ } from '../nn/init.js';
 
 /** Applies `layers` in turn, disposing each intermediate result once the next one has consumed it. */
@@ -41,9 +39,17 @@ interface BlockType {
 
 export class BasicBlock extends Module implements Block {
   static readonly expansion = 1;
-  readonly conv1: Conv2d; readonly bn1: BatchNorm2d; readonly relu: ReLU;
-  readonly conv2: Conv2d; readonly bn2: BatchNorm2d;
-  constructor(inplanes: number, planes: number, stride = 1, readonly downsample: Sequential | null = null) {
+  readonly conv1: Conv2d;
+  readonly bn1: BatchNorm2d;
+  readonly relu: ReLU;
+  readonly conv2: Conv2d;
+  readonly bn2: BatchNorm2d;
+  constructor(
+    inplanes: number,
+    planes: number,
+    stride = 1,
+    readonly downsample: Sequential | null = null,
+  ) {
     super();
     this.conv1 = this.registerModule('conv1', conv3x3(inplanes, planes, stride));
     this.bn1 = this.registerModule('bn1', new BatchNorm2d(planes));
@@ -59,10 +65,19 @@ export class BasicBlock extends Module implements Block {
 
 export class Bottleneck extends Module implements Block {
   static readonly expansion = 4;
-  readonly conv1: Conv2d; readonly bn1: BatchNorm2d;
-  readonly conv2: Conv2d; readonly bn2: BatchNorm2d;
-  readonly conv3: Conv2d; readonly bn3: BatchNorm2d; readonly relu: ReLU;
-  constructor(inplanes: number, planes: number, stride = 1, readonly downsample: Sequential | null = null) {
+  readonly conv1: Conv2d;
+  readonly bn1: BatchNorm2d;
+  readonly conv2: Conv2d;
+  readonly bn2: BatchNorm2d;
+  readonly conv3: Conv2d;
+  readonly bn3: BatchNorm2d;
+  readonly relu: ReLU;
+  constructor(
+    inplanes: number,
+    planes: number,
+    stride = 1,
+    readonly downsample: Sequential | null = null,
+  ) {
     super();
     // torchvision's width = planes * (base_width / 64) * groups, with base_width 64 and one group.
     this.conv1 = this.registerModule('conv1', conv1x1(inplanes, planes));
@@ -87,7 +102,9 @@ export class MultiPrototypes extends Module {
     super();
     this.heads = sizes.map((k, i) => this.registerModule(`prototypes${i}`, new Linear(outputDim, k, { bias: false })));
   }
-  forward(x: Tensor): Tensor[] { return this.heads.map((h) => h.forward(x)); }
+  forward(x: Tensor): Tensor[] {
+    return this.heads.map((h) => h.forward(x));
+  }
 }
 
 export interface ResNetOptions {
@@ -121,8 +138,14 @@ export interface HeadOutput {
 }
 
 export class ResNet extends Module {
-  readonly conv1: Conv2d; readonly bn1: BatchNorm2d; readonly relu: ReLU; readonly maxpool: Module;
-  readonly layer1: Sequential; readonly layer2: Sequential; readonly layer3: Sequential; readonly layer4: Sequential;
+  readonly conv1: Conv2d;
+  readonly bn1: BatchNorm2d;
+  readonly relu: ReLU;
+  readonly maxpool: Module;
+  readonly layer1: Sequential;
+  readonly layer2: Sequential;
+  readonly layer3: Sequential;
+  readonly layer4: Sequential;
   readonly avgpool: AdaptiveAvgPool2d;
   readonly fc: Linear | null = null;
   readonly projectionHead: Module | null = null;
@@ -137,9 +160,12 @@ export class ResNet extends Module {
     const width = o.width ?? 64 * (o.widen ?? 1);
     this.#inplanes = width;
     const small = o.stem === 'small';
-    this.conv1 = this.registerModule('conv1', small
-      ? new Conv2d(o.inChannels ?? 3, width, 3, { stride: o.stemStride ?? 1, padding: 1, bias: false })
-      : new Conv2d(o.inChannels ?? 3, width, 7, { stride: 2, padding: 3, bias: false }));
+    this.conv1 = this.registerModule(
+      'conv1',
+      small
+        ? new Conv2d(o.inChannels ?? 3, width, 3, { stride: o.stemStride ?? 1, padding: 1, bias: false })
+        : new Conv2d(o.inChannels ?? 3, width, 7, { stride: 2, padding: 3, bias: false }),
+    );
     this.bn1 = this.registerModule('bn1', new BatchNorm2d(width));
     this.relu = this.registerModule('relu', new ReLU(true));
     this.maxpool = this.registerModule('maxpool', small ? new Identity() : new MaxPool2d(3, { stride: 2, padding: 1 }));
@@ -154,10 +180,17 @@ export class ResNet extends Module {
     this.l2norm = o.normalize ?? false;
     const outputDim = o.outputDim ?? 0;
     if (outputDim > 0) {
-      this.projectionHead = this.registerModule('projection_head', o.hiddenMlp
-        ? new Sequential(new Linear(this.numFeatures, o.hiddenMlp), new BatchNorm1d(o.hiddenMlp), new ReLU(true),
-          new Linear(o.hiddenMlp, outputDim))
-        : new Linear(this.numFeatures, outputDim));
+      this.projectionHead = this.registerModule(
+        'projection_head',
+        o.hiddenMlp
+          ? new Sequential(
+              new Linear(this.numFeatures, o.hiddenMlp),
+              new BatchNorm1d(o.hiddenMlp),
+              new ReLU(true),
+              new Linear(o.hiddenMlp, outputDim),
+            )
+          : new Linear(this.numFeatures, outputDim),
+      );
     }
     const protos = o.nmbPrototypes ?? 0;
     const headDim = outputDim || this.numFeatures;
@@ -197,7 +230,11 @@ export class ResNet extends Module {
     const map = chain(x, this.conv1, this.bn1, this.relu, this.maxpool, this.layer1, this.layer2, this.layer3, this.layer4);
     const pooled = this.avgpool.forward(map);
     map.dispose();
-    try { return pooled.flatten(1); } finally { pooled.dispose(); }
+    try {
+      return pooled.flatten(1);
+    } finally {
+      pooled.dispose();
+    }
   }
 
   /** SwAV's head on pooled features: projection, L2 normalization, prototype scores. */
@@ -217,7 +254,7 @@ export class ResNet extends Module {
    */
   forwardCrops(crops: Tensor[]): HeadOutput {
     const feats: Tensor[] = [];
-    for (let start = 0; start < crops.length;) {
+    for (let start = 0; start < crops.length; ) {
       const size = crops[start].shape.slice(-2).join('x');
       let end = start + 1;
       while (end < crops.length && crops[end].shape.slice(-2).join('x') === size) end++;
@@ -237,7 +274,11 @@ export class ResNet extends Module {
   forward(x: Tensor): Tensor {
     const feats = this.forwardBackbone(x);
     if (!this.fc) return feats;
-    try { return this.fc.forward(feats); } finally { feats.dispose(); }
+    try {
+      return this.fc.forward(feats);
+    } finally {
+      feats.dispose();
+    }
   }
 }
 

@@ -15,9 +15,13 @@ export function calculateFanInAndFanOut(t: Tensor): [number, number] {
 
 export function calculateGain(nonlinearity: Nonlinearity, param?: number): number {
   switch (nonlinearity) {
-    case 'linear': case 'sigmoid': return 1;
-    case 'tanh': return 5 / 3;
-    case 'relu': return Math.sqrt(2.0);
+    case 'linear':
+    case 'sigmoid':
+      return 1;
+    case 'tanh':
+      return 5 / 3;
+    case 'relu':
+      return Math.sqrt(2.0);
     case 'leaky_relu': {
       const slope = param ?? 0.01;
       return Math.sqrt(2.0 / (1 + slope * slope));
@@ -25,13 +29,27 @@ export function calculateGain(nonlinearity: Nonlinearity, param?: number): numbe
   }
 }
 
-export function uniform_(t: Tensor, a = 0, b = 1): Tensor { return noGrad(() => t.uniform_(a, b)); }
-export function normal_(t: Tensor, mean = 0, std = 1): Tensor { return noGrad(() => t.normal_(mean, std)); }
-export function constant_(t: Tensor, value: number): Tensor { return noGrad(() => t.fill_(value)); }
-export function zeros_(t: Tensor): Tensor { return noGrad(() => t.zero_()); }
-export function ones_(t: Tensor): Tensor { return constant_(t, 1); }
+export function uniform_(t: Tensor, a = 0, b = 1): Tensor {
+  return noGrad(() => t.uniform_(a, b));
+}
+export function normal_(t: Tensor, mean = 0, std = 1): Tensor {
+  return noGrad(() => t.normal_(mean, std));
+}
+export function constant_(t: Tensor, value: number): Tensor {
+  return noGrad(() => t.fill_(value));
+}
+export function zeros_(t: Tensor): Tensor {
+  return noGrad(() => t.zero_());
+}
+export function ones_(t: Tensor): Tensor {
+  return constant_(t, 1);
+}
 
-interface KaimingOptions { a?: number; mode?: FanMode; nonlinearity?: Nonlinearity }
+interface KaimingOptions {
+  a?: number;
+  mode?: FanMode;
+  nonlinearity?: Nonlinearity;
+}
 
 function kaimingStd(t: Tensor, o: KaimingOptions): number {
   const [fanIn, fanOut] = calculateFanInAndFanOut(t);

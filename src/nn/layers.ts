@@ -10,24 +10,41 @@ import type { SyncBatchNormGroup } from '../dist/group.js';
 type Pair = number | [number, number];
 
 export class Identity extends Module {
-  forward(x: Tensor): Tensor { return x; }
+  forward(x: Tensor): Tensor {
+    return x;
+  }
 }
 
 export class ReLU extends Module {
-  constructor(readonly inplace = false) { super(); }
-  forward(x: Tensor): Tensor { return this.inplace ? x.relu_() : x.relu(); }
+  constructor(readonly inplace = false) {
+    super();
+  }
+  forward(x: Tensor): Tensor {
+    return this.inplace ? x.relu_() : x.relu();
+  }
 }
 
 export class Flatten extends Module {
-  constructor(readonly startDim = 1, readonly endDim = -1) { super(); }
-  forward(x: Tensor): Tensor { return x.flatten(this.startDim, this.endDim); }
+  constructor(
+    readonly startDim = 1,
+    readonly endDim = -1,
+  ) {
+    super();
+  }
+  forward(x: Tensor): Tensor {
+    return x.flatten(this.startDim, this.endDim);
+  }
 }
 
 export class Conv2d extends Module {
   readonly weight: Tensor;
   readonly bias: Tensor | null;
-  constructor(readonly inChannels: number, readonly outChannels: number, readonly kernelSize: Pair,
-    readonly options: F.Conv2dOptions & { bias?: boolean } = {}) {
+  constructor(
+    readonly inChannels: number,
+    readonly outChannels: number,
+    readonly kernelSize: Pair,
+    readonly options: F.Conv2dOptions & { bias?: boolean } = {},
+  ) {
     super();
     const [kh, kw] = typeof kernelSize === 'number' ? [kernelSize, kernelSize] : kernelSize;
     const groups = options.groups ?? 1;
@@ -36,22 +53,35 @@ export class Conv2d extends Module {
     this.bias = this.registerParameter('bias', options.bias === false ? null : empty([outChannels]));
     defaultLayerInit(this.weight, this.bias);
   }
-  forward(x: Tensor): Tensor { return F.conv2d(x, this.weight, this.bias, this.options); }
+  forward(x: Tensor): Tensor {
+    return F.conv2d(x, this.weight, this.bias, this.options);
+  }
 }
 
 export class Linear extends Module {
   readonly weight: Tensor;
   readonly bias: Tensor | null;
-  constructor(readonly inFeatures: number, readonly outFeatures: number, options: { bias?: boolean } = {}) {
+  constructor(
+    readonly inFeatures: number,
+    readonly outFeatures: number,
+    options: { bias?: boolean } = {},
+  ) {
     super();
     this.weight = this.registerParameter('weight', empty([outFeatures, inFeatures]));
     this.bias = this.registerParameter('bias', options.bias === false ? null : empty([outFeatures]));
     defaultLayerInit(this.weight, this.bias);
   }
-  forward(x: Tensor): Tensor { return F.linear(x, this.weight, this.bias); }
+  forward(x: Tensor): Tensor {
+    return F.linear(x, this.weight, this.bias);
+  }
 }
 
-export interface BatchNormOptions { eps?: number; momentum?: number | null; affine?: boolean; trackRunningStats?: boolean }
+export interface BatchNormOptions {
+  eps?: number;
+  momentum?: number | null;
+  affine?: boolean;
+  trackRunningStats?: boolean;
+}
 
 /** Batch normalization with running statistics and momentum exactly as torch.nn.BatchNorm*. */
 abstract class BatchNorm extends Module {
@@ -66,7 +96,10 @@ abstract class BatchNorm extends Module {
   syncGroup: SyncBatchNormGroup | null = null;
   protected abstract readonly inputDims: number[];
 
-  constructor(readonly numFeatures: number, o: BatchNormOptions = {}) {
+  constructor(
+    readonly numFeatures: number,
+    o: BatchNormOptions = {},
+  ) {
     super();
     this.eps = o.eps ?? 1e-5;
     this.momentum = o.momentum === undefined ? 0.1 : o.momentum;
@@ -93,8 +126,11 @@ abstract class BatchNorm extends Module {
     }
     const useBatchStats = this.training || this.runningMean === null;
     const useRunning = !this.training || this.runningMean !== null;
-    return F.batchNorm(x, useRunning ? this.runningMean : null, useRunning ? this.runningVar : null, this.weight, this.bias,
-      { training: useBatchStats, momentum: factor, eps: this.eps });
+    return F.batchNorm(x, useRunning ? this.runningMean : null, useRunning ? this.runningVar : null, this.weight, this.bias, {
+      training: useBatchStats,
+      momentum: factor,
+      eps: this.eps,
+    });
   }
 }
 
@@ -107,13 +143,24 @@ export class BatchNorm2d extends BatchNorm {
 }
 
 export class MaxPool2d extends Module {
-  constructor(readonly kernelSize: Pair, readonly options: F.Pool2dOptions = {}) { super(); }
-  forward(x: Tensor): Tensor { return F.maxPool2d(x, this.kernelSize, this.options); }
+  constructor(
+    readonly kernelSize: Pair,
+    readonly options: F.Pool2dOptions = {},
+  ) {
+    super();
+  }
+  forward(x: Tensor): Tensor {
+    return F.maxPool2d(x, this.kernelSize, this.options);
+  }
 }
 
 export class AdaptiveAvgPool2d extends Module {
-  constructor(readonly outputSize: Pair) { super(); }
-  forward(x: Tensor): Tensor { return F.adaptiveAvgPool2d(x, this.outputSize); }
+  constructor(readonly outputSize: Pair) {
+    super();
+  }
+  forward(x: Tensor): Tensor {
+    return F.adaptiveAvgPool2d(x, this.outputSize);
+  }
 }
 
 /**
@@ -131,8 +178,12 @@ export class Sequential extends Module {
     this.#list.push(m);
     return this;
   }
-  get length(): number { return this.#list.length; }
-  at(i: number): Module { return this.#list.at(i)!; }
+  get length(): number {
+    return this.#list.length;
+  }
+  at(i: number): Module {
+    return this.#list.at(i)!;
+  }
   forward(x: Tensor): Tensor {
     let out = x;
     for (const m of this.#list) {

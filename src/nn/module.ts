@@ -46,28 +46,36 @@ export abstract class Module {
   *namedChildren(): IterableIterator<[string, Module]> {
     yield* this.#modules.entries();
   }
-  children(): Module[] { return [...this.#modules.values()]; }
+  children(): Module[] {
+    return [...this.#modules.values()];
+  }
 
   /** This module ('' first) and every descendant, with dotted names. */
   *namedModules(prefix = ''): IterableIterator<[string, Module]> {
     yield [prefix, this];
     for (const [name, m] of this.#modules) yield* m.namedModules(prefix ? `${prefix}.${name}` : name);
   }
-  modules(): Module[] { return [...this.namedModules()].map(([, m]) => m); }
+  modules(): Module[] {
+    return [...this.namedModules()].map(([, m]) => m);
+  }
 
   *namedParameters(prefix = '', recurse = true): IterableIterator<[string, Tensor]> {
     for (const [mp, m] of recurse ? this.namedModules(prefix) : [[prefix, this] as [string, Module]]) {
       for (const [n, p] of m.#parameters) if (p !== null) yield [mp ? `${mp}.${n}` : n, p];
     }
   }
-  parameters(recurse = true): Tensor[] { return [...this.namedParameters('', recurse)].map(([, p]) => p); }
+  parameters(recurse = true): Tensor[] {
+    return [...this.namedParameters('', recurse)].map(([, p]) => p);
+  }
 
   *namedBuffers(prefix = '', recurse = true): IterableIterator<[string, Tensor]> {
     for (const [mp, m] of recurse ? this.namedModules(prefix) : [[prefix, this] as [string, Module]]) {
       for (const [n, b] of m.#buffers) if (b !== null) yield [mp ? `${mp}.${n}` : n, b];
     }
   }
-  buffers(recurse = true): Tensor[] { return [...this.namedBuffers('', recurse)].map(([, b]) => b); }
+  buffers(recurse = true): Tensor[] {
+    return [...this.namedBuffers('', recurse)].map(([, b]) => b);
+  }
 
   /** The submodule at a dotted path ('layer1.0.conv1'). */
   getSubmodule(path: string): Module {
@@ -84,14 +92,20 @@ export abstract class Module {
     for (const m of this.modules()) m.training = mode;
     return this;
   }
-  eval(): this { return this.train(false); }
+  eval(): this {
+    return this.train(false);
+  }
 
   /** Sets every parameter's gradient to None (setToNone) or to zero. */
   zeroGrad(setToNone = true): void {
     const ps = this.parameters();
     if (setToNone) return native.clearGrads(handles(ps));
     for (const g of native.grads(handles(ps))) {
-      if (g) { const t = new Tensor(g); t.zero_(); t.dispose(); }
+      if (g) {
+        const t = new Tensor(g);
+        t.zero_();
+        t.dispose();
+      }
     }
   }
 
@@ -124,24 +138,31 @@ export abstract class Module {
     const unexpectedKeys = [...given.keys()].filter((k) => !own.has(k));
     if (strict && (missingKeys.length || unexpectedKeys.length)) {
       const list = (ks: string[]) => ks.slice(0, 10).join(', ') + (ks.length > 10 ? `, ... (${ks.length} in all)` : '');
-      throw new StateDictError(`Error loading the state dict into ${this.constructor.name}:` +
-        (missingKeys.length ? `\n  missing keys: ${list(missingKeys)}` : '') +
-        (unexpectedKeys.length ? `\n  unexpected keys: ${list(unexpectedKeys)}` : '') +
-        '\n  (a "module." prefix from DistributedDataParallel? pass {strict: false} to load a part)');
+      throw new StateDictError(
+        `Error loading the state dict into ${this.constructor.name}:` +
+          (missingKeys.length ? `\n  missing keys: ${list(missingKeys)}` : '') +
+          (unexpectedKeys.length ? `\n  unexpected keys: ${list(unexpectedKeys)}` : '') +
+          '\n  (a "module." prefix from DistributedDataParallel? pass {strict: false} to load a part)',
+      );
     }
     if (!strict && own.size > 0 && missingKeys.length === own.size) {
-      throw new StateDictError(`no key of the state dict matches ${this.constructor.name}: it expects names such as ` +
-        `'${[...own.keys()][0]}', the file has names such as '${[...given.keys()][0] ?? '(none)'}'`);
+      throw new StateDictError(
+        `no key of the state dict matches ${this.constructor.name}: it expects names such as ` +
+          `'${[...own.keys()][0]}', the file has names such as '${[...given.keys()][0] ?? '(none)'}'`,
+      );
     }
     const mismatched: string[] = [];
     for (const [k, dst] of own) {
       const src = given.get(k);
       if (src && src.shape.join() !== dst.shape.join()) {
-        mismatched.push(`size mismatch for ${k}: copying a param with shape [${src.shape}] from the state dict, ` +
-          `the shape in the current model is [${dst.shape}]`);
+        mismatched.push(
+          `size mismatch for ${k}: copying a param with shape [${src.shape}] from the state dict, ` +
+            `the shape in the current model is [${dst.shape}]`,
+        );
       }
     }
-    if (mismatched.length) throw new StateDictError(`Error loading the state dict into ${this.constructor.name}:\n  ${mismatched.join('\n  ')}`);
+    if (mismatched.length)
+      throw new StateDictError(`Error loading the state dict into ${this.constructor.name}:\n  ${mismatched.join('\n  ')}`);
     noGrad(() => {
       for (const [k, dst] of own) {
         const src = given.get(k);
@@ -156,10 +177,14 @@ export abstract class Module {
    * a dtype converts floating-point ones, a device all, a memory format the 4-d ones.
    */
   to(arg: DType | Device | MemoryFormat | { dtype?: DType; device?: Device; memoryFormat?: MemoryFormat }): this {
-    const o = typeof arg !== 'string' ? arg
-      : isDType(arg) ? { dtype: arg }
-      : arg === 'channelsLast' || arg === 'contiguous' || arg === 'channelsLast3d' ? { memoryFormat: arg as MemoryFormat }
-      : { device: arg };
+    const o =
+      typeof arg !== 'string'
+        ? arg
+        : isDType(arg)
+          ? { dtype: arg }
+          : arg === 'channelsLast' || arg === 'contiguous' || arg === 'channelsLast3d'
+            ? { memoryFormat: arg as MemoryFormat }
+            : { device: arg };
     noGrad(() => {
       const convert = (t: Tensor, isParam: boolean) => {
         const dtype = o.dtype && isFloatingPoint(t.dtype) ? o.dtype : undefined;

@@ -34,7 +34,9 @@ export function dashboard(root: string): Hono {
   app.get('/runs/:name/gallery/:file', async (c) => {
     const entry = sampledRun(findRun(root, c.req.param('name')));
     const index = sampledIndex(entry, /^(\d+)\.png$/.exec(c.req.param('file'))?.[1]);
-    return entry && index !== null ? c.body(new Uint8Array(await thumbnail(entry.dataset, entry.images[index])), 200, { 'content-type': 'image/png' }) : c.notFound();
+    return entry && index !== null
+      ? c.body(new Uint8Array(await thumbnail(entry.dataset, entry.images[index])), 200, { 'content-type': 'image/png' })
+      : c.notFound();
   });
   app.get('/runs/:name/neighbours/:index', (c) => {
     const entry = sampledRun(findRun(root, c.req.param('name')));

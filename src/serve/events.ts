@@ -12,7 +12,9 @@ export function metricsStream(c: Context, run: Run): Response {
   return streamSSE(c, async (stream) => {
     const tail = new JsonlTail(join(run.dir, METRICS));
     let open = true;
-    stream.onAbort(() => { open = false; });
+    stream.onAbort(() => {
+      open = false;
+    });
     while (open) {
       const { records, reset } = tail.read();
       if (reset) await stream.writeSSE({ event: 'reset', data: '{}' });

@@ -54,7 +54,11 @@ export function galleryOf(run: Run): Promise<GalleryEntry> {
   const { mtimeMs } = statSync(join(run.dir, CHECKPOINT));
   const hit = cache.get(run.dir);
   if (hit && hit.mtimeMs === mtimeMs) return Promise.resolve(hit);
-  if (!pending.has(run.dir)) pending.set(run.dir, compute(run, mtimeMs).finally(() => pending.delete(run.dir)));
+  if (!pending.has(run.dir))
+    pending.set(
+      run.dir,
+      compute(run, mtimeMs).finally(() => pending.delete(run.dir)),
+    );
   return pending.get(run.dir)!;
 }
 
@@ -69,7 +73,11 @@ async function compute(run: Run, mtimeMs: number): Promise<GalleryEntry> {
   try {
     if (!config) throw new Error(`serve: ${run.dir}'s checkpoint holds no training config`);
     const sample = await sampleOf('serve', model, config);
-    const entry = { mtimeMs, ...sample, gallery: { epoch: checkpointEpoch(run), sampled: sample.picks.length, prototypes: mostUsed(sample.picks) } };
+    const entry = {
+      mtimeMs,
+      ...sample,
+      gallery: { epoch: checkpointEpoch(run), sampled: sample.picks.length, prototypes: mostUsed(sample.picks) },
+    };
     cache.get(run.dir)?.features.dispose();
     cache.set(run.dir, entry);
     return entry;
@@ -84,7 +92,10 @@ export function neighbours(entry: GalleryEntry, index: number, k = 8): { image: 
     const sims = entry.features.matmul(entry.features.select(0, index));
     const { values, indices } = sims.topk(Math.min(k + 1, sims.shape[0]));
     const [vs, is] = [values.tolist() as number[], indices.tolist() as number[]];
-    return is.map((image, j) => ({ image, similarity: vs[j] })).filter((n) => n.image !== index).slice(0, k);
+    return is
+      .map((image, j) => ({ image, similarity: vs[j] }))
+      .filter((n) => n.image !== index)
+      .slice(0, k);
   });
 }
 
@@ -142,7 +153,9 @@ function scoresOf(what: string, model: ResNet, features: torch.Tensor): torch.Te
 function mostUsed(picks: number[]): Gallery['prototypes'] {
   const byPrototype = new Map<number, number[]>();
   picks.forEach((k, i) => byPrototype.set(k, [...(byPrototype.get(k) ?? []), i]));
-  return [...byPrototype.entries()].sort((a, b) => b[1].length - a[1].length).slice(0, TOP)
+  return [...byPrototype.entries()]
+    .sort((a, b) => b[1].length - a[1].length)
+    .slice(0, TOP)
     .map(([prototype, images]) => ({ prototype, count: images.length, images: images.slice(0, PER_PROTOTYPE) }));
 }
 
@@ -152,5 +165,7 @@ export async function thumbnail(dataset: Dataset, index: number): Promise<Buffer
   const [, channels, height, width] = dataset.images.shape;
   const pixels = torch.tidy(() => dataset.images.narrow(0, index, 1).squeeze(0).permute([1, 2, 0]).contiguous().toTypedArray());
   return sharp(Buffer.from(pixels.buffer, pixels.byteOffset, pixels.byteLength), { raw: { width, height, channels: channels as 1 | 3 } })
-    .resize(Math.max(48, width), null, { kernel: 'nearest' }).png().toBuffer();
+    .resize(Math.max(48, width), null, { kernel: 'nearest' })
+    .png()
+    .toBuffer();
 }

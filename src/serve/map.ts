@@ -3,7 +3,12 @@
 import { UMAP } from 'umap-js';
 import type { GalleryEntry } from './gallery.js';
 
-export interface MapPoint { image: number; x: number; y: number; prototype: number }
+export interface MapPoint {
+  image: number;
+  x: number;
+  y: number;
+  prototype: number;
+}
 
 const maps = new WeakMap<GalleryEntry, MapPoint[]>();
 

@@ -27,7 +27,9 @@ export function indexPage(runs: Run[]): string {
 }
 
 export function runPage(run: Run): string {
-  return layout(`swav: ${run.name}`, ` data-base="${runUrl(run.name)}"><h1>swav run ${escapeHtml(run.name)}</h1>
+  return layout(
+    `swav: ${run.name}`,
+    ` data-base="${runUrl(run.name)}"><h1>swav run ${escapeHtml(run.name)}</h1>
 <p id="status">waiting for metrics…</p>
 <h2>Training</h2><div class="charts" id="train"></div>
 <h2>Prototype usage</h2>
@@ -42,7 +44,8 @@ prototypes and the training images whose codes pick them</span></p>
 <h3>Nearest neighbours <span id="neighbours-caption">(click an image)</span></h3><div id="neighbours"></div>
 <h2>Evaluations</h2><div class="charts" id="evals"></div>
 <h3>kNN confusion matrix <span id="confusion-epoch"></span></h3><div id="confusion">none yet</div>
-<script src="/assets/uPlot.iife.min.js"></script><script>${CLIENT}</script>`);
+<script src="/assets/uPlot.iife.min.js"></script><script>${CLIENT}</script>`,
+  );
 }
 
 /** The browser side, plain JavaScript: one uPlot per curve; each chart's point count in data-points (for tests). */

@@ -5,7 +5,10 @@ import { basename, join, resolve } from 'node:path';
 
 export const METRICS = 'metrics.jsonl';
 
-export interface Run { name: string; dir: string }
+export interface Run {
+  name: string;
+  dir: string;
+}
 
 const isRun = (dir: string) => existsSync(join(dir, METRICS)) || existsSync(join(dir, 'config.yaml'));
 

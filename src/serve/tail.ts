@@ -13,7 +13,13 @@ export class JsonlTail {
     const reset = size < this.offset;
     if (reset) this.offset = 0;
     if (size === this.offset) return { records: [], reset };
-    return { records: this.completeLines(size).split('\n').filter((l) => l.trim()).flatMap(parse), reset };
+    return {
+      records: this.completeLines(size)
+        .split('\n')
+        .filter((l) => l.trim())
+        .flatMap(parse),
+      reset,
+    };
   }
 
   /** The bytes up to the last newline, decoded; the offset moves past them only (bytes, so no UTF-8 is cut). */

@@ -25,4 +25,3 @@ export function loadAddon(): Native {
   }
   return createRequire(import.meta.url)(file) as Native;
 }
-

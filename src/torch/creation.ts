@@ -20,7 +20,11 @@ function finish(t: Tensor, o: TensorOptions): Tensor {
 
 function onDevice(t: Tensor, o: TensorOptions): Tensor {
   if (!o.device || o.device === 'cpu') return t;
-  try { return t.to(o.device); } finally { t.dispose(); }
+  try {
+    return t.to(o.device);
+  } finally {
+    t.dispose();
+  }
 }
 
 export type NestedArray = number | boolean | NestedArray[];
@@ -34,7 +38,9 @@ export function tensor(data: NestedArray | TypedArray, opts: TensorOptions = {})
     shape.push(probe.length);
     probe = probe[0];
   }
-  const flat: (number | boolean)[] = shape.length ? (data as unknown[]).flat(Infinity as 1) as (number | boolean)[] : [data as number | boolean];
+  const flat: (number | boolean)[] = shape.length
+    ? ((data as unknown[]).flat(Infinity as 1) as (number | boolean)[])
+    : [data as number | boolean];
   const expected = shape.reduce((a, b) => a * b, 1);
   if (flat.length !== expected || flat.some((v) => typeof v !== typeof flat[0])) {
     throw new TypeError('tensor(): nested arrays must be rectangular and hold only numbers or only booleans');
@@ -59,7 +65,11 @@ export function fromTypedArray(data: TypedArray, shape?: number[], dtype?: DType
   if (natural !== undefined && natural !== d && !(natural === 'uint8' && d === 'bool')) {
     // The values are of another type: copy them in their own type, then convert as PyTorch would.
     const t = fromTypedArray(data, shape);
-    try { return t.to(d); } finally { t.dispose(); }
+    try {
+      return t.to(d);
+    } finally {
+      t.dispose();
+    }
   }
   return wrap(native.fromBytes(data, shape ?? [data.length], d));
 }
@@ -71,8 +81,12 @@ export function fromBytes(bytes: Uint8Array, shape: number[], dtype: DType): Ten
 
 const opts4 = (o: TensorOptions) => [o.dtype ?? 'float32', null, o.device ?? null, null] as const;
 
-export function zeros(shape: Shape, o: TensorOptions = {}): Tensor { return finish(wrap(call('zeros', shapeOf(shape), ...opts4(o))), o); }
-export function ones(shape: Shape, o: TensorOptions = {}): Tensor { return finish(wrap(call('ones', shapeOf(shape), ...opts4(o))), o); }
+export function zeros(shape: Shape, o: TensorOptions = {}): Tensor {
+  return finish(wrap(call('zeros', shapeOf(shape), ...opts4(o))), o);
+}
+export function ones(shape: Shape, o: TensorOptions = {}): Tensor {
+  return finish(wrap(call('ones', shapeOf(shape), ...opts4(o))), o);
+}
 export function empty(shape: Shape, o: TensorOptions & { memoryFormat?: MemoryFormat } = {}): Tensor {
   return finish(wrap(call('empty.memory_format', shapeOf(shape), ...opts4(o), o.memoryFormat ?? null)), o);
 }
@@ -81,9 +95,13 @@ export function full(shape: Shape, value: number | boolean, o: TensorOptions = {
   return finish(wrap(call('full', shapeOf(shape), value, dtype, null, o.device ?? null, null)), o);
 }
 /** Standard normal samples from the global generator (torch.manualSeed). */
-export function randn(shape: Shape, o: TensorOptions = {}): Tensor { return finish(wrap(call('randn', shapeOf(shape), ...opts4(o))), o); }
+export function randn(shape: Shape, o: TensorOptions = {}): Tensor {
+  return finish(wrap(call('randn', shapeOf(shape), ...opts4(o))), o);
+}
 /** Uniform samples in [0, 1). */
-export function rand(shape: Shape, o: TensorOptions = {}): Tensor { return finish(wrap(call('rand', shapeOf(shape), ...opts4(o))), o); }
+export function rand(shape: Shape, o: TensorOptions = {}): Tensor {
+  return finish(wrap(call('rand', shapeOf(shape), ...opts4(o))), o);
+}
 /** Integers uniform in [low, high), int64 unless dtype is given. */
 export function randint(low: number, high: number, shape: Shape, o: TensorOptions = {}): Tensor {
   return finish(wrap(call('randint.low', low, high, shapeOf(shape), o.dtype ?? 'int64', null, o.device ?? null, null)), o);
@@ -100,16 +118,26 @@ export function arange(start: number, end?: number, step = 1, o: TensorOptions =
 export function linspace(start: number, end: number, steps: number, o: TensorOptions = {}): Tensor {
   return finish(wrap(call('linspace', start, end, steps, ...opts4(o))), o);
 }
-export function eye(n: number, o: TensorOptions = {}): Tensor { return finish(wrap(call('eye', n, ...opts4(o))), o); }
+export function eye(n: number, o: TensorOptions = {}): Tensor {
+  return finish(wrap(call('eye', n, ...opts4(o))), o);
+}
 export function scalarTensor(value: number, o: TensorOptions = {}): Tensor {
   return finish(wrap(call('scalar_tensor', value, ...opts4(o))), o);
 }
 
 const likeOpts = (o: TensorOptions) => [o.dtype ?? null, null, o.device ?? null, null, null] as const;
-export function zerosLike(t: Tensor, o: TensorOptions = {}): Tensor { return finish(wrap(call('zeros_like', t.h, ...likeOpts(o))), o); }
-export function onesLike(t: Tensor, o: TensorOptions = {}): Tensor { return finish(wrap(call('ones_like', t.h, ...likeOpts(o))), o); }
-export function emptyLike(t: Tensor, o: TensorOptions = {}): Tensor { return finish(wrap(call('empty_like', t.h, ...likeOpts(o))), o); }
-export function randnLike(t: Tensor, o: TensorOptions = {}): Tensor { return finish(wrap(call('randn_like', t.h, ...likeOpts(o))), o); }
+export function zerosLike(t: Tensor, o: TensorOptions = {}): Tensor {
+  return finish(wrap(call('zeros_like', t.h, ...likeOpts(o))), o);
+}
+export function onesLike(t: Tensor, o: TensorOptions = {}): Tensor {
+  return finish(wrap(call('ones_like', t.h, ...likeOpts(o))), o);
+}
+export function emptyLike(t: Tensor, o: TensorOptions = {}): Tensor {
+  return finish(wrap(call('empty_like', t.h, ...likeOpts(o))), o);
+}
+export function randnLike(t: Tensor, o: TensorOptions = {}): Tensor {
+  return finish(wrap(call('randn_like', t.h, ...likeOpts(o))), o);
+}
 export function fullLike(t: Tensor, value: number, o: TensorOptions = {}): Tensor {
   return finish(wrap(call('full_like', t.h, value, ...likeOpts(o))), o);
 }

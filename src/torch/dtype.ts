@@ -1,8 +1,6 @@
 // Element types, devices and memory formats, named as PyTorch names them (in camelCase where it differs).
 
-export type DType =
-  | 'float32' | 'float64' | 'float16' | 'bfloat16'
-  | 'int64' | 'int32' | 'int16' | 'int8' | 'uint8' | 'bool';
+export type DType = 'float32' | 'float64' | 'float16' | 'bfloat16' | 'int64' | 'int32' | 'int16' | 'int8' | 'uint8' | 'bool';
 export type MemoryFormat = 'contiguous' | 'channelsLast' | 'preserve' | 'channelsLast3d';
 /** 'cpu', 'cuda' or 'cuda:N'. */
 export type Device = string;
@@ -32,15 +30,23 @@ export function isDType(s: unknown): s is DType {
 }
 
 export const itemSize: Record<DType, number> = {
-  float32: 4, float64: 8, float16: 2, bfloat16: 2, int64: 8, int32: 4, int16: 2, int8: 1, uint8: 1, bool: 1,
+  float32: 4,
+  float64: 8,
+  float16: 2,
+  bfloat16: 2,
+  int64: 8,
+  int32: 4,
+  int16: 2,
+  int8: 1,
+  uint8: 1,
+  bool: 1,
 };
 
 export function isFloatingPoint(d: DType): boolean {
   return d === 'float32' || d === 'float64' || d === 'float16' || d === 'bfloat16';
 }
 
-export type TypedArray =
-  | Float32Array | Float64Array | BigInt64Array | Int32Array | Int16Array | Int8Array | Uint8Array | Uint16Array;
+export type TypedArray = Float32Array | Float64Array | BigInt64Array | Int32Array | Int16Array | Int8Array | Uint8Array | Uint16Array;
 
 /** The dtype a TypedArray's elements hold (Uint16Array: raw half or bfloat16 bits, so it needs a dtype). */
 export function dtypeOfArray(a: TypedArray): DType | undefined {
@@ -57,13 +63,23 @@ export function dtypeOfArray(a: TypedArray): DType | undefined {
 /** A view of `buf` as the TypedArray natural for `dtype` (half types: raw 16-bit words). */
 export function viewAs(buf: ArrayBuffer, dtype: DType): TypedArray {
   switch (dtype) {
-    case 'float32': return new Float32Array(buf);
-    case 'float64': return new Float64Array(buf);
-    case 'int64': return new BigInt64Array(buf);
-    case 'int32': return new Int32Array(buf);
-    case 'int16': return new Int16Array(buf);
-    case 'int8': return new Int8Array(buf);
-    case 'uint8': case 'bool': return new Uint8Array(buf);
-    case 'float16': case 'bfloat16': return new Uint16Array(buf);
+    case 'float32':
+      return new Float32Array(buf);
+    case 'float64':
+      return new Float64Array(buf);
+    case 'int64':
+      return new BigInt64Array(buf);
+    case 'int32':
+      return new Int32Array(buf);
+    case 'int16':
+      return new Int16Array(buf);
+    case 'int8':
+      return new Int8Array(buf);
+    case 'uint8':
+    case 'bool':
+      return new Uint8Array(buf);
+    case 'float16':
+    case 'bfloat16':
+      return new Uint16Array(buf);
   }
 }

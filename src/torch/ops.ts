@@ -30,7 +30,11 @@ function operator(ns: string, name: string): OpFn {
   const qualified = `${ns}::${name}`;
   const overloads = native.overloads(qualified);
   if (overloads.length === 0) throw new Error(`torch.ops.${ns}.${name}: no such operator`);
-  const fn = (...args: unknown[]) => invoke(overloads.map((o) => opId(o ? `${qualified}.${o}` : qualified)), args);
+  const fn = (...args: unknown[]) =>
+    invoke(
+      overloads.map((o) => opId(o ? `${qualified}.${o}` : qualified)),
+      args,
+    );
   return new Proxy(fn, {
     get(target, prop, receiver) {
       if (typeof prop === 'string' && (overloads.includes(prop) || prop === 'default')) {
@@ -44,26 +48,32 @@ function operator(ns: string, name: string): OpFn {
 
 function namespace(ns: string): Record<string, OpFn> {
   const cache = new Map<string, OpFn>();
-  return new Proxy({}, {
-    get(_t, name) {
-      if (typeof name !== 'string') return undefined;
-      let f = cache.get(name);
-      if (!f) cache.set(name, (f = operator(ns, name)));
-      return f;
+  return new Proxy(
+    {},
+    {
+      get(_t, name) {
+        if (typeof name !== 'string') return undefined;
+        let f = cache.get(name);
+        if (!f) cache.set(name, (f = operator(ns, name)));
+        return f;
+      },
     },
-  });
+  );
 }
 
 /** torch.ops.aten.conv2d(x, w), torch.ops.aten.add.Tensor(a, b, {alpha: 2}), torch.ops.aten.sum(x, [1]). */
 const namespaces = new Map<string, Record<string, OpFn>>();
-export const ops: Record<string, Record<string, OpFn>> = new Proxy({}, {
-  get(_t, ns) {
-    if (typeof ns !== 'string') return undefined;
-    let n = namespaces.get(ns);
-    if (!n) namespaces.set(ns, (n = namespace(ns)));
-    return n;
+export const ops: Record<string, Record<string, OpFn>> = new Proxy(
+  {},
+  {
+    get(_t, ns) {
+      if (typeof ns !== 'string') return undefined;
+      let n = namespaces.get(ns);
+      if (!n) namespaces.set(ns, (n = namespace(ns)));
+      return n;
+    },
   },
-});
+);
 
 /** The schema of 'name.overload' (namespace aten by default), e.g. schema('conv2d'). */
 export function schema(qualified: string): string {

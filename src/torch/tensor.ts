@@ -100,31 +100,61 @@ export class Tensor {
   }
 
   // ---- metadata
-  get shape(): number[] { return native.shape(this.h); }
-  size(dim?: number): any { return dim === undefined ? this.shape : this.shape.at(dim); }
-  get dtype(): DType { return native.dtype(this.h) as DType; }
-  get device(): Device { return native.device(this.h); }
-  get ndim(): number { return native.dim(this.h); }
-  dim(): number { return native.dim(this.h); }
-  numel(): number { return native.numel(this.h); }
-  stride(): number[] { return native.strides(this.h); }
-  storageOffset(): number { return native.storageOffset(this.h); }
-  isContiguous(memoryFormat: MemoryFormat = 'contiguous'): boolean { return native.isContiguous(this.h, memoryFormat); }
-  get isCuda(): boolean { return this.device.startsWith('cuda'); }
+  get shape(): number[] {
+    return native.shape(this.h);
+  }
+  size(dim?: number): any {
+    return dim === undefined ? this.shape : this.shape.at(dim);
+  }
+  get dtype(): DType {
+    return native.dtype(this.h) as DType;
+  }
+  get device(): Device {
+    return native.device(this.h);
+  }
+  get ndim(): number {
+    return native.dim(this.h);
+  }
+  dim(): number {
+    return native.dim(this.h);
+  }
+  numel(): number {
+    return native.numel(this.h);
+  }
+  stride(): number[] {
+    return native.strides(this.h);
+  }
+  storageOffset(): number {
+    return native.storageOffset(this.h);
+  }
+  isContiguous(memoryFormat: MemoryFormat = 'contiguous'): boolean {
+    return native.isContiguous(this.h, memoryFormat);
+  }
+  get isCuda(): boolean {
+    return this.device.startsWith('cuda');
+  }
 
   // ---- data out
-  item(): number { return native.item(this.h) as number; }
+  item(): number {
+    return native.item(this.h) as number;
+  }
   /** The elements, row-major: Float32Array for float32/float16/bfloat16, BigInt64Array for int64, ... */
   toTypedArray(): TypedArray {
     const d = this.dtype;
     if (d === 'float16' || d === 'bfloat16') {
       const f = this.to('float32');
-      try { return f.toTypedArray(); } finally { f.dispose(); }
+      try {
+        return f.toTypedArray();
+      } finally {
+        f.dispose();
+      }
     }
     return viewAs(native.toBytes(this.h), d);
   }
   /** Raw bytes of the elements in their own dtype, row-major. */
-  toBytes(): Uint8Array { return new Uint8Array(native.toBytes(this.h)); }
+  toBytes(): Uint8Array {
+    return new Uint8Array(native.toBytes(this.h));
+  }
   /** Nested arrays of numbers (booleans for bool), as PyTorch's tolist(). */
   tolist(): any {
     const flat = Array.from(this.toTypedArray() as ArrayLike<number | bigint>, (v) => (typeof v === 'bigint' ? Number(v) : v));
@@ -139,37 +169,79 @@ export class Tensor {
   }
 
   // ---- autograd
-  get requiresGrad(): boolean { return native.requiresGrad(this.h); }
-  requiresGrad_(on = true): this { native.setRequiresGrad(this.h, on); return this; }
+  get requiresGrad(): boolean {
+    return native.requiresGrad(this.h);
+  }
+  requiresGrad_(on = true): this {
+    native.setRequiresGrad(this.h, on);
+    return this;
+  }
   /** The accumulated gradient (a new reference each read), or null. */
-  get grad(): Tensor | null { const g = native.grad(this.h); return g === null ? null : new Tensor(g); }
-  set grad(g: Tensor | null) { native.setGrad(this.h, g === null ? null : g.h); }
-  get isLeaf(): boolean { return native.isLeaf(this.h); }
-  get gradFn(): string | null { return native.gradFn(this.h); }
+  get grad(): Tensor | null {
+    const g = native.grad(this.h);
+    return g === null ? null : new Tensor(g);
+  }
+  set grad(g: Tensor | null) {
+    native.setGrad(this.h, g === null ? null : g.h);
+  }
+  get isLeaf(): boolean {
+    return native.isLeaf(this.h);
+  }
+  get gradFn(): string | null {
+    return native.gradFn(this.h);
+  }
   backward(gradient?: Tensor, opts: { retainGraph?: boolean } = {}): void {
     native.backward([this.h], gradient ? [gradient.h] : null, opts.retainGraph);
   }
-  detach(): Tensor { return wrap(call('detach', this.h)); }
-  detach_(): this { run('detach_', this.h); return this; }
+  detach(): Tensor {
+    return wrap(call('detach', this.h));
+  }
+  detach_(): this {
+    run('detach_', this.h);
+    return this;
+  }
 
   // ---- conversion
   /** to(dtype) / to(device) / to({dtype, device, memoryFormat, copy}). */
   to(arg: DType | Device | { dtype?: DType; device?: Device; memoryFormat?: MemoryFormat; copy?: boolean }): Tensor {
     const o = typeof arg === 'string' ? (isDType(arg) ? { dtype: arg } : { device: arg }) : arg;
-    return wrap(call('to.dtype_layout', this.h, o.dtype ?? null, null, o.device ?? null, null, false, o.copy ?? false,
-      o.memoryFormat ?? null));
+    return wrap(
+      call('to.dtype_layout', this.h, o.dtype ?? null, null, o.device ?? null, null, false, o.copy ?? false, o.memoryFormat ?? null),
+    );
   }
-  float(): Tensor { return this.to('float32'); }
-  double(): Tensor { return this.to('float64'); }
-  half(): Tensor { return this.to('float16'); }
-  bfloat16(): Tensor { return this.to('bfloat16'); }
-  long(): Tensor { return this.to('int64'); }
-  int(): Tensor { return this.to('int32'); }
-  bool(): Tensor { return this.to('bool'); }
-  cpu(): Tensor { return this.to('cpu'); }
-  cuda(index = 0): Tensor { return this.to(`cuda:${index}`); }
-  contiguous(memoryFormat: MemoryFormat = 'contiguous'): Tensor { return wrap(call('contiguous', this.h, memoryFormat)); }
-  clone(memoryFormat: MemoryFormat = 'preserve'): Tensor { return wrap(call('clone', this.h, memoryFormat)); }
+  float(): Tensor {
+    return this.to('float32');
+  }
+  double(): Tensor {
+    return this.to('float64');
+  }
+  half(): Tensor {
+    return this.to('float16');
+  }
+  bfloat16(): Tensor {
+    return this.to('bfloat16');
+  }
+  long(): Tensor {
+    return this.to('int64');
+  }
+  int(): Tensor {
+    return this.to('int32');
+  }
+  bool(): Tensor {
+    return this.to('bool');
+  }
+  cpu(): Tensor {
+    return this.to('cpu');
+  }
+  cuda(index = 0): Tensor {
+    return this.to(`cuda:${index}`);
+  }
+  contiguous(memoryFormat: MemoryFormat = 'contiguous'): Tensor {
+    return wrap(call('contiguous', this.h, memoryFormat));
+  }
+  clone(memoryFormat: MemoryFormat = 'preserve'): Tensor {
+    return wrap(call('clone', this.h, memoryFormat));
+  }
 
   // ---- arithmetic (a number takes the Scalar overload)
   add(o: Tensor | number, alpha = 1): Tensor {
@@ -178,77 +250,167 @@ export class Tensor {
   sub(o: Tensor | number, alpha = 1): Tensor {
     return wrap(typeof o === 'number' ? call('sub.Scalar', this.h, o, alpha) : call('sub.Tensor', this.h, o.h, alpha));
   }
-  mul(o: Tensor | number): Tensor { return wrap(typeof o === 'number' ? call('mul.Scalar', this.h, o) : call('mul.Tensor', this.h, o.h)); }
-  div(o: Tensor | number): Tensor { return wrap(typeof o === 'number' ? call('div.Scalar', this.h, o) : call('div.Tensor', this.h, o.h)); }
+  mul(o: Tensor | number): Tensor {
+    return wrap(typeof o === 'number' ? call('mul.Scalar', this.h, o) : call('mul.Tensor', this.h, o.h));
+  }
+  div(o: Tensor | number): Tensor {
+    return wrap(typeof o === 'number' ? call('div.Scalar', this.h, o) : call('div.Tensor', this.h, o.h));
+  }
   pow(o: Tensor | number): Tensor {
     return wrap(typeof o === 'number' ? call('pow.Tensor_Scalar', this.h, o) : call('pow.Tensor_Tensor', this.h, o.h));
   }
   remainder(o: Tensor | number): Tensor {
     return wrap(typeof o === 'number' ? call('remainder.Scalar', this.h, o) : call('remainder.Tensor', this.h, o.h));
   }
-  maximum(o: Tensor): Tensor { return wrap(call('maximum', this.h, o.h)); }
-  minimum(o: Tensor): Tensor { return wrap(call('minimum', this.h, o.h)); }
-  neg(): Tensor { return wrap(call('neg', this.h)); }
-  abs(): Tensor { return wrap(call('abs', this.h)); }
-  exp(): Tensor { return wrap(call('exp', this.h)); }
-  log(): Tensor { return wrap(call('log', this.h)); }
-  log1p(): Tensor { return wrap(call('log1p', this.h)); }
-  sqrt(): Tensor { return wrap(call('sqrt', this.h)); }
-  rsqrt(): Tensor { return wrap(call('rsqrt', this.h)); }
-  square(): Tensor { return wrap(call('square', this.h)); }
-  reciprocal(): Tensor { return wrap(call('reciprocal', this.h)); }
-  sin(): Tensor { return wrap(call('sin', this.h)); }
-  cos(): Tensor { return wrap(call('cos', this.h)); }
-  tanh(): Tensor { return wrap(call('tanh', this.h)); }
-  sigmoid(): Tensor { return wrap(call('sigmoid', this.h)); }
-  relu(): Tensor { return wrap(call('relu', this.h)); }
-  sign(): Tensor { return wrap(call('sign', this.h)); }
-  floor(): Tensor { return wrap(call('floor', this.h)); }
-  ceil(): Tensor { return wrap(call('ceil', this.h)); }
-  round(): Tensor { return wrap(call('round', this.h)); }
+  maximum(o: Tensor): Tensor {
+    return wrap(call('maximum', this.h, o.h));
+  }
+  minimum(o: Tensor): Tensor {
+    return wrap(call('minimum', this.h, o.h));
+  }
+  neg(): Tensor {
+    return wrap(call('neg', this.h));
+  }
+  abs(): Tensor {
+    return wrap(call('abs', this.h));
+  }
+  exp(): Tensor {
+    return wrap(call('exp', this.h));
+  }
+  log(): Tensor {
+    return wrap(call('log', this.h));
+  }
+  log1p(): Tensor {
+    return wrap(call('log1p', this.h));
+  }
+  sqrt(): Tensor {
+    return wrap(call('sqrt', this.h));
+  }
+  rsqrt(): Tensor {
+    return wrap(call('rsqrt', this.h));
+  }
+  square(): Tensor {
+    return wrap(call('square', this.h));
+  }
+  reciprocal(): Tensor {
+    return wrap(call('reciprocal', this.h));
+  }
+  sin(): Tensor {
+    return wrap(call('sin', this.h));
+  }
+  cos(): Tensor {
+    return wrap(call('cos', this.h));
+  }
+  tanh(): Tensor {
+    return wrap(call('tanh', this.h));
+  }
+  sigmoid(): Tensor {
+    return wrap(call('sigmoid', this.h));
+  }
+  relu(): Tensor {
+    return wrap(call('relu', this.h));
+  }
+  sign(): Tensor {
+    return wrap(call('sign', this.h));
+  }
+  floor(): Tensor {
+    return wrap(call('floor', this.h));
+  }
+  ceil(): Tensor {
+    return wrap(call('ceil', this.h));
+  }
+  round(): Tensor {
+    return wrap(call('round', this.h));
+  }
   /** clamp(min, max): either bound may be null. */
-  clamp(min: number | null = null, max: number | null = null): Tensor { return wrap(call('clamp', this.h, min, max)); }
-  clampMin(min: number): Tensor { return wrap(call('clamp_min', this.h, min)); }
-  matmul(o: Tensor): Tensor { return wrap(call('matmul', this.h, o.h)); }
-  mm(o: Tensor): Tensor { return wrap(call('mm', this.h, o.h)); }
-  bmm(o: Tensor): Tensor { return wrap(call('bmm', this.h, o.h)); }
-  dot(o: Tensor): Tensor { return wrap(call('dot', this.h, o.h)); }
-  softmax(dim: number, dtype?: DType): Tensor { return wrap(call('softmax.int', this.h, dim, dtype ?? null)); }
-  logSoftmax(dim: number, dtype?: DType): Tensor { return wrap(call('log_softmax.int', this.h, dim, dtype ?? null)); }
+  clamp(min: number | null = null, max: number | null = null): Tensor {
+    return wrap(call('clamp', this.h, min, max));
+  }
+  clampMin(min: number): Tensor {
+    return wrap(call('clamp_min', this.h, min));
+  }
+  matmul(o: Tensor): Tensor {
+    return wrap(call('matmul', this.h, o.h));
+  }
+  mm(o: Tensor): Tensor {
+    return wrap(call('mm', this.h, o.h));
+  }
+  bmm(o: Tensor): Tensor {
+    return wrap(call('bmm', this.h, o.h));
+  }
+  dot(o: Tensor): Tensor {
+    return wrap(call('dot', this.h, o.h));
+  }
+  softmax(dim: number, dtype?: DType): Tensor {
+    return wrap(call('softmax.int', this.h, dim, dtype ?? null));
+  }
+  logSoftmax(dim: number, dtype?: DType): Tensor {
+    return wrap(call('log_softmax.int', this.h, dim, dtype ?? null));
+  }
 
   // ---- comparison and logic
-  eq(o: Tensor | number): Tensor { return this.#cmp('eq', o); }
-  ne(o: Tensor | number): Tensor { return this.#cmp('ne', o); }
-  lt(o: Tensor | number): Tensor { return this.#cmp('lt', o); }
-  le(o: Tensor | number): Tensor { return this.#cmp('le', o); }
-  gt(o: Tensor | number): Tensor { return this.#cmp('gt', o); }
-  ge(o: Tensor | number): Tensor { return this.#cmp('ge', o); }
+  eq(o: Tensor | number): Tensor {
+    return this.#cmp('eq', o);
+  }
+  ne(o: Tensor | number): Tensor {
+    return this.#cmp('ne', o);
+  }
+  lt(o: Tensor | number): Tensor {
+    return this.#cmp('lt', o);
+  }
+  le(o: Tensor | number): Tensor {
+    return this.#cmp('le', o);
+  }
+  gt(o: Tensor | number): Tensor {
+    return this.#cmp('gt', o);
+  }
+  ge(o: Tensor | number): Tensor {
+    return this.#cmp('ge', o);
+  }
   #cmp(name: string, o: Tensor | number): Tensor {
     return wrap(typeof o === 'number' ? call(`${name}.Scalar`, this.h, o) : call(`${name}.Tensor`, this.h, o.h));
   }
-  logicalAnd(o: Tensor): Tensor { return wrap(call('logical_and', this.h, o.h)); }
-  logicalOr(o: Tensor): Tensor { return wrap(call('logical_or', this.h, o.h)); }
-  logicalNot(): Tensor { return wrap(call('logical_not', this.h)); }
-  isnan(): Tensor { return wrap(call('isnan', this.h)); }
-  isfinite(): Tensor { return wrap(call('isfinite', this.h)); }
-  allclose(o: Tensor, rtol = 1e-5, atol = 1e-8): boolean { return call('allclose', this.h, o.h, rtol, atol) as boolean; }
-  equal(o: Tensor): boolean { return call('equal', this.h, o.h) as boolean; }
+  logicalAnd(o: Tensor): Tensor {
+    return wrap(call('logical_and', this.h, o.h));
+  }
+  logicalOr(o: Tensor): Tensor {
+    return wrap(call('logical_or', this.h, o.h));
+  }
+  logicalNot(): Tensor {
+    return wrap(call('logical_not', this.h));
+  }
+  isnan(): Tensor {
+    return wrap(call('isnan', this.h));
+  }
+  isfinite(): Tensor {
+    return wrap(call('isfinite', this.h));
+  }
+  allclose(o: Tensor, rtol = 1e-5, atol = 1e-8): boolean {
+    return call('allclose', this.h, o.h, rtol, atol) as boolean;
+  }
+  equal(o: Tensor): boolean {
+    return call('equal', this.h, o.h) as boolean;
+  }
   /** where(condition, this, other): elements of this where condition holds, else of other. */
   where(condition: Tensor, other: Tensor | number): Tensor {
-    return wrap(typeof other === 'number'
-      ? call('where.ScalarOther', condition.h, this.h, other)
-      : call('where.self', condition.h, this.h, other.h));
+    return wrap(
+      typeof other === 'number' ? call('where.ScalarOther', condition.h, this.h, other) : call('where.self', condition.h, this.h, other.h),
+    );
   }
-  maskedFill(mask: Tensor, value: number): Tensor { return wrap(call('masked_fill.Scalar', this.h, mask.h, value)); }
+  maskedFill(mask: Tensor, value: number): Tensor {
+    return wrap(call('masked_fill.Scalar', this.h, mask.h, value));
+  }
 
   // ---- reductions: dim may be a number or a list; omitted, over all elements
   sum(dim?: number | number[] | null, keepdim = false, dtype?: DType): Tensor {
-    return wrap(dim === undefined || dim === null ? call('sum', this.h, dtype ?? null)
-      : call('sum.dim_IntList', this.h, dim, keepdim, dtype ?? null));
+    return wrap(
+      dim === undefined || dim === null ? call('sum', this.h, dtype ?? null) : call('sum.dim_IntList', this.h, dim, keepdim, dtype ?? null),
+    );
   }
   mean(dim?: number | number[] | null, keepdim = false, dtype?: DType): Tensor {
-    return wrap(dim === undefined || dim === null ? call('mean', this.h, dtype ?? null)
-      : call('mean.dim', this.h, dim, keepdim, dtype ?? null));
+    return wrap(
+      dim === undefined || dim === null ? call('mean', this.h, dtype ?? null) : call('mean.dim', this.h, dim, keepdim, dtype ?? null),
+    );
   }
   /** Standard deviation; unbiased (Bessel's correction) by default as in PyTorch. */
   std(dim?: number | number[] | null, unbiased = true, keepdim = false): Tensor {
@@ -264,8 +426,12 @@ export class Tensor {
   norm(p = 2, dim?: number | number[], keepdim = false): Tensor {
     return wrap(dim === undefined ? call('norm.Scalar', this.h, p) : call('norm.ScalarOpt_dim', this.h, p, dim, keepdim));
   }
-  logsumexp(dim: number | number[], keepdim = false): Tensor { return wrap(call('logsumexp', this.h, dim, keepdim)); }
-  cumsum(dim: number, dtype?: DType): Tensor { return wrap(call('cumsum', this.h, dim, dtype ?? null)); }
+  logsumexp(dim: number | number[], keepdim = false): Tensor {
+    return wrap(call('logsumexp', this.h, dim, keepdim));
+  }
+  cumsum(dim: number, dtype?: DType): Tensor {
+    return wrap(call('cumsum', this.h, dim, dtype ?? null));
+  }
   /** max() over all elements; max(dim) gives {values, indices}. */
   max(): Tensor;
   max(dim: number, keepdim?: boolean): { values: Tensor; indices: Tensor };
@@ -281,12 +447,24 @@ export class Tensor {
     const [values, indices] = call('min.dim', this.h, dim, keepdim);
     return { values: wrap(values), indices: wrap(indices) };
   }
-  amax(dim: number | number[] = [], keepdim = false): Tensor { return wrap(call('amax', this.h, dim, keepdim)); }
-  amin(dim: number | number[] = [], keepdim = false): Tensor { return wrap(call('amin', this.h, dim, keepdim)); }
-  argmax(dim?: number, keepdim = false): Tensor { return wrap(call('argmax', this.h, dim ?? null, keepdim)); }
-  argmin(dim?: number, keepdim = false): Tensor { return wrap(call('argmin', this.h, dim ?? null, keepdim)); }
-  all(): Tensor { return wrap(call('all', this.h)); }
-  any(): Tensor { return wrap(call('any', this.h)); }
+  amax(dim: number | number[] = [], keepdim = false): Tensor {
+    return wrap(call('amax', this.h, dim, keepdim));
+  }
+  amin(dim: number | number[] = [], keepdim = false): Tensor {
+    return wrap(call('amin', this.h, dim, keepdim));
+  }
+  argmax(dim?: number, keepdim = false): Tensor {
+    return wrap(call('argmax', this.h, dim ?? null, keepdim));
+  }
+  argmin(dim?: number, keepdim = false): Tensor {
+    return wrap(call('argmin', this.h, dim ?? null, keepdim));
+  }
+  all(): Tensor {
+    return wrap(call('all', this.h));
+  }
+  any(): Tensor {
+    return wrap(call('any', this.h));
+  }
   topk(k: number, dim = -1, largest = true, sorted = true): { values: Tensor; indices: Tensor } {
     const [values, indices] = call('topk', this.h, k, dim, largest, sorted);
     return { values: wrap(values), indices: wrap(indices) };
@@ -295,44 +473,96 @@ export class Tensor {
     const [values, indices] = call('sort', this.h, dim, descending);
     return { values: wrap(values), indices: wrap(indices) };
   }
-  argsort(dim = -1, descending = false): Tensor { return wrap(call('argsort', this.h, dim, descending)); }
+  argsort(dim = -1, descending = false): Tensor {
+    return wrap(call('argsort', this.h, dim, descending));
+  }
 
   // ---- shape and views
-  reshape(...shape: number[] | [number[]]): Tensor { return wrap(call('reshape', this.h, flatShape(shape))); }
-  view(...shape: number[] | [number[]]): Tensor { return wrap(call('view', this.h, flatShape(shape))); }
-  flatten(startDim = 0, endDim = -1): Tensor { return wrap(call('flatten.using_ints', this.h, startDim, endDim)); }
-  unflatten(dim: number, sizes: number[]): Tensor { return wrap(call('unflatten.int', this.h, dim, sizes)); }
-  squeeze(dim?: number): Tensor { return wrap(dim === undefined ? call('squeeze', this.h) : call('squeeze.dim', this.h, dim)); }
-  unsqueeze(dim: number): Tensor { return wrap(call('unsqueeze', this.h, dim)); }
-  permute(...dims: number[] | [number[]]): Tensor { return wrap(call('permute', this.h, flatShape(dims))); }
-  transpose(dim0: number, dim1: number): Tensor { return wrap(call('transpose.int', this.h, dim0, dim1)); }
-  t(): Tensor { return wrap(call('t', this.h)); }
-  get T(): Tensor { return this.t(); }
-  expand(...shape: number[] | [number[]]): Tensor { return wrap(call('expand', this.h, flatShape(shape), false)); }
-  expandAs(o: Tensor): Tensor { return wrap(call('expand_as', this.h, o.h)); }
-  repeat(...repeats: number[] | [number[]]): Tensor { return wrap(call('repeat', this.h, flatShape(repeats))); }
-  repeatInterleave(repeats: number, dim?: number): Tensor { return wrap(call('repeat_interleave.self_int', this.h, repeats, dim ?? null)); }
-  flip(dims: number | number[]): Tensor { return wrap(call('flip', this.h, typeof dims === 'number' ? [dims] : dims)); }
-  roll(shifts: number | number[], dims: number | number[]): Tensor { return wrap(call('roll', this.h, shifts, dims)); }
-  narrow(dim: number, start: number, length: number): Tensor { return wrap(call('narrow', this.h, dim, start, length)); }
-  select(dim: number, index: number): Tensor { return wrap(call('select.int', this.h, dim, index)); }
+  reshape(...shape: number[] | [number[]]): Tensor {
+    return wrap(call('reshape', this.h, flatShape(shape)));
+  }
+  view(...shape: number[] | [number[]]): Tensor {
+    return wrap(call('view', this.h, flatShape(shape)));
+  }
+  flatten(startDim = 0, endDim = -1): Tensor {
+    return wrap(call('flatten.using_ints', this.h, startDim, endDim));
+  }
+  unflatten(dim: number, sizes: number[]): Tensor {
+    return wrap(call('unflatten.int', this.h, dim, sizes));
+  }
+  squeeze(dim?: number): Tensor {
+    return wrap(dim === undefined ? call('squeeze', this.h) : call('squeeze.dim', this.h, dim));
+  }
+  unsqueeze(dim: number): Tensor {
+    return wrap(call('unsqueeze', this.h, dim));
+  }
+  permute(...dims: number[] | [number[]]): Tensor {
+    return wrap(call('permute', this.h, flatShape(dims)));
+  }
+  transpose(dim0: number, dim1: number): Tensor {
+    return wrap(call('transpose.int', this.h, dim0, dim1));
+  }
+  t(): Tensor {
+    return wrap(call('t', this.h));
+  }
+  get T(): Tensor {
+    return this.t();
+  }
+  expand(...shape: number[] | [number[]]): Tensor {
+    return wrap(call('expand', this.h, flatShape(shape), false));
+  }
+  expandAs(o: Tensor): Tensor {
+    return wrap(call('expand_as', this.h, o.h));
+  }
+  repeat(...repeats: number[] | [number[]]): Tensor {
+    return wrap(call('repeat', this.h, flatShape(repeats)));
+  }
+  repeatInterleave(repeats: number, dim?: number): Tensor {
+    return wrap(call('repeat_interleave.self_int', this.h, repeats, dim ?? null));
+  }
+  flip(dims: number | number[]): Tensor {
+    return wrap(call('flip', this.h, typeof dims === 'number' ? [dims] : dims));
+  }
+  roll(shifts: number | number[], dims: number | number[]): Tensor {
+    return wrap(call('roll', this.h, shifts, dims));
+  }
+  narrow(dim: number, start: number, length: number): Tensor {
+    return wrap(call('narrow', this.h, dim, start, length));
+  }
+  select(dim: number, index: number): Tensor {
+    return wrap(call('select.int', this.h, dim, index));
+  }
   /** aten::slice: elements start..end (exclusive) by step along dim. */
   slice(dim = 0, start: number | null = null, end: number | null = null, step = 1): Tensor {
     return wrap(call('slice.Tensor', this.h, dim, start, end, step));
   }
-  chunk(chunks: number, dim = 0): Tensor[] { return (call('chunk', this.h, chunks, dim) as Handle[]).map(wrap); }
+  chunk(chunks: number, dim = 0): Tensor[] {
+    return (call('chunk', this.h, chunks, dim) as Handle[]).map(wrap);
+  }
   split(size: number | number[], dim = 0): Tensor[] {
     const r = typeof size === 'number' ? call('split.Tensor', this.h, size, dim) : call('split_with_sizes', this.h, size, dim);
     return (r as Handle[]).map(wrap);
   }
-  unbind(dim = 0): Tensor[] { return (call('unbind.int', this.h, dim) as Handle[]).map(wrap); }
-  indexSelect(dim: number, index: Tensor): Tensor { return wrap(call('index_select', this.h, dim, index.h)); }
-  gather(dim: number, index: Tensor): Tensor { return wrap(call('gather', this.h, dim, index.h, false)); }
-  scatter(dim: number, index: Tensor, src: Tensor | number): Tensor {
-    return wrap(typeof src === 'number' ? call('scatter.value', this.h, dim, index.h, src) : call('scatter.src', this.h, dim, index.h, src.h));
+  unbind(dim = 0): Tensor[] {
+    return (call('unbind.int', this.h, dim) as Handle[]).map(wrap);
   }
-  scatterAdd(dim: number, index: Tensor, src: Tensor): Tensor { return wrap(call('scatter_add', this.h, dim, index.h, src.h)); }
-  nonzero(): Tensor { return wrap(call('nonzero', this.h)); }
+  indexSelect(dim: number, index: Tensor): Tensor {
+    return wrap(call('index_select', this.h, dim, index.h));
+  }
+  gather(dim: number, index: Tensor): Tensor {
+    return wrap(call('gather', this.h, dim, index.h, false));
+  }
+  scatter(dim: number, index: Tensor, src: Tensor | number): Tensor {
+    return wrap(
+      typeof src === 'number' ? call('scatter.value', this.h, dim, index.h, src) : call('scatter.src', this.h, dim, index.h, src.h),
+    );
+  }
+  scatterAdd(dim: number, index: Tensor, src: Tensor): Tensor {
+    return wrap(call('scatter_add', this.h, dim, index.h, src.h));
+  }
+  nonzero(): Tensor {
+    return wrap(call('nonzero', this.h));
+  }
 
   /**
    * Basic and advanced indexing as t[...] in PyTorch: numbers select, slices (':', '1:3', '::2', {start,end,step})
@@ -342,7 +572,13 @@ export class Tensor {
     const { view, tensors } = this.#basicIndex(items);
     if (tensors.every((t) => t === null)) return view;
     try {
-      return wrap(call('index.Tensor', view.h, tensors.map((t) => (t === null ? null : t.h))));
+      return wrap(
+        call(
+          'index.Tensor',
+          view.h,
+          tensors.map((t) => (t === null ? null : t.h)),
+        ),
+      );
     } finally {
       view.dispose();
     }
@@ -358,7 +594,13 @@ export class Tensor {
       } else {
         const v = typeof value === 'number' ? wrap(call('scalar_tensor', value, this.dtype, null, this.device, null)) : value;
         try {
-          run('index_put_', view.h, tensors.map((t) => (t === null ? null : t.h)), v.h, false);
+          run(
+            'index_put_',
+            view.h,
+            tensors.map((t) => (t === null ? null : t.h)),
+            v.h,
+            false,
+          );
         } finally {
           if (v !== value) v.dispose();
         }
@@ -377,7 +619,10 @@ export class Tensor {
     let view: Tensor = wrap(call('alias', this.h));
     const tensors: (Tensor | null)[] = [];
     let d = 0;
-    const step = (next: Tensor) => { view.dispose(); view = next; };
+    const step = (next: Tensor) => {
+      view.dispose();
+      view = next;
+    };
     for (const item of items) {
       if (item === '...') {
         const skip = ndim - consuming;
@@ -410,35 +655,75 @@ export class Tensor {
 
   // ---- in place
   add_(o: Tensor | number, alpha = 1): this {
-    if (typeof o === 'number') run('add_.Scalar', this.h, o, alpha); else run('add_.Tensor', this.h, o.h, alpha);
+    if (typeof o === 'number') run('add_.Scalar', this.h, o, alpha);
+    else run('add_.Tensor', this.h, o.h, alpha);
     return this;
   }
   sub_(o: Tensor | number, alpha = 1): this {
-    if (typeof o === 'number') run('sub_.Scalar', this.h, o, alpha); else run('sub_.Tensor', this.h, o.h, alpha);
+    if (typeof o === 'number') run('sub_.Scalar', this.h, o, alpha);
+    else run('sub_.Tensor', this.h, o.h, alpha);
     return this;
   }
   mul_(o: Tensor | number): this {
-    if (typeof o === 'number') run('mul_.Scalar', this.h, o); else run('mul_.Tensor', this.h, o.h);
+    if (typeof o === 'number') run('mul_.Scalar', this.h, o);
+    else run('mul_.Tensor', this.h, o.h);
     return this;
   }
   div_(o: Tensor | number): this {
-    if (typeof o === 'number') run('div_.Scalar', this.h, o); else run('div_.Tensor', this.h, o.h);
+    if (typeof o === 'number') run('div_.Scalar', this.h, o);
+    else run('div_.Tensor', this.h, o.h);
     return this;
   }
-  clamp_(min: number | null = null, max: number | null = null): this { run('clamp_', this.h, min, max); return this; }
-  copy_(src: Tensor): this { run('copy_', this.h, src.h, false); return this; }
-  fill_(value: number): this { run('fill_.Scalar', this.h, value); return this; }
-  zero_(): this { run('zero_', this.h); return this; }
-  normal_(mean = 0, std = 1): this { run('normal_', this.h, mean, std, null); return this; }
-  uniform_(from = 0, to = 1): this { run('uniform_', this.h, from, to, null); return this; }
-  exp_(): this { run('exp_', this.h); return this; }
-  relu_(): this { run('relu_', this.h); return this; }
-  maskedFill_(mask: Tensor, value: number): this { run('masked_fill_.Scalar', this.h, mask.h, value); return this; }
+  clamp_(min: number | null = null, max: number | null = null): this {
+    run('clamp_', this.h, min, max);
+    return this;
+  }
+  copy_(src: Tensor): this {
+    run('copy_', this.h, src.h, false);
+    return this;
+  }
+  fill_(value: number): this {
+    run('fill_.Scalar', this.h, value);
+    return this;
+  }
+  zero_(): this {
+    run('zero_', this.h);
+    return this;
+  }
+  normal_(mean = 0, std = 1): this {
+    run('normal_', this.h, mean, std, null);
+    return this;
+  }
+  uniform_(from = 0, to = 1): this {
+    run('uniform_', this.h, from, to, null);
+    return this;
+  }
+  exp_(): this {
+    run('exp_', this.h);
+    return this;
+  }
+  relu_(): this {
+    run('relu_', this.h);
+    return this;
+  }
+  maskedFill_(mask: Tensor, value: number): this {
+    run('masked_fill_.Scalar', this.h, mask.h, value);
+    return this;
+  }
   /** self[index[i]] += alpha * source[i] along `dim`. */
-  indexAdd_(dim: number, index: Tensor, source: Tensor, alpha = 1): this { run('index_add_', this.h, dim, index.h, source.h, alpha); return this; }
+  indexAdd_(dim: number, index: Tensor, source: Tensor, alpha = 1): this {
+    run('index_add_', this.h, dim, index.h, source.h, alpha);
+    return this;
+  }
   /** self[index[i]] = source[i] along `dim`. */
-  indexCopy_(dim: number, index: Tensor, source: Tensor): this { run('index_copy_', this.h, dim, index.h, source.h); return this; }
-  addcmul_(t1: Tensor, t2: Tensor, value = 1): this { run('addcmul_', this.h, t1.h, t2.h, value); return this; }
+  indexCopy_(dim: number, index: Tensor, source: Tensor): this {
+    run('index_copy_', this.h, dim, index.h, source.h);
+    return this;
+  }
+  addcmul_(t1: Tensor, t2: Tensor, value = 1): this {
+    run('addcmul_', this.h, t1.h, t2.h, value);
+    return this;
+  }
 
   toString(): string {
     if (this.#h === null) return 'Tensor(disposed)';
@@ -446,7 +731,9 @@ export class Tensor {
     if (this.numel() > 64) return `${head})`;
     return `${head}, values=${JSON.stringify(this.tolist())})`;
   }
-  [inspect.custom](): string { return this.toString(); }
+  [inspect.custom](): string {
+    return this.toString();
+  }
 }
 
 function flatShape(args: number[] | [number[]]): number[] {

@@ -17,7 +17,9 @@ import { selav2Section as selav2 } from '../methods/selav2.js';
 export class ConfigError extends Error {}
 
 const data = section('the training data', {
-  type: z.enum(DATASET_TYPES).default('folder')
+  type: z
+    .enum(DATASET_TYPES)
+    .default('folder')
     .describe('folder (class subfolders or flat), filelist, fashion-mnist, mnist, idx, cifar10, cifar100, stl10'),
   path: z.string().nullable().default(null).describe('where the data is (required: here or with --data PATH)'),
   split: z.string().default('train').describe('the training split (stl10: unlabeled for pretraining)'),
@@ -25,8 +27,12 @@ const data = section('the training data', {
   eval_split: z.string().default('test').describe('kNN evaluation split'),
   workers: z.int().min(0).default(0).describe('decode workers for image files (0: one per core)'),
   corrupt_images: z.enum(['skip', 'fail']).default('skip').describe('a corrupt image is skipped with a warning, or ends the run'),
-  prefetch: z.boolean().default(true)
-    .describe("in-memory datasets: the next batch's crops are made in a worker thread while the current batch trains (false: each when it is needed)"),
+  prefetch: z
+    .boolean()
+    .default(true)
+    .describe(
+      "in-memory datasets: the next batch's crops are made in a worker thread while the current batch trains (false: each when it is needed)",
+    ),
 });
 
 const crops = section('multi-crop augmentation', {
@@ -45,25 +51,36 @@ const crops = section('multi-crop augmentation', {
 });
 
 /** The model section; only nmb_prototypes' default depends on the method. */
-const model = (prototypes: number | number[]) => section('the network: trunk, projection head, prototypes', {
-  arch: z.enum(Object.keys(architectures) as [Architecture, ...Architecture[]]).default('resnet50').describe('trunk architecture'),
-  stem: z.enum(['imagenet', 'small']).default('imagenet')
-    .describe('imagenet: 7x7/2 conv + max-pool; small: 3x3/1 conv (28-32 px images)'),
-  stem_stride: z.int().min(1).default(1).describe("stride of the small stem's conv (2: every stage at half resolution)"),
-  width: z.int().min(1).nullable().default(null).describe('channels after the stem (null: 64, or 64 x widen)'),
-  in_channels: z.int().min(1).default(3).describe('input channels (1 for grayscale data)'),
-  hidden_mlp: z.int().min(0).default(2048).describe('projection head hidden width (0: one Linear)'),
-  feat_dim: z.int().min(1).default(128).describe('projection output size'),
-  nmb_prototypes: z.union([z.int().min(1), z.array(z.int().min(1)).min(1)], { error: 'must be an integer or a list of integers' })
-    .default(prototypes)
-    .describe('prototypes of each head: a number (one head), or a list (one head per number; deepclusterv2, selav2)'),
-  sync_bn: z.boolean().default(false).describe('several processes: BatchNorm statistics over the group (SyncBatchNorm), not per process'),
-  sync_bn_group_size: z.int().min(0).default(0).describe('processes per SyncBatchNorm group (0: the whole world)'),
-});
+const model = (prototypes: number | number[]) =>
+  section('the network: trunk, projection head, prototypes', {
+    arch: z
+      .enum(Object.keys(architectures) as [Architecture, ...Architecture[]])
+      .default('resnet50')
+      .describe('trunk architecture'),
+    stem: z
+      .enum(['imagenet', 'small'])
+      .default('imagenet')
+      .describe('imagenet: 7x7/2 conv + max-pool; small: 3x3/1 conv (28-32 px images)'),
+    stem_stride: z.int().min(1).default(1).describe("stride of the small stem's conv (2: every stage at half resolution)"),
+    width: z.int().min(1).nullable().default(null).describe('channels after the stem (null: 64, or 64 x widen)'),
+    in_channels: z.int().min(1).default(3).describe('input channels (1 for grayscale data)'),
+    hidden_mlp: z.int().min(0).default(2048).describe('projection head hidden width (0: one Linear)'),
+    feat_dim: z.int().min(1).default(128).describe('projection output size'),
+    nmb_prototypes: z
+      .union([z.int().min(1), z.array(z.int().min(1)).min(1)], { error: 'must be an integer or a list of integers' })
+      .default(prototypes)
+      .describe('prototypes of each head: a number (one head), or a list (one head per number; deepclusterv2, selav2)'),
+    sync_bn: z.boolean().default(false).describe('several processes: BatchNorm statistics over the group (SyncBatchNorm), not per process'),
+    sync_bn_group_size: z.int().min(0).default(0).describe('processes per SyncBatchNorm group (0: the whole world)'),
+  });
 
 const optim = section('the optimizer and its schedule', {
-  epochs: z.union([z.int().min(1), z.literal('auto')], { error: "must be a positive integer or 'auto'" }).default(100)
-    .describe("training epochs; auto: as many as fit in run.budget_minutes, measured on the first iterations (the decision is kept in the checkpoint)"),
+  epochs: z
+    .union([z.int().min(1), z.literal('auto')], { error: "must be a positive integer or 'auto'" })
+    .default(100)
+    .describe(
+      'training epochs; auto: as many as fit in run.budget_minutes, measured on the first iterations (the decision is kept in the checkpoint)',
+    ),
   batch_size: z.int().min(2).default(64).describe('samples per iteration'),
   base_lr: z.number().min(0).default(4.8).describe('learning rate after warmup'),
   final_lr: z.number().min(0).default(0).describe('learning rate at the end of the cosine'),
@@ -78,27 +95,43 @@ const optim = section('the optimizer and its schedule', {
 const run = section('where, on what and for how long; the evaluation', {
   out: z.string().default('runs/swav').describe('run directory (checkpoints, metrics.jsonl); training resumes from it'),
   device: z.string().default('cpu').describe("'cpu', 'cuda' or 'cuda:N'"),
-  amp: z.enum(['auto', 'fp32', 'bf16', 'fp16']).default('auto')
+  amp: z
+    .enum(['auto', 'fp32', 'bf16', 'fp16'])
+    .default('auto')
     .describe('autocast precision of the forward; auto: bf16 on a CPU with native bf16, else fp32'),
   channels_last: z.boolean().default(true).describe('channels_last layout for the trunk'),
   threads: z.int().min(0).default(0).describe('libtorch threads (0: OMP_NUM_THREADS, else the cores / processes on this machine)'),
-  dist_backend: z.enum(['auto', 'gloo', 'nccl']).default('auto')
+  dist_backend: z
+    .enum(['auto', 'gloo', 'nccl'])
+    .default('auto')
     .describe('several processes (swav launch, torchrun, srun): the c10d backend; auto: gloo (the addon does not build NCCL yet)'),
   dist_timeout: z.number().min(1).default(1800).describe('seconds a collective may wait for the other processes'),
   seed: z.int().min(0).default(31).describe('random seed'),
   log_every: z.int().min(1).default(20).describe('iterations between metrics lines'),
-  budget_minutes: z.number().min(0).default(0)
-    .describe('with optim.epochs: auto, the minutes the whole schedule is fitted into (setup and preparation included, the evaluation after it not)'),
+  budget_minutes: z
+    .number()
+    .min(0)
+    .default(0)
+    .describe(
+      'with optim.epochs: auto, the minutes the whole schedule is fitted into (setup and preparation included, the evaluation after it not)',
+    ),
   max_minutes: z.number().min(0).default(0).describe('stop training (checkpoint, then evaluate) after this long; 0: no limit'),
-  stop_after_epochs: z.int().min(0).default(0)
+  stop_after_epochs: z
+    .int()
+    .min(0)
+    .default(0)
     .describe('stop (with a checkpoint) after this many epochs of this invocation; run again to go on'),
-  tensorboard: z.boolean().default(true)
+  tensorboard: z
+    .boolean()
+    .default(true)
     .describe("TensorBoard event files in the run directory (the metrics as scalars, the prototype usage, the first batch's crops)"),
   knn_eval: z.boolean().default(false).describe('evaluate with kNN on the eval split after training'),
   knn_every: z.int().min(0).default(0).describe('also evaluate with kNN every this many epochs during training (0: never)'),
   knn_k: z.int().min(1).default(200).describe('kNN neighbours'),
   knn_temperature: z.number().min(0).default(0.1).describe('kNN vote temperature'),
-  linear_eval: z.boolean().default(false)
+  linear_eval: z
+    .boolean()
+    .default(false)
     .describe('after the final kNN (run.knn_eval), a linear probe on the same cached features: swav eval linear --cached-features'),
   linear_epochs: z.int().min(1).default(100).describe('epochs of that probe'),
 });
@@ -108,7 +141,15 @@ const heads = [3000, 3000, 3000];
 
 /** One object schema per method: the shared sections and that method's own. */
 const branches = {
-  swav: z.strictObject({ method: z.literal('swav').default('swav').describe(METHOD_DOC), data, crops, model: model(3000), swav, optim, run }),
+  swav: z.strictObject({
+    method: z.literal('swav').default('swav').describe(METHOD_DOC),
+    data,
+    crops,
+    model: model(3000),
+    swav,
+    optim,
+    run,
+  }),
   deepclusterv2: z.strictObject({ method: z.literal('deepclusterv2'), data, crops, model: model(heads), deepclusterv2, optim, run }),
   selav2: z.strictObject({ method: z.literal('selav2'), data, crops, model: model(heads), selav2, optim, run }),
 };
@@ -126,11 +167,16 @@ const branchOf = (m: MethodName) => branches[m];
 const methodLabel: Record<MethodName, string> = { swav: 'SwAV', deepclusterv2: 'DeepCluster-v2', selav2: 'SeLa-v2' };
 
 /** The options of the configured method: its section (c.swav, c.deepclusterv2 or c.selav2). */
-export function methodOptions(c: Config): ConfigOf<'swav'>['swav'] | ConfigOf<'deepclusterv2'>['deepclusterv2'] | ConfigOf<'selav2'>['selav2'] {
+export function methodOptions(
+  c: Config,
+): ConfigOf<'swav'>['swav'] | ConfigOf<'deepclusterv2'>['deepclusterv2'] | ConfigOf<'selav2'>['selav2'] {
   switch (c.method) {
-    case 'swav': return c.swav;
-    case 'deepclusterv2': return c.deepclusterv2;
-    case 'selav2': return c.selav2;
+    case 'swav':
+      return c.swav;
+    case 'deepclusterv2':
+      return c.deepclusterv2;
+    case 'selav2':
+      return c.selav2;
   }
 }
 
@@ -139,7 +185,8 @@ function closest(word: string, options: string[]): string | null {
     const d = Array.from({ length: a.length + 1 }, (_, i) => [i, ...Array(b.length).fill(0)]);
     for (let j = 1; j <= b.length; j++) d[0][j] = j;
     for (let i = 1; i <= a.length; i++) {
-      for (let j = 1; j <= b.length; j++) d[i][j] = Math.min(d[i - 1][j] + 1, d[i][j - 1] + 1, d[i - 1][j - 1] + (a[i - 1] === b[j - 1] ? 0 : 1));
+      for (let j = 1; j <= b.length; j++)
+        d[i][j] = Math.min(d[i - 1][j] + 1, d[i][j - 1] + 1, d[i - 1][j - 1] + (a[i - 1] === b[j - 1] ? 0 : 1));
     }
     return d[a.length][b.length];
   };
@@ -189,7 +236,8 @@ function shown(v: unknown): string {
   let s: string | undefined;
   try {
     s = JSON.stringify(v);
-  } catch { // YAML's only way to a value JSON cannot write: an alias inside its own anchor
+  } catch {
+    // YAML's only way to a value JSON cannot write: an alias inside its own anchor
     return 'a value that contains itself (an alias inside its own anchor)';
   }
   if (s === undefined) return String(v);
@@ -198,7 +246,12 @@ function shown(v: unknown): string {
 const pathText = (path: readonly PropertyKey[]) =>
   path.map((p, i) => (typeof p === 'number' ? `[${p}]` : i ? `.${String(p)}` : String(p))).join('');
 const kind: Record<string, string> = {
-  number: 'a number', int: 'an integer', string: 'a string', boolean: 'true or false', array: 'a list of numbers', object: 'a mapping',
+  number: 'a number',
+  int: 'an integer',
+  string: 'a string',
+  boolean: 'true or false',
+  array: 'a list of numbers',
+  object: 'a mapping',
 };
 
 function unknownKey(path: readonly PropertyKey[], key: string, method: MethodName): string {
@@ -263,7 +316,8 @@ function issueMessage(issue: z.core.$ZodIssue, method: MethodName): string {
 function firstIssue(issues: readonly z.core.$ZodIssue[], method: MethodName): z.core.$ZodIssue {
   const order = Object.keys(branchOf(method).shape);
   const rank = (i: z.core.$ZodIssue) => [i.path.length ? order.indexOf(String(i.path[0])) : -1, i.code === 'unrecognized_keys' ? 0 : 1];
-  return issues.map((issue, n) => ({ issue, key: [...rank(issue), n] }))
+  return issues
+    .map((issue, n) => ({ issue, key: [...rank(issue), n] }))
     .sort((a, b) => a.key[0] - b.key[0] || a.key[1] - b.key[1] || a.key[2] - b.key[2])[0].issue;
 }
 
@@ -281,7 +335,8 @@ export function validateConfig(raw: unknown, source = 'config'): Config {
   const c = parsed.data;
   const groups = c.crops.nmb_crops.length;
   for (const k of ['size_crops', 'min_scale_crops', 'max_scale_crops'] as const) {
-    if (c.crops[k].length !== groups) throw new ConfigError(`crops.${k}: needs one value per group of crops.nmb_crops (${groups}), got ${c.crops[k].length}`);
+    if (c.crops[k].length !== groups)
+      throw new ConfigError(`crops.${k}: needs one value per group of crops.nmb_crops (${groups}), got ${c.crops[k].length}`);
   }
   c.crops.min_scale_crops.forEach((m, i) => {
     if (m > c.crops.max_scale_crops[i]) throw new ConfigError(`crops.min_scale_crops[${i}]: ${m} exceeds crops.max_scale_crops[${i}]`);
@@ -296,7 +351,10 @@ export function validateConfig(raw: unknown, source = 'config'): Config {
   }
   if (c.crops.blur_radius.length !== 2) throw new ConfigError('crops.blur_radius: needs [min, max]');
   if (c.optim.epochs === 'auto') {
-    if (!(c.run.budget_minutes > 0)) throw new ConfigError('optim.epochs: auto fits the schedule into run.budget_minutes: set run.budget_minutes (e.g. 10), or give optim.epochs a number');
+    if (!(c.run.budget_minutes > 0))
+      throw new ConfigError(
+        'optim.epochs: auto fits the schedule into run.budget_minutes: set run.budget_minutes (e.g. 10), or give optim.epochs a number',
+      );
   } else if (c.optim.warmup_epochs > c.optim.epochs) {
     throw new ConfigError(`optim.warmup_epochs: ${c.optim.warmup_epochs} exceeds optim.epochs`);
   }
@@ -344,8 +402,7 @@ export function loadConfig(path: string, overrides: string[] = []): Config {
 
 // ---- the reference, from the schema ----
 
-const valueText = (v: unknown): string =>
-  Array.isArray(v) ? `[${v.map(valueText).join(', ')}]` : typeof v === 'string' ? v : String(v);
+const valueText = (v: unknown): string => (Array.isArray(v) ? `[${v.map(valueText).join(', ')}]` : typeof v === 'string' ? v : String(v));
 
 function typeText(s: z.ZodType): string {
   if (s instanceof z.ZodDefault || s instanceof z.ZodOptional) return typeText(s.unwrap() as z.ZodType);
@@ -395,11 +452,13 @@ export function configReference(): string {
   };
   for (const name of Object.keys(branchOf('swav').shape)) {
     if (name === 'method') continue;
-    if (name === 'swav') { // the method sections, each in its place
+    if (name === 'swav') {
+      // the method sections, each in its place
       for (const m of METHOD_NAMES) {
         const sec = (branchOf(m).shape as Record<string, z.ZodType>)[m];
         out.push('', `${m} (method: ${m} only): ${sec.description}`);
-        for (const [key, s] of Object.entries((bare(sec) as z.ZodObject).shape)) field(`${m}.${key}`, s as z.ZodType, valueText(defaultOf(s as z.ZodType)));
+        for (const [key, s] of Object.entries((bare(sec) as z.ZodObject).shape))
+          field(`${m}.${key}`, s as z.ZodType, valueText(defaultOf(s as z.ZodType)));
       }
       continue;
     }
@@ -408,7 +467,8 @@ export function configReference(): string {
     for (const [key, s] of Object.entries((bare(sec) as z.ZodObject).shape)) {
       // a default that depends on the method is given per method
       const defaults = METHOD_NAMES.map((m) => valueText(defaultOf(fieldOf(m, name, key))));
-      const def = defaults.every((d) => d === defaults[0]) ? defaults[0]
+      const def = defaults.every((d) => d === defaults[0])
+        ? defaults[0]
         : [...new Set(defaults)].map((d) => `${d} (${METHOD_NAMES.filter((_, i) => defaults[i] === d).join(', ')})`).join('; ');
       field(`${name}.${key}`, s as z.ZodType, def);
     }

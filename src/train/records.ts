@@ -39,10 +39,14 @@ export class RunRecords {
     if (!this.#tb) return;
     const grid = cropGrid(crops, mean, std);
     const tb = this.#tb;
-    this.#pending = this.#pending.then(async () => {
-      const png = await sharp(grid.pixels, { raw: { width: grid.width, height: grid.height, channels: grid.channels as 1 | 3 } }).png().toBuffer();
-      tb.image(tag, png, grid, step);
-    }).catch(() => {}); // a picture is not worth failing a run for
+    this.#pending = this.#pending
+      .then(async () => {
+        const png = await sharp(grid.pixels, { raw: { width: grid.width, height: grid.height, channels: grid.channels as 1 | 3 } })
+          .png()
+          .toBuffer();
+        tb.image(tag, png, grid, step);
+      })
+      .catch(() => {}); // a picture is not worth failing a run for
   }
 
   async close(): Promise<void> {
@@ -57,7 +61,8 @@ export class RunRecords {
     if (spec) {
       const step = Number(m[spec.step] ?? 0);
       for (const k of spec.keys) if (typeof m[k] === 'number') tb.scalar(`${type}/${k}`, m[k] as number, step, wallTime);
-      if (type === 'epoch' && Array.isArray(m.prototype_usage)) tb.histogram('epoch/prototype_usage', { counts: m.prototype_usage as number[] }, step, wallTime);
+      if (type === 'epoch' && Array.isArray(m.prototype_usage))
+        tb.histogram('epoch/prototype_usage', { counts: m.prototype_usage as number[] }, step, wallTime);
     } else if (type === 'eval' && typeof m.value === 'number') {
       tb.scalar(`eval/${String(m.metric)}`, m.value, Number(m.epoch ?? 0), wallTime);
     }
@@ -72,9 +77,17 @@ function cropGrid(crops: Tensor[], mean: number[], std: number[]): { pixels: Buf
     const channels = crops[0].shape[1];
     const m = torch.tensor(mean).view(1, -1, 1, 1);
     const s = torch.tensor(std).view(1, -1, 1, 1);
-    const tiles = crops.map((c) => torch.interpolate(c.narrow(0, 0, rows).float().cpu().contiguous(), [size, size]).mul(s).add(m));
+    const tiles = crops.map((c) =>
+      torch
+        .interpolate(c.narrow(0, 0, rows).float().cpu().contiguous(), [size, size])
+        .mul(s)
+        .add(m),
+    );
     const grid = torch.cat(tiles, 3).clamp(0, 1).mul(255).round().to({ dtype: 'uint8' }); // rows x C x size x (size * crops)
-    const hwc = grid.permute(0, 2, 3, 1).contiguous().view(rows * size, size * crops.length, channels);
+    const hwc = grid
+      .permute(0, 2, 3, 1)
+      .contiguous()
+      .view(rows * size, size * crops.length, channels);
     return { pixels: Buffer.from(hwc.toBytes()), height: rows * size, width: size * crops.length, channels };
   });
 }

@@ -48,18 +48,34 @@ export const CHECKPOINT = 'checkpoint.pth';
 export function multiCropConfig(c: Config): MultiCropConfig {
   const s = c.crops.jitter_strength;
   return {
-    nmbCrops: c.crops.nmb_crops, sizeCrops: c.crops.size_crops, minScaleCrops: c.crops.min_scale_crops, maxScaleCrops: c.crops.max_scale_crops,
-    ratio: [3 / 4, 4 / 3], flipP: c.crops.flip_p, jitterP: c.crops.jitter_p, jitter: [0.8 * s, 0.8 * s, 0.8 * s, 0.2 * s],
-    grayscaleP: c.crops.grayscale_p, blurP: c.crops.blur_p, blurRadius: [c.crops.blur_radius[0], c.crops.blur_radius[1]],
-    mean: c.crops.mean, std: c.crops.std,
+    nmbCrops: c.crops.nmb_crops,
+    sizeCrops: c.crops.size_crops,
+    minScaleCrops: c.crops.min_scale_crops,
+    maxScaleCrops: c.crops.max_scale_crops,
+    ratio: [3 / 4, 4 / 3],
+    flipP: c.crops.flip_p,
+    jitterP: c.crops.jitter_p,
+    jitter: [0.8 * s, 0.8 * s, 0.8 * s, 0.2 * s],
+    grayscaleP: c.crops.grayscale_p,
+    blurP: c.crops.blur_p,
+    blurRadius: [c.crops.blur_radius[0], c.crops.blur_radius[1]],
+    mean: c.crops.mean,
+    std: c.crops.std,
   };
 }
 
 /** The model a config describes (trunk, projection head, prototypes). */
 export function buildModel(c: Config): ResNet {
   return architectures[c.model.arch]({
-    numClasses: 0, stem: c.model.stem, stemStride: c.model.stem_stride, width: c.model.width ?? undefined, inChannels: c.model.in_channels, normalize: true,
-    hiddenMlp: c.model.hidden_mlp, outputDim: c.model.feat_dim, nmbPrototypes: c.model.nmb_prototypes,
+    numClasses: 0,
+    stem: c.model.stem,
+    stemStride: c.model.stem_stride,
+    width: c.model.width ?? undefined,
+    inChannels: c.model.in_channels,
+    normalize: true,
+    hiddenMlp: c.model.hidden_mlp,
+    outputDim: c.model.feat_dim,
+    nmbPrototypes: c.model.nmb_prototypes,
   });
 }
 
@@ -81,47 +97,70 @@ function saveCheckpoint(r: Run): void {
     if (group.rank > 0) torch.save(method.state(), join(dir, `rank${group.rank}.pth`));
     c10d?.barrier();
     if (group.rank > 0) return;
-    torch.save({
-      epoch: p.epoch, epoch_iteration: p.epochIteration, iteration: p.iteration,
-      state_dict: new Map(Object.entries(model.stateDict())),
-      optimizer: sgd.torchStateDict(),
-      ...method.state(),
-      rng_state: torch.getRngState(),
-      bad_files: [...r.loader.badFiles],
-      world_size: group.worldSize,
-      schedule_epochs: r.epochs,
-      config: JSON.stringify(c),
-    }, join(dir, CHECKPOINT));
+    torch.save(
+      {
+        epoch: p.epoch,
+        epoch_iteration: p.epochIteration,
+        iteration: p.iteration,
+        state_dict: new Map(Object.entries(model.stateDict())),
+        optimizer: sgd.torchStateDict(),
+        ...method.state(),
+        rng_state: torch.getRngState(),
+        bad_files: [...r.loader.badFiles],
+        world_size: group.worldSize,
+        schedule_epochs: r.epochs,
+        config: JSON.stringify(c),
+      },
+      join(dir, CHECKPOINT),
+    );
   });
 }
 
 /** Restores model, optimizer, the method's state, RNG and bad files; returns the progress and the saved config. */
-function loadCheckpoint(dir: string, model: ResNet, sgd: SGD, method: TrainingMethod, badFiles: Set<string>, group: ProcessGroup):
-  { progress: Progress; config: Config; scheduleEpochs: number | null } {
+function loadCheckpoint(
+  dir: string,
+  model: ResNet,
+  sgd: SGD,
+  method: TrainingMethod,
+  badFiles: Set<string>,
+  group: ProcessGroup,
+): { progress: Progress; config: Config; scheduleEpochs: number | null } {
   return torch.tidy(() => {
     const ck = torch.load(join(dir, CHECKPOINT));
     const saved = ck.world_size ?? 1;
     if (saved !== group.worldSize) {
-      throw new TrainingError(`${dir} was trained by ${saved} process${saved > 1 ? 'es' : ''}, this run has ${group.worldSize}: each process's share of ` +
-        `the data and its queue or memory bank belong to that number; resume with ${saved}, or set run.out to another directory`);
+      throw new TrainingError(
+        `${dir} was trained by ${saved} process${saved > 1 ? 'es' : ''}, this run has ${group.worldSize}: each process's share of ` +
+          `the data and its queue or memory bank belong to that number; resume with ${saved}, or set run.out to another directory`,
+      );
     }
     model.loadStateDict(ck.state_dict);
     sgd.loadTorchStateDict(ck.optimizer);
     method.loadState(group.rank > 0 ? torch.load(join(dir, `rank${group.rank}.pth`)) : ck);
     torch.setRngState(ck.rng_state);
     for (const f of ck.bad_files ?? []) badFiles.add(f);
-    return { progress: { epoch: ck.epoch, epochIteration: ck.epoch_iteration, iteration: ck.iteration }, config: JSON.parse(ck.config),
-      scheduleEpochs: typeof ck.schedule_epochs === 'number' ? ck.schedule_epochs : null };
+    return {
+      progress: { epoch: ck.epoch, epochIteration: ck.epoch_iteration, iteration: ck.iteration },
+      config: JSON.parse(ck.config),
+      scheduleEpochs: typeof ck.schedule_epochs === 'number' ? ck.schedule_epochs : null,
+    };
   });
 }
 
-const fmtTime = (s: number) => (s >= 3600 ? `${Math.floor(s / 3600)}h${String(Math.floor((s % 3600) / 60)).padStart(2, '0')}m`
-  : `${Math.floor(s / 60)}m${String(Math.floor(s % 60)).padStart(2, '0')}s`);
+const fmtTime = (s: number) =>
+  s >= 3600
+    ? `${Math.floor(s / 3600)}h${String(Math.floor((s % 3600) / 60)).padStart(2, '0')}m`
+    : `${Math.floor(s / 60)}m${String(Math.floor(s % 60)).padStart(2, '0')}s`;
 
 /** How many rows of a batch pick (argmax) each prototype. */
 function prototypeCounts(scores: Tensor): number[] {
-  return torch.tidy(() => torch.zeros([scores.shape[1]], { device: scores.device })
-    .scatterAdd(0, scores.argmax(1), torch.ones([scores.shape[0]], { device: scores.device })).tolist() as number[]);
+  return torch.tidy(
+    () =>
+      torch
+        .zeros([scores.shape[1]], { device: scores.device })
+        .scatterAdd(0, scores.argmax(1), torch.ones([scores.shape[0]], { device: scores.device }))
+        .tolist() as number[],
+  );
 }
 
 /** Entropy of a batch's prototype counts, over ln K: 1 when all are used evenly, 0 when one is. */
@@ -189,7 +228,9 @@ function usableRunDirectory(dir: string): void {
     mkdirSync(dir, { recursive: true });
     accessSync(dir, constants.W_OK);
   } catch (e) {
-    throw new TrainingError(`run.out ${dir} cannot be written (${(e as NodeJS.ErrnoException).code}): make it writable, or set run.out to another directory`);
+    throw new TrainingError(
+      `run.out ${dir} cannot be written (${(e as NodeJS.ErrnoException).code}): make it writable, or set run.out to another directory`,
+    );
   }
 }
 
@@ -197,7 +238,12 @@ function usableRunDirectory(dir: string): void {
 function learningRates(c: Config, itersPerEpoch: number, epochs: number | null): Float64Array {
   const o = c.optim;
   return cosineSchedule({
-    baseLr: o.base_lr, finalLr: o.final_lr, epochs: epochs ?? o.warmup_epochs, itersPerEpoch, warmupEpochs: o.warmup_epochs, startWarmup: o.start_warmup,
+    baseLr: o.base_lr,
+    finalLr: o.final_lr,
+    epochs: epochs ?? o.warmup_epochs,
+    itersPerEpoch,
+    warmupEpochs: o.warmup_epochs,
+    startWarmup: o.start_warmup,
   });
 }
 
@@ -205,10 +251,12 @@ function setup(c: Config, ev: TrainEvents, c10d: C10dGroup | null, syncBn: C10dG
   const group: ProcessGroup = c10d ?? singleProcess;
   const log = ev.log ?? (() => {});
   const dir = c.run.out;
-  const deviceType = c.run.device.startsWith('cuda') ? 'cuda' as const : 'cpu' as const;
+  const deviceType = c.run.device.startsWith('cuda') ? ('cuda' as const) : ('cpu' as const);
   const amp = resolveAmp(c.run.amp, deviceType);
   if (deviceType === 'cuda' && !torch.cuda.isAvailable()) {
-    throw new TrainingError(`run.device ${c.run.device}: this libtorch has no CUDA (or no GPU is visible): use run.device=cpu, or build the addon against a CUDA libtorch`);
+    throw new TrainingError(
+      `run.device ${c.run.device}: this libtorch has no CUDA (or no GPU is visible): use run.device=cpu, or build the addon against a CUDA libtorch`,
+    );
   }
   if (c.run.threads > 0) torch.setNumThreads(c.run.threads);
   let records: RunRecords | null = null; // made with the run directory; rank 0 alone writes the run's records
@@ -229,8 +277,14 @@ function setup(c: Config, ev: TrainEvents, c10d: C10dGroup | null, syncBn: C10dG
   const optimizer = c.optim.larc ? new LARC(sgd, { trustCoefficient: c.optim.trust_coefficient, clip: false }) : sgd;
   const counts = { skipped: 0, syncSeconds: 0 };
   const loader = new MultiCropLoader(dataset, {
-    batchSize: c.optim.batch_size, seed: c.run.seed, crops: multiCropConfig(c), workers: c.data.workers, corruptImages: c.data.corrupt_images, prefetch: c.data.prefetch,
-    rank: group.rank, worldSize: group.worldSize,
+    batchSize: c.optim.batch_size,
+    seed: c.run.seed,
+    crops: multiCropConfig(c),
+    workers: c.data.workers,
+    corruptImages: c.data.corrupt_images,
+    prefetch: c.data.prefetch,
+    rank: group.rank,
+    worldSize: group.worldSize,
     onSkip: (file, reason) => {
       counts.skipped++;
       log(`warning: skipped an unreadable image: ${file} (${reason})`);
@@ -241,9 +295,19 @@ function setup(c: Config, ev: TrainEvents, c10d: C10dGroup | null, syncBn: C10dG
   let method: TrainingMethod | undefined;
   try {
     method = createMethod(c, {
-      model, optimizer, amp: AUTOCAST_DTYPE[amp], deviceType, device: c.run.device, group, syncGradients: ddp ? () => timed(counts, () => ddp.finishGradSync()) : undefined,
+      model,
+      optimizer,
+      amp: AUTOCAST_DTYPE[amp],
+      deviceType,
+      device: c.run.device,
+      group,
+      syncGradients: ddp ? () => timed(counts, () => ddp.finishGradSync()) : undefined,
       datasetSize: dataset.length,
-      batchSize: c.optim.batch_size, itersPerEpoch: loader.itersPerEpoch, nmbCrops: c.crops.nmb_crops, featDim: c.model.feat_dim, log,
+      batchSize: c.optim.batch_size,
+      itersPerEpoch: loader.itersPerEpoch,
+      nmbCrops: c.crops.nmb_crops,
+      featDim: c.model.feat_dim,
+      log,
     });
     usableRunDirectory(dir); // once data, model and method are known to be fine: a mistake leaves no directory behind
     if (group.rank === 0) records = new RunRecords(dir, { tensorboard: c.run.tensorboard });
@@ -256,9 +320,32 @@ function setup(c: Config, ev: TrainEvents, c10d: C10dGroup | null, syncBn: C10dG
     throw e;
   }
   return {
-    c, dir, log, ev, metric, records, dataset, model, sgd, loader, epochs, schedule: learningRates(c, loader.itersPerEpoch, epochs), method, amp,
-    progress: { epoch: 0, epochIteration: 0, iteration: 0 }, called: performance.now(), clock: null, epochOverhead: 0,
-    started: 0, firstIteration: 0, counts, interrupted: false, timeUp: false, group, c10d, ddp,
+    c,
+    dir,
+    log,
+    ev,
+    metric,
+    records,
+    dataset,
+    model,
+    sgd,
+    loader,
+    epochs,
+    schedule: learningRates(c, loader.itersPerEpoch, epochs),
+    method,
+    amp,
+    progress: { epoch: 0, epochIteration: 0, iteration: 0 },
+    called: performance.now(),
+    clock: null,
+    epochOverhead: 0,
+    started: 0,
+    firstIteration: 0,
+    counts,
+    interrupted: false,
+    timeUp: false,
+    group,
+    c10d,
+    ddp,
   };
 }
 
@@ -269,24 +356,35 @@ function resumeOrStart(r: Run): void {
     const was = loadCheckpoint(dir, r.model, r.sgd, r.method, r.loader.badFiles, r.group);
     const wasMethod = was.config.method ?? 'swav';
     if (wasMethod !== c.method) {
-      throw new TrainingError(`${dir} holds a ${wasMethod} run, but the config's method is ${c.method}: set run.out to another directory, or method: ${wasMethod}`);
+      throw new TrainingError(
+        `${dir} holds a ${wasMethod} run, but the config's method is ${c.method}: set run.out to another directory, or method: ${wasMethod}`,
+      );
     }
-    const changed = (['model', c.method, 'crops', 'optim'] as const).filter((s) => JSON.stringify((was.config as any)[s]) !== JSON.stringify((c as any)[s]));
+    const changed = (['model', c.method, 'crops', 'optim'] as const).filter(
+      (s) => JSON.stringify((was.config as any)[s]) !== JSON.stringify((c as any)[s]),
+    );
     if (changed.length) r.log(`note: the config's ${changed.join(', ')} differ from the checkpoint's; continuing with the new values`);
     r.progress = was.progress;
     if (c.optim.epochs === 'auto' && was.scheduleEpochs !== null) setEpochs(r, was.scheduleEpochs);
     r.log(`resuming ${dir} at epoch ${r.progress.epoch + 1}, iteration ${r.progress.epochIteration} of ${r.loader.itersPerEpoch}`);
   } else {
     if (r.group.rank === 0) writeFileSync(join(dir, 'config.yaml'), toYaml(c));
-    r.log(`training ${c.model.arch} (${(r.model.numParameters() / 1e6).toFixed(2)}M parameters) with ${c.method} on ${r.dataset.name}: ` +
-      `${r.dataset.length} images, ${r.loader.itersPerEpoch} iterations of ${c.optim.batch_size}${r.group.worldSize > 1 ? ` x ${r.group.worldSize} processes` : ''} per epoch, ${r.epochs !== null ? `${r.epochs} epochs` : `as many epochs as fit in ${c.run.budget_minutes} minutes`}, ${r.amp}` +
-      `${c.run.channels_last ? ' channels_last' : ''}; run directory ${dir}`);
+    r.log(
+      `training ${c.model.arch} (${(r.model.numParameters() / 1e6).toFixed(2)}M parameters) with ${c.method} on ${r.dataset.name}: ` +
+        `${r.dataset.length} images, ${r.loader.itersPerEpoch} iterations of ${c.optim.batch_size}${r.group.worldSize > 1 ? ` x ${r.group.worldSize} processes` : ''} per epoch, ${r.epochs !== null ? `${r.epochs} epochs` : `as many epochs as fit in ${c.run.budget_minutes} minutes`}, ${r.amp}` +
+        `${c.run.channels_last ? ' channels_last' : ''}; run directory ${dir}`,
+    );
   }
 }
 
 /** The loader's batches with their crops on the training device (freed once the consumer moves on). */
-async function* deviceBatches(r: Run, epoch: number, start: number, augmentEpoch = epoch): AsyncGenerator<MethodBatch & { waitSeconds: number }> {
-  const memoryFormat = r.c.run.channels_last ? 'channelsLast' as const : undefined;
+async function* deviceBatches(
+  r: Run,
+  epoch: number,
+  start: number,
+  augmentEpoch = epoch,
+): AsyncGenerator<MethodBatch & { waitSeconds: number }> {
+  const memoryFormat = r.c.run.channels_last ? ('channelsLast' as const) : undefined;
   for await (const b of r.loader.batches(epoch, start, augmentEpoch)) {
     const crops = b.crops.map((t) => t.to({ device: r.c.run.device, memoryFormat }));
     try {
@@ -300,7 +398,10 @@ async function* deviceBatches(r: Run, epoch: number, start: number, augmentEpoch
 }
 
 interface EpochStats {
-  window: { loss: number; n: number; wait: number; t0: number }; loss: number; n: number; start: number;
+  window: { loss: number; n: number; wait: number; t0: number };
+  loss: number;
+  n: number;
+  start: number;
   /** The epoch's prototype picks so far (this process's batches), for the usage histogram of its metrics. */
   usage: number[];
 }
@@ -315,15 +416,20 @@ function iterate(r: Run, batch: MethodBatch & { waitSeconds: number }, epoch: nu
   const { loss, scores, warning } = r.method.iteration(batch, lr, it, r.progress.epochIteration);
   try {
     if (!Number.isFinite(loss)) {
-      throw new TrainingError(`the loss is ${loss} at epoch ${epoch + 1}, iteration ${r.progress.epochIteration + 1}: training stopped. ` +
-        `The last good checkpoint (after epoch ${r.progress.epoch}) is kept in ${r.dir}. Usual causes: a learning rate too high ` +
-        `(optim.base_lr), ${r.method.nanHint ? `${r.method.nanHint}, ` : ''}broken input data.`);
+      throw new TrainingError(
+        `the loss is ${loss} at epoch ${epoch + 1}, iteration ${r.progress.epochIteration + 1}: training stopped. ` +
+          `The last good checkpoint (after epoch ${r.progress.epoch}) is kept in ${r.dir}. Usual causes: a learning rate too high ` +
+          `(optim.base_lr), ${r.method.nanHint ? `${r.method.nanHint}, ` : ''}broken input data.`,
+      );
     }
     r.progress = { epoch, epochIteration: r.progress.epochIteration + 1, iteration: it + 1 };
     const counts = prototypeCounts(scores);
     s.usage = counts.map((c, k) => c + (s.usage[k] ?? 0));
-    s.window.loss += loss; s.window.n++; s.window.wait += batch.waitSeconds;
-    s.loss += loss; s.n++;
+    s.window.loss += loss;
+    s.window.n++;
+    s.window.wait += batch.waitSeconds;
+    s.loss += loss;
+    s.n++;
     if (warning) {
       r.log(warning);
       r.metric({ type: 'warning', message: warning });
@@ -331,8 +437,14 @@ function iterate(r: Run, batch: MethodBatch & { waitSeconds: number }, epoch: nu
     if (r.progress.epochIteration % c.run.log_every === 0 || r.progress.epochIteration === perEpoch) {
       const seconds = (performance.now() - s.window.t0) / 1000;
       r.metric({
-        type: 'train', epoch: epoch + 1, iteration: it + 1, loss: s.window.loss / s.window.n, lr,
-        samples_per_s: (s.window.n * c.optim.batch_size * r.group.worldSize) / seconds, data_wait_s: s.window.wait / s.window.n, prototype_entropy: usageEntropy(counts),
+        type: 'train',
+        epoch: epoch + 1,
+        iteration: it + 1,
+        loss: s.window.loss / s.window.n,
+        lr,
+        samples_per_s: (s.window.n * c.optim.batch_size * r.group.worldSize) / seconds,
+        data_wait_s: s.window.wait / s.window.n,
+        prototype_entropy: usageEntropy(counts),
         ...(r.ddp ? { grad_sync_s: r.counts.syncSeconds / s.window.n, processes: r.group.worldSize } : {}),
       });
       r.counts.syncSeconds = 0;
@@ -343,11 +455,15 @@ function iterate(r: Run, batch: MethodBatch & { waitSeconds: number }, epoch: nu
   }
   if (r.clock) calibrate(r, r.clock);
   const elapsed = (performance.now() - r.started) / 1000;
-  const remaining = r.epochs === null ? c.run.budget_minutes * 60 - (performance.now() - r.called) / 1000
-    : ((r.epochs * perEpoch - r.progress.iteration) * elapsed) / (r.progress.iteration - r.firstIteration);
+  const remaining =
+    r.epochs === null
+      ? c.run.budget_minutes * 60 - (performance.now() - r.called) / 1000
+      : ((r.epochs * perEpoch - r.progress.iteration) * elapsed) / (r.progress.iteration - r.firstIteration);
   const bar = Math.round((r.progress.epochIteration / perEpoch) * 20);
-  r.ev.progress?.(`epoch ${epoch + 1}/${r.epochs ?? '?'} [${'#'.repeat(bar)}${'.'.repeat(20 - bar)}] ${r.progress.epochIteration}/${perEpoch} ` +
-    `loss ${(s.loss / s.n).toFixed(4)} lr ${lr.toPrecision(3)} ETA ${fmtTime(remaining)}`);
+  r.ev.progress?.(
+    `epoch ${epoch + 1}/${r.epochs ?? '?'} [${'#'.repeat(bar)}${'.'.repeat(20 - bar)}] ${r.progress.epochIteration}/${perEpoch} ` +
+      `loss ${(s.loss / s.n).toFixed(4)} lr ${lr.toPrecision(3)} ETA ${fmtTime(remaining)}`,
+  );
   if (c.run.max_minutes > 0 && elapsed > c.run.max_minutes * 60) r.timeUp = true;
   if (r.c10d) agree(r, r.c10d);
 }
@@ -375,16 +491,28 @@ function calibrate(r: Run, clock: IterationClock): void {
   if (r.progress.iteration < decisionIteration(perEpoch)) return;
   const secondsPerIteration = clock.secondsPerIteration;
   const fit = fitEpochs({
-    budgetSeconds: r.c.run.budget_minutes * 60, elapsedSeconds: (performance.now() - r.called) / 1000, secondsPerIteration,
-    epochOverheadSeconds: r.epochOverhead, itersPerEpoch: perEpoch, iterationsDone: r.progress.iteration,
+    budgetSeconds: r.c.run.budget_minutes * 60,
+    elapsedSeconds: (performance.now() - r.called) / 1000,
+    secondsPerIteration,
+    epochOverheadSeconds: r.epochOverhead,
+    itersPerEpoch: perEpoch,
+    iterationsDone: r.progress.iteration,
   });
   const epochs = torch.tidy(() => r.group.broadcast_(torch.tensor([Math.max(fit, r.c.optim.warmup_epochs)], { dtype: 'int64' }), 0).item());
   setEpochs(r, epochs);
   const minutes = (epochs * perEpoch * secondsPerIteration + epochs * r.epochOverhead) / 60;
-  r.log(`\noptim.epochs auto: ${(secondsPerIteration * 1000).toFixed(0)} ms per iteration, ${perEpoch} per epoch: ${epochs} epochs ` +
-    `(~${minutes.toFixed(1)} of run.budget_minutes ${r.c.run.budget_minutes}, setup included)` +
-    (fit < r.c.optim.warmup_epochs ? `; the budget fits ${fit}, fewer than optim.warmup_epochs: the schedule will overrun it` : ''));
-  r.metric({ type: 'schedule', epochs, seconds_per_iteration: secondsPerIteration, iterations_per_epoch: perEpoch, budget_minutes: r.c.run.budget_minutes });
+  r.log(
+    `\noptim.epochs auto: ${(secondsPerIteration * 1000).toFixed(0)} ms per iteration, ${perEpoch} per epoch: ${epochs} epochs ` +
+      `(~${minutes.toFixed(1)} of run.budget_minutes ${r.c.run.budget_minutes}, setup included)` +
+      (fit < r.c.optim.warmup_epochs ? `; the budget fits ${fit}, fewer than optim.warmup_epochs: the schedule will overrun it` : ''),
+  );
+  r.metric({
+    type: 'schedule',
+    epochs,
+    seconds_per_iteration: secondsPerIteration,
+    iterations_per_epoch: perEpoch,
+    budget_minutes: r.c.run.budget_minutes,
+  });
 }
 
 /** Fixes the number of epochs and the schedule over them (decided, or from the checkpoint). */
@@ -411,7 +539,14 @@ async function runEpoch(r: Run, epoch: number): Promise<void> {
   r.ev.progress?.(null);
   if (!finished) return;
   const secs = (performance.now() - s.start) / 1000;
-  r.metric({ type: 'epoch', epoch: epoch + 1, loss: s.loss / Math.max(1, s.n), seconds: secs, skipped_images: r.counts.skipped, prototype_usage: s.usage });
+  r.metric({
+    type: 'epoch',
+    epoch: epoch + 1,
+    loss: s.loss / Math.max(1, s.n),
+    seconds: secs,
+    skipped_images: r.counts.skipped,
+    prototype_usage: s.usage,
+  });
   r.log(`epoch ${epoch + 1}/${r.epochs}: loss ${(s.loss / Math.max(1, s.n)).toFixed(4)}, ${secs.toFixed(0)} s`);
   if (c.run.knn_every > 0 && (epoch + 1) % c.run.knn_every === 0 && epoch + 1 < r.epochs!) await knn(r, epoch + 1);
 }
@@ -435,11 +570,22 @@ async function prepare(r: Run): Promise<void> {
  */
 async function joinJob(c: Config, job: DistEnv | null): Promise<{ c10d: C10dGroup | null; syncBn: C10dGroup | null }> {
   if (!job) return { c10d: null, syncBn: null };
-  if (c.run.threads === 0 && !process.env.OMP_NUM_THREADS) torch.setNumThreads(Math.max(1, Math.floor(availableParallelism() / job.localWorldSize)));
-  const backend = c.run.dist_backend !== 'auto' ? c.run.dist_backend
-    : c.run.device.startsWith('cuda') && availableBackends().includes('nccl') ? 'nccl' : 'gloo';
-  const group = await initProcessGroup({ backend, rank: job.rank, worldSize: job.worldSize, masterAddr: job.masterAddr, masterPort: job.masterPort,
-    timeoutSeconds: c.run.dist_timeout });
+  if (c.run.threads === 0 && !process.env.OMP_NUM_THREADS)
+    torch.setNumThreads(Math.max(1, Math.floor(availableParallelism() / job.localWorldSize)));
+  const backend =
+    c.run.dist_backend !== 'auto'
+      ? c.run.dist_backend
+      : c.run.device.startsWith('cuda') && availableBackends().includes('nccl')
+        ? 'nccl'
+        : 'gloo';
+  const group = await initProcessGroup({
+    backend,
+    rank: job.rank,
+    worldSize: job.worldSize,
+    masterAddr: job.masterAddr,
+    masterPort: job.masterPort,
+    timeoutSeconds: c.run.dist_timeout,
+  });
   const size = c.model.sync_bn_group_size;
   const syncBn = !c.model.sync_bn ? null : size > 0 && size < job.worldSize ? await group.subgroups(size) : group;
   return { c10d: group, syncBn };
@@ -484,12 +630,17 @@ export async function train(config: Config, ev: TrainEvents = {}): Promise<Train
     if (r.dataset.kind === 'tensor') r.dataset.images.dispose();
   }
   if (r.interrupted) {
-    r.log(trained ? `saved ${join(r.dir, CHECKPOINT)} at epoch ${r.progress.epoch + 1}, iteration ${r.progress.epochIteration}; run the same command to resume`
-      : 'interrupted before the first iteration: nothing to save');
+    r.log(
+      trained
+        ? `saved ${join(r.dir, CHECKPOINT)} at epoch ${r.progress.epoch + 1}, iteration ${r.progress.epochIteration}; run the same command to resume`
+        : 'interrupted before the first iteration: nothing to save',
+    );
   }
-  if (r.timeUp) r.log(`run.max_minutes (${c.run.max_minutes}) reached: stopped after ${r.progress.iteration} iterations; the checkpoint is saved`);
+  if (r.timeUp)
+    r.log(`run.max_minutes (${c.run.max_minutes}) reached: stopped after ${r.progress.iteration} iterations; the checkpoint is saved`);
   const result: TrainResult = { epochsDone: r.progress.epoch, iterations: r.progress.iteration, interrupted: r.interrupted };
-  if (c.run.knn_eval && !r.interrupted && (r.progress.epoch === r.epochs || r.timeUp)) Object.assign(result, await knn(r, r.progress.epoch, true));
+  if (c.run.knn_eval && !r.interrupted && (r.progress.epoch === r.epochs || r.timeUp))
+    Object.assign(result, await knn(r, r.progress.epoch, true));
   r.c10d?.destroy();
   await r.records?.close();
   r.method.dispose();

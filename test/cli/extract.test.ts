@@ -17,7 +17,19 @@ for (const arch of ['resnet18', 'resnet50']) {
   for (const file of [`${arch}_zip.pth`, `${arch}_legacy.pth.tar`]) {
     test(`extract --arch ${arch} --weights ${file}: PyTorch's features`, () => {
       const f = join(out, `${file}.npy`);
-      const r = swav('extract', '--arch', arch, '--weights', join(dir, file), '--input', join(dir, 'images.npy'), '--out', f, '--batch', '3');
+      const r = swav(
+        'extract',
+        '--arch',
+        arch,
+        '--weights',
+        join(dir, file),
+        '--input',
+        join(dir, 'images.npy'),
+        '--out',
+        f,
+        '--batch',
+        '3',
+      );
       assert.equal(r.status, 0, r.stderr);
       torch.tidy(() => assertClose(torch.load(f), torch.load(join(dir, `${arch}_features.npy`)), `${arch} features`));
     });
@@ -25,17 +37,55 @@ for (const arch of ['resnet18', 'resnet50']) {
 }
 
 test('extract refuses hostile and broken weights with an error exit, and runs nothing', () => {
-  for (const file of ['evil_zip.pth', 'evil_legacy.pth', 'evil_eval.pth', 'truncated_zip.pth', 'truncated_legacy.pth.tar', 'short_storage.pth', 'random.pth']) {
-    const r = swav('extract', '--arch', 'resnet18', '--weights', join(dir, file), '--input', join(dir, 'images.npy'), '--out', join(out, 'x.npy'));
+  for (const file of [
+    'evil_zip.pth',
+    'evil_legacy.pth',
+    'evil_eval.pth',
+    'truncated_zip.pth',
+    'truncated_legacy.pth.tar',
+    'short_storage.pth',
+    'random.pth',
+  ]) {
+    const r = swav(
+      'extract',
+      '--arch',
+      'resnet18',
+      '--weights',
+      join(dir, file),
+      '--input',
+      join(dir, 'images.npy'),
+      '--out',
+      join(out, 'x.npy'),
+    );
     assert.equal(r.status, 1, `${file}: ${r.stderr}`);
     assert.match(r.stderr, /^swav: error: /, file);
     assert.ok(!r.stderr.includes('    at '), `${file}: no stack trace for a user error`);
   }
   assert.ok(!existsSync(pwnedMarker), 'a payload ran');
-  const wrong = swav('extract', '--arch', 'resnet50', '--weights', join(dir, 'resnet18_zip.pth'), '--input', join(dir, 'images.npy'), '--out', join(out, 'x.npy'));
+  const wrong = swav(
+    'extract',
+    '--arch',
+    'resnet50',
+    '--weights',
+    join(dir, 'resnet18_zip.pth'),
+    '--input',
+    join(dir, 'images.npy'),
+    '--out',
+    join(out, 'x.npy'),
+  );
   assert.equal(wrong.status, 1);
   assert.match(wrong.stderr, /holds a resnet18, not a resnet50/);
-  const missing = swav('extract', '--arch', 'resnet18', '--weights', join(out, 'nope.pth'), '--input', join(dir, 'images.npy'), '--out', join(out, 'x.npy'));
+  const missing = swav(
+    'extract',
+    '--arch',
+    'resnet18',
+    '--weights',
+    join(out, 'nope.pth'),
+    '--input',
+    join(dir, 'images.npy'),
+    '--out',
+    join(out, 'x.npy'),
+  );
   assert.equal(missing.status, 2);
   assert.match(missing.stderr, /--weights .*nope\.pth is neither a file nor a zoo name/);
 });
@@ -43,14 +93,17 @@ test('extract refuses hostile and broken weights with an error exit, and runs no
 test('extract --data DIR: a folder of images (resize 256, center crop 224), a corrupt one skipped', () => {
   const images = join(out, 'images');
   mkdirSync(join(images, 'cats'), { recursive: true });
-  execFileSync(python(), ['-c', `
+  execFileSync(python(), [
+    '-c',
+    `
 import numpy as np
 from PIL import Image
 rng = np.random.default_rng(0)
 for i in range(3):
     Image.fromarray(rng.integers(0, 255, (300 + 10 * i, 280, 3), dtype=np.uint8)).save('${images}/cats/img%d.jpg' % i)
 Image.fromarray(rng.integers(0, 255, (240, 320), dtype=np.uint8)).save('${images}/gray.png')
-`]);
+`,
+  ]);
   writeFileSync(join(images, 'broken.jpg'), 'not an image');
   copyFileSync(join(images, 'cats', 'img0.jpg'), join(images, 'copy.jpg'));
   const f = join(out, 'folder.npy');

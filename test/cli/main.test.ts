@@ -10,13 +10,25 @@ const swav = (...args: string[]) => spawnSync(process.execPath, [join(root, 'dis
 
 const LEAVES: [string[], string[]][] = [
   [['train'], ['--config <file>', '--out <dir>', 'optim.base_lr']],
-  [['eval', 'knn'], ['--weights', '--k <list>', '(default: [200])', '--temperature']],
-  [['eval', 'linear'], ['--cached-features', '--epochs <n>', '(default: 100)', '--lr <lr>', '(default: 0.3)', '--final-lr', '--nesterov', '--size', '--seed']],
-  [['eval', 'semisup'], ['--fraction <f>', '--subset <file>', '--lr-last-layer', '--decay-epochs']],
+  [
+    ['eval', 'knn'],
+    ['--weights', '--k <list>', '(default: [200])', '--temperature'],
+  ],
+  [
+    ['eval', 'linear'],
+    ['--cached-features', '--epochs <n>', '(default: 100)', '--lr <lr>', '(default: 0.3)', '--final-lr', '--nesterov', '--size', '--seed'],
+  ],
+  [
+    ['eval', 'semisup'],
+    ['--fraction <f>', '--subset <file>', '--lr-last-layer', '--decay-epochs'],
+  ],
   [['extract'], ['--weights', '--input', '--out']],
   [['convert'], ['<in>', '<out>']],
   [['hub', 'list'], []],
-  [['hub', 'download'], ['<name>', '--force']],
+  [
+    ['hub', 'download'],
+    ['<name>', '--force'],
+  ],
   [['launch'], ['--nproc-per-node <n>', '--nnodes <m>', '--node-rank', '--master-addr', '--master-port']],
   ...['step', 'extract', 'data', 'load', 'cluster', 'probe'].map((b): [string[], string[]] => [['bench', b], ['--json']]),
 ];
@@ -47,22 +59,32 @@ test('usage errors: one line naming the command, exit status 2', () => {
     [[], /^Usage: swav /],
     [['trian'], /^swav: unknown command 'trian' \(Did you mean train\?\)/],
     [['eval'], /^Usage: swav eval /],
-    [['eval', 'knn', '--weights', 'w', '--temprature', '5'], /^swav eval knn: unknown option '--temprature' \(Did you mean --temperature\?\)/],
+    [
+      ['eval', 'knn', '--weights', 'w', '--temprature', '5'],
+      /^swav eval knn: unknown option '--temprature' \(Did you mean --temperature\?\)/,
+    ],
     [['eval', 'linear', '--weights', 'w', '--epochs'], /^swav eval linear: option '--epochs <n>' argument missing/],
-    [['eval', 'linear', '--weights', 'w', '--epochs', 'ten'], /^swav eval linear: option '--epochs <n>' argument 'ten' is invalid\. expected an integer/],
+    [
+      ['eval', 'linear', '--weights', 'w', '--epochs', 'ten'],
+      /^swav eval linear: option '--epochs <n>' argument 'ten' is invalid\. expected an integer/,
+    ],
     [['eval', 'semisup', '--weights', 'w', '--decay-epochs', '12,-1'], /argument '12,-1' is invalid\. expected positive numbers/],
     [['bench', 'step', '--crops', '2x'], /^swav bench step: .*'2x' is not NxSIZE/],
     [['bench', 'step', '--channels-last', 'maybe'], /expected 0 or 1/],
     [['hub', 'download'], /^swav hub download: missing required argument 'name'/],
     [['convert', 'a.pth'], /^swav convert: missing required argument 'out'/],
     [['train'], /^swav train: required option '--config <file>' not specified/],
-    [['eval', 'knn', '--weights', '/nonexistent/w.pth', '--data', '.'], /^swav: eval knn: --weights \/nonexistent\/w\.pth is neither a run directory, a file nor a zoo name/],
+    [
+      ['eval', 'knn', '--weights', '/nonexistent/w.pth', '--data', '.'],
+      /^swav: eval knn: --weights \/nonexistent\/w\.pth is neither a run directory, a file nor a zoo name/,
+    ],
   ];
   for (const [args, message] of cases) {
     const r = swav(...args);
     assert.equal(r.status, 2, `swav ${args.join(' ')}: status ${r.status}, ${r.stderr}`);
     assert.match(r.stderr, message, `swav ${args.join(' ')}`);
-    if (!message.source.startsWith('^Usage')) assert.equal(r.stderr.trim().split('\n').length, 1, `swav ${args.join(' ')}: one line, got ${r.stderr}`);
+    if (!message.source.startsWith('^Usage'))
+      assert.equal(r.stderr.trim().split('\n').length, 1, `swav ${args.join(' ')}: one line, got ${r.stderr}`);
     assert.doesNotMatch(r.stderr, /\n\s+at /, 'no stack trace');
   }
 });

@@ -13,14 +13,17 @@ const dir = mkdtempSync(join(tmpdir(), 'swav-mistakes-'));
 const cli = join(root, 'dist/src/cli/main.js');
 const data = idxDataset(join(dir, 'idx'), 4);
 const ok = join(dir, 'ok.yaml');
-writeFileSync(ok, `
+writeFileSync(
+  ok,
+  `
 data: { type: idx, path: ${data} }
 crops: { nmb_crops: [2], size_crops: [12], min_scale_crops: [0.4], max_scale_crops: [1], mean: [0.5], std: [0.25] }
 model: { arch: resnet18, stem: small, width: 4, in_channels: 1, hidden_mlp: 8, feat_dim: 8, nmb_prototypes: 6 }
 swav: { queue_length: 0 }
 optim: { epochs: 1, batch_size: 8, warmup_epochs: 0 }
 run: { threads: 1 }
-`);
+`,
+);
 writeFileSync(join(dir, 'bad.yaml'), 'data: {type: folder, path: /x\nrun: [\n');
 writeFileSync(join(dir, 'afile'), 'x');
 mkdirSync(join(dir, 'empty'));
@@ -41,22 +44,81 @@ const rows: [string, string[], RegExp][] = [
   ['an unknown key', ['train', '--config', ok, 'optim.lerning_rate=1'], /optim\.lerning_rate: unknown key/],
   ['a value of the wrong type', ['train', '--config', ok, 'optim.batch_size=big'], /optim\.batch_size: must be an integer, got "big"/],
   ['a negative size', ['train', '--config', ok, 'crops.size_crops=[-12]'], /crops\.size_crops\[0\]: must be at least 1, got -12/],
-  ['a data path that does not exist', ['train', '--config', ok, `run.out=${out}`, 'data.path=/nonexistent'], /data not found at \/nonexistent/],
-  ['an empty image folder', ['train', '--config', ok, `run.out=${out}`, 'data.type=folder', `data.path=${join(dir, 'empty')}`, 'model.in_channels=3'], /no images .* found/],
-  ['a folder without images', ['train', '--config', ok, `run.out=${out}`, 'data.type=folder', `data.path=${join(dir, 'texts')}`, 'model.in_channels=3'], /no images .* found/],
-  ['a file where a folder should be', ['train', '--config', ok, `run.out=${out}`, 'data.type=folder', `data.path=${join(dir, 'afile')}`, 'model.in_channels=3'],
-    /afile is a file, not a folder of images/],
-  ['a run directory that is a file', ['train', '--config', ok, `run.out=${join(dir, 'afile')}`], /run\.out .*afile is a file: set run\.out to a directory/],
-  ['--device cuda without CUDA', ['train', '--config', ok, `run.out=${out}`, 'run.device=cuda'], /run\.device cuda: this libtorch has no CUDA/],
-  ['channels that do not match the data', ['train', '--config', ok, `run.out=${out}`, 'model.in_channels=3'], /1-channel images but model\.in_channels is 3/],
-  ['an unknown zoo name', ['extract', '--arch', 'resnet50', '--weights', 'swav_900ep', '--input', join(dir, 'flat.npy'), '--out', join(out, 'f.npy')],
-    /--weights swav_900ep is neither a file nor a zoo name/],
-  ['weights that are no ResNet', ['extract', '--arch', 'resnet50', '--weights', join(dir, 'other.pth'), '--input', join(dir, 'flat.npy'), '--out', join(out, 'f.npy')],
-    /other\.pth holds no ResNet trunk we know/],
-  ['a checkpoint of another architecture', ['extract', '--arch', 'resnet50', '--weights', join(dir, 'resnet18.pth'), '--input', join(dir, 'flat.npy'), '--out', join(out, 'f.npy')],
-    /resnet18\.pth holds a resnet18, not a resnet50/],
-  ['an input of the wrong shape', ['extract', '--arch', 'resnet18', '--weights', join(dir, 'resnet18.pth'), '--input', join(dir, 'flat.npy'), '--out', join(out, 'f.npy')],
-    /flat\.npy must hold an N x 3 x H x W array of normalized images, it holds shape \[2,5,5\]/],
+  [
+    'a data path that does not exist',
+    ['train', '--config', ok, `run.out=${out}`, 'data.path=/nonexistent'],
+    /data not found at \/nonexistent/,
+  ],
+  [
+    'an empty image folder',
+    ['train', '--config', ok, `run.out=${out}`, 'data.type=folder', `data.path=${join(dir, 'empty')}`, 'model.in_channels=3'],
+    /no images .* found/,
+  ],
+  [
+    'a folder without images',
+    ['train', '--config', ok, `run.out=${out}`, 'data.type=folder', `data.path=${join(dir, 'texts')}`, 'model.in_channels=3'],
+    /no images .* found/,
+  ],
+  [
+    'a file where a folder should be',
+    ['train', '--config', ok, `run.out=${out}`, 'data.type=folder', `data.path=${join(dir, 'afile')}`, 'model.in_channels=3'],
+    /afile is a file, not a folder of images/,
+  ],
+  [
+    'a run directory that is a file',
+    ['train', '--config', ok, `run.out=${join(dir, 'afile')}`],
+    /run\.out .*afile is a file: set run\.out to a directory/,
+  ],
+  [
+    '--device cuda without CUDA',
+    ['train', '--config', ok, `run.out=${out}`, 'run.device=cuda'],
+    /run\.device cuda: this libtorch has no CUDA/,
+  ],
+  [
+    'channels that do not match the data',
+    ['train', '--config', ok, `run.out=${out}`, 'model.in_channels=3'],
+    /1-channel images but model\.in_channels is 3/,
+  ],
+  [
+    'an unknown zoo name',
+    ['extract', '--arch', 'resnet50', '--weights', 'swav_900ep', '--input', join(dir, 'flat.npy'), '--out', join(out, 'f.npy')],
+    /--weights swav_900ep is neither a file nor a zoo name/,
+  ],
+  [
+    'weights that are no ResNet',
+    ['extract', '--arch', 'resnet50', '--weights', join(dir, 'other.pth'), '--input', join(dir, 'flat.npy'), '--out', join(out, 'f.npy')],
+    /other\.pth holds no ResNet trunk we know/,
+  ],
+  [
+    'a checkpoint of another architecture',
+    [
+      'extract',
+      '--arch',
+      'resnet50',
+      '--weights',
+      join(dir, 'resnet18.pth'),
+      '--input',
+      join(dir, 'flat.npy'),
+      '--out',
+      join(out, 'f.npy'),
+    ],
+    /resnet18\.pth holds a resnet18, not a resnet50/,
+  ],
+  [
+    'an input of the wrong shape',
+    [
+      'extract',
+      '--arch',
+      'resnet18',
+      '--weights',
+      join(dir, 'resnet18.pth'),
+      '--input',
+      join(dir, 'flat.npy'),
+      '--out',
+      join(out, 'f.npy'),
+    ],
+    /flat\.npy must hold an N x 3 x H x W array of normalized images, it holds shape \[2,5,5\]/,
+  ],
   ['a bad number', ['eval', 'knn', '--weights', dir, '--k', 'many'], /argument 'many' is invalid\. expected positive numbers/],
 ];
 

@@ -45,10 +45,26 @@ test('flip, jitter, grayscale and blur rates, and the jitter factors, as the ref
   const rate = (f: (p: (typeof all)[0]) => boolean) => all.filter(f).length / n;
   const checkRate = (r: number, p: number, what: string) =>
     assert.ok(Math.abs(r - p) <= 5 * Math.sqrt((p * (1 - p)) / n), `${what}: ${r.toFixed(4)} vs ${p}`);
-  checkRate(rate((p) => p.flip), 0.5, 'flip');
-  checkRate(rate((p) => p.jitter !== null), 0.8, 'jitter');
-  checkRate(rate((p) => p.grayscale), 0.2, 'grayscale');
-  checkRate(rate((p) => p.blur !== null), 0.5, 'blur');
+  checkRate(
+    rate((p) => p.flip),
+    0.5,
+    'flip',
+  );
+  checkRate(
+    rate((p) => p.jitter !== null),
+    0.8,
+    'jitter',
+  );
+  checkRate(
+    rate((p) => p.grayscale),
+    0.2,
+    'grayscale',
+  );
+  checkRate(
+    rate((p) => p.blur !== null),
+    0.5,
+    'blur',
+  );
   const blurs = all.flatMap((p) => (p.blur === null ? [] : [p.blur]));
   assert.ok(Math.min(...blurs) >= 0.1 && Math.max(...blurs) <= 2.0, 'blur radius in [0.1, 2]');
   sameMean(mean(blurs), 1.05, 1.9 / Math.sqrt(12), blurs.length, 'blur radius ~ U[0.1, 2]');
@@ -76,11 +92,18 @@ for (const schedule of ['rows', 'crops'] as Schedule[]) {
     const p = g.pixels;
     torch.tidy(() => {
       const x = decode(p.x);
-      const only = (op: number, f: number[]): ColorParams[] => f.map((v) => ({
-        jitter: { order: [op, ...[0, 1, 2, 3].filter((o) => o !== op)],
-          brightness: op === 0 ? v : 1, contrast: op === 1 ? v : 1, saturation: op === 2 ? v : 1, hue: op === 3 ? v : 0 },
-        grayscale: false, blur: null,
-      }));
+      const only = (op: number, f: number[]): ColorParams[] =>
+        f.map((v) => ({
+          jitter: {
+            order: [op, ...[0, 1, 2, 3].filter((o) => o !== op)],
+            brightness: op === 0 ? v : 1,
+            contrast: op === 1 ? v : 1,
+            saturation: op === 2 ? v : 1,
+            hue: op === 3 ? v : 0,
+          },
+          grayscale: false,
+          blur: null,
+        }));
       assertClose(colorAugment(x, only(0, p.factors), schedule), decode(p.brightness), 'brightness', 1e-6);
       assertClose(colorAugment(x, only(1, p.factors), schedule), decode(p.contrast), 'contrast', 1e-6);
       assertClose(colorAugment(x, only(2, p.factors), schedule), decode(p.saturation), 'saturation', 1e-6);
@@ -119,7 +142,10 @@ test('blur keeps the mean and lowers the variance; an image of one color stays a
   torch.tidy(() => {
     torch.manualSeed(0);
     const x = torch.rand([2, 3, 16, 16]);
-    const blurred = colorAugment(x, [{ jitter: null, grayscale: false, blur: 1.5 }, { jitter: null, grayscale: false, blur: 0.1 }]);
+    const blurred = colorAugment(x, [
+      { jitter: null, grayscale: false, blur: 1.5 },
+      { jitter: null, grayscale: false, blur: 0.1 },
+    ]);
     assert.ok(Math.abs(blurred.index(0).mean().item() - x.index(0).mean().item()) < 0.02);
     assert.ok(blurred.index(0).std().item() < 0.5 * x.index(0).std().item());
     assert.ok(blurred.index(1).allclose(x.index(1), 1e-4, 1e-4), 'radius 0.1 barely changes anything');

@@ -46,7 +46,8 @@ test('a truncated or garbled JPEG is refused with an error, not decoded', async 
   // a header that claims 60000 x 60000 pixels is refused before anything is allocated
   const huge = new Uint8Array(bytes);
   for (let i = 2; i + 9 < huge.length; i++) {
-    if (huge[i] === 0xff && (huge[i + 1] === 0xc0 || huge[i + 1] === 0xc2)) { // SOF: length(2) precision(1) height(2) width(2)
+    if (huge[i] === 0xff && (huge[i + 1] === 0xc0 || huge[i + 1] === 0xc2)) {
+      // SOF: length(2) precision(1) height(2) width(2)
       huge.set([0xea, 0x60, 0xea, 0x60], i + 5);
       break;
     }
@@ -71,7 +72,8 @@ test("fuzz finding: a 1 KB JPEG claiming 16383 x 16383 pixels is refused at PIL'
   const dir = mkdtempSync(join(tmpdir(), 'swav-jpeg-'));
   const rgb = await sharp(join(goldenDir, 'rgb444.jpg')).raw().toBuffer({ resolveWithObject: true });
   const progressive = await sharp(rgb.data, { raw: { width: rgb.info.width, height: rgb.info.height, channels: 3 } })
-    .jpeg({ progressive: true, chromaSubsampling: '4:4:4' }).toBuffer();
+    .jpeg({ progressive: true, chromaSubsampling: '4:4:4' })
+    .toBuffer();
   writeFileSync(join(dir, 'bomb.jpg'), claiming(progressive, 16383, 16383));
   assert.ok(progressive.length < 2048);
   assert.throws(() => native.decodeJpeg!(readFileSync(join(dir, 'bomb.jpg'))), /too large \(over 178956970 pixels\)/);
@@ -88,7 +90,9 @@ test('fuzz finding: libjpeg stops at the first warning, not filling a corrupt 13
     const before = process.memoryUsage().rss;
     try { native.decodeJpeg(readFileSync(${JSON.stringify(join(dir, 'gray.jpg'))})); } catch (e) { console.log(e.message); }
     console.log(Math.round((process.resourceUsage().maxRSS * 1024 - before) / 2 ** 20));`;
-  const [message, grownMiB] = execFileSync(process.execPath, ['--input-type=module', '-e', script], { encoding: 'utf8' }).trim().split('\n');
+  const [message, grownMiB] = execFileSync(process.execPath, ['--input-type=module', '-e', script], { encoding: 'utf8' })
+    .trim()
+    .split('\n');
   assert.match(message, /^JPEG: Corrupt JPEG data: premature end of data segment/);
   assert.ok(Number(grownMiB) < 100, `the decode grew the process by ${grownMiB} MiB`);
 });

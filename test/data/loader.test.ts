@@ -12,15 +12,34 @@ import type { TensorDataset } from '../../src/data/datasets.js';
 torch.setNumThreads(2);
 
 const dataset = (n: number, channels: number, size: number): TensorDataset => ({
-  kind: 'tensor', name: `random-${channels}`, length: n, labels: new Int32Array(n),
+  kind: 'tensor',
+  name: `random-${channels}`,
+  length: n,
+  labels: new Int32Array(n),
   images: torch.tidy(() => torch.randint(0, 256, [n, channels, size, size], { dtype: 'uint8' })),
 });
 const gray = dataset(150, 1, 28);
 const rgb = dataset(60, 3, 32);
 // the quickstart's crops (gray: brightness and contrast only), and the reference's colors on small RGB crops
-const quickstart = { ...REFERENCE_MULTICROP, nmbCrops: [2, 4], sizeCrops: [28, 16], minScaleCrops: [0.3, 0.1], maxScaleCrops: [1, 0.4],
-  jitter: [0.4, 0.4, 0.4, 0.1] as [number, number, number, number], grayscaleP: 0, blurP: 0, mean: [0.286], std: [0.353] };
-const colors = { ...REFERENCE_MULTICROP, nmbCrops: [1, 2], sizeCrops: [24, 12], mean: REFERENCE_MULTICROP.mean, std: REFERENCE_MULTICROP.std };
+const quickstart = {
+  ...REFERENCE_MULTICROP,
+  nmbCrops: [2, 4],
+  sizeCrops: [28, 16],
+  minScaleCrops: [0.3, 0.1],
+  maxScaleCrops: [1, 0.4],
+  jitter: [0.4, 0.4, 0.4, 0.1] as [number, number, number, number],
+  grayscaleP: 0,
+  blurP: 0,
+  mean: [0.286],
+  std: [0.353],
+};
+const colors = {
+  ...REFERENCE_MULTICROP,
+  nmbCrops: [1, 2],
+  sizeCrops: [24, 12],
+  mean: REFERENCE_MULTICROP.mean,
+  std: REFERENCE_MULTICROP.std,
+};
 
 async function collect(batches: AsyncGenerator<Batch>, limit = Infinity): Promise<Batch[]> {
   const out: Batch[] = [];
@@ -43,7 +62,13 @@ function assertSameBatches(a: Batch[], b: Batch[], what: string): void {
 const dispose = (bs: Batch[]) => bs.forEach((b) => b.crops.forEach((t) => t.dispose()));
 
 /** Both loaders' batches of `epoch` from `start`, compared, then freed; the live-tensor count is back where it was. */
-async function compareEpoch(ds: TensorDataset, o: Omit<LoaderOptions, 'prefetch'>, epoch: number, start: number, augmentEpoch = epoch): Promise<void> {
+async function compareEpoch(
+  ds: TensorDataset,
+  o: Omit<LoaderOptions, 'prefetch'>,
+  epoch: number,
+  start: number,
+  augmentEpoch = epoch,
+): Promise<void> {
   const sync = new MultiCropLoader(ds, { ...o, prefetch: false });
   const ahead = new MultiCropLoader(ds, { ...o, prefetch: true });
   const live = torch.liveTensors();

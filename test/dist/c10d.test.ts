@@ -9,7 +9,9 @@ import { tmpdir } from 'node:os';
 import { torch, dist } from '../../src/index.js';
 import { freePort, outcomes, runRanks } from './ranks.js';
 
-test('one process: every collective is the identity (TCPStore and FileStore), and a port in use is a clear error', { timeout: 60_000 }, async () => {
+test('one process: every collective is the identity (TCPStore and FileStore), and a port in use is a clear error', {
+  timeout: 60_000,
+}, async () => {
   const port = await freePort();
   const g = await dist.initProcessGroup({ rank: 0, worldSize: 1, masterPort: port, timeoutSeconds: 10 });
   torch.tidy(() => {
@@ -17,8 +19,10 @@ test('one process: every collective is the identity (TCPStore and FileStore), an
     assert.deepEqual(g.allGather(torch.full([2], 3)).tolist(), [3, 3]);
     assert.deepEqual(g.reduceScatter(torch.full([2], 3)).tolist(), [3, 3]);
   });
-  await assert.rejects(dist.initProcessGroup({ rank: 0, worldSize: 1, masterPort: port, timeoutSeconds: 5 }),
-    /rank 0 cannot serve the TCPStore on 127\.0\.0\.1:\d+: the port is already in use/);
+  await assert.rejects(
+    dist.initProcessGroup({ rank: 0, worldSize: 1, masterPort: port, timeoutSeconds: 5 }),
+    /rank 0 cannot serve the TCPStore on 127\.0\.0\.1:\d+: the port is already in use/,
+  );
   g.destroy();
   assert.throws(() => g.barrier(), /barrier: the process group was destroyed/);
 
@@ -43,19 +47,30 @@ test('one process: every collective is the identity (TCPStore and FileStore), an
 });
 
 for (const world of [2, 4]) {
-  test(`${world} processes: allReduce (sum, avg, max, min, int64, non-contiguous), broadcast, allGather, reduceScatter, barrier, async handles${world === 4 ? ', subgroups' : ''}`,
-    { timeout: 120_000 }, async () => {
-      const results = outcomes(await runRanks('collectives', world, { timeoutMs: 110_000 }));
-      if (world === 4) assert.deepEqual(results.map((r) => r.sub), [[2], null, [2], null]);
-    });
+  test(`${world} processes: allReduce (sum, avg, max, min, int64, non-contiguous), broadcast, allGather, reduceScatter, barrier, async handles${world === 4 ? ', subgroups' : ''}`, {
+    timeout: 120_000,
+  }, async () => {
+    const results = outcomes(await runRanks('collectives', world, { timeoutMs: 110_000 }));
+    if (world === 4)
+      assert.deepEqual(
+        results.map((r) => r.sub),
+        [[2], null, [2], null],
+      );
+  });
 }
 
 // The survivor's error must come soon after the kill (the connection drops), not at the 20 s timeout.
-for (const [victim, mode] of [[1, 'async'], [0, 'sync']] as const) {
-  test(`a peer (rank ${victim}) SIGKILLed mid-allReduce: the ${mode} survivor gets an error naming the op and its rank`, { timeout: 60_000 }, async () => {
+for (const [victim, mode] of [
+  [1, 'async'],
+  [0, 'sync'],
+] as const) {
+  test(`a peer (rank ${victim}) SIGKILLed mid-allReduce: the ${mode} survivor gets an error naming the op and its rank`, {
+    timeout: 60_000,
+  }, async () => {
     const ready = new Set<number>();
     const results = await runRanks('peer-killed', 2, {
-      timeoutMs: 50_000, args: [String(victim), mode, '20'],
+      timeoutMs: 50_000,
+      args: [String(victim), mode, '20'],
       onLine: (rank, line, children) => {
         if (line.phase) ready.add(rank);
         if (ready.size === 2 && line.phase) setTimeout(() => children[victim].kill('SIGKILL'), 300);
@@ -71,10 +86,13 @@ for (const [victim, mode] of [[1, 'async'], [0, 'sync']] as const) {
   });
 }
 
-test('a peer that never joins the allReduce: the survivor fails at the group\'s timeout', { timeout: 60_000 }, async () => {
+test("a peer that never joins the allReduce: the survivor fails at the group's timeout", { timeout: 60_000 }, async () => {
   const results = await runRanks('peer-killed', 2, {
-    timeoutMs: 50_000, args: ['1', 'sync', '3'],
-    onLine: (rank, line, children) => { if (rank === 0 && line.ok !== undefined) children[1].kill('SIGKILL'); },
+    timeoutMs: 50_000,
+    args: ['1', 'sync', '3'],
+    onLine: (rank, line, children) => {
+      if (rank === 0 && line.ok !== undefined) children[1].kill('SIGKILL');
+    },
   });
   const out = results[0].lines.at(-1);
   assert.equal(results[0].code, 0, results[0].stderr);

@@ -5,7 +5,13 @@ import { createServer } from 'node:net';
 import { join } from 'node:path';
 import { root } from '../helpers.js';
 
-export interface RankResult { rank: number; code: number | null; signal: string | null; lines: any[]; stderr: string }
+export interface RankResult {
+  rank: number;
+  code: number | null;
+  signal: string | null;
+  lines: any[];
+  stderr: string;
+}
 
 /** A TCP port free at the moment of asking. */
 export function freePort(): Promise<number> {
@@ -35,32 +41,50 @@ export async function runRanks(scenario: string, world: number, o: RunOptions): 
   const results: RankResult[] = [];
   let timer: NodeJS.Timeout | undefined;
   try {
-    const exits = Array.from({ length: world }, (_, rank) => new Promise<void>((resolve) => {
-      const child = spawn(process.execPath, [script, scenario, String(rank), String(world), String(port), ...(o.args ?? [])],
-        { cwd: root, env: { ...process.env, OMP_NUM_THREADS: '1' }, stdio: ['ignore', 'pipe', 'pipe'] });
-      children.push(child);
-      const r: RankResult = { rank, code: null, signal: null, lines: [], stderr: '' };
-      results[rank] = r;
-      let buf = '';
-      child.stdout!.on('data', (d) => {
-        buf += d;
-        for (let nl = buf.indexOf('\n'); nl >= 0; nl = buf.indexOf('\n')) {
-          const line = JSON.parse(buf.slice(0, nl));
-          buf = buf.slice(nl + 1);
-          r.lines.push(line);
-          o.onLine?.(rank, line, children);
-        }
-      });
-      child.stderr!.on('data', (d) => { r.stderr += d; });
-      child.on('exit', (code, signal) => {
-        r.code = code;
-        r.signal = signal;
-        resolve();
-      });
-    }));
+    const exits = Array.from(
+      { length: world },
+      (_, rank) =>
+        new Promise<void>((resolve) => {
+          const child = spawn(process.execPath, [script, scenario, String(rank), String(world), String(port), ...(o.args ?? [])], {
+            cwd: root,
+            env: { ...process.env, OMP_NUM_THREADS: '1' },
+            stdio: ['ignore', 'pipe', 'pipe'],
+          });
+          children.push(child);
+          const r: RankResult = { rank, code: null, signal: null, lines: [], stderr: '' };
+          results[rank] = r;
+          let buf = '';
+          child.stdout!.on('data', (d) => {
+            buf += d;
+            for (let nl = buf.indexOf('\n'); nl >= 0; nl = buf.indexOf('\n')) {
+              const line = JSON.parse(buf.slice(0, nl));
+              buf = buf.slice(nl + 1);
+              r.lines.push(line);
+              o.onLine?.(rank, line, children);
+            }
+          });
+          child.stderr!.on('data', (d) => {
+            r.stderr += d;
+          });
+          child.on('exit', (code, signal) => {
+            r.code = code;
+            r.signal = signal;
+            resolve();
+          });
+        }),
+    );
     const timeout = new Promise<never>((_, reject) => {
-      timer = setTimeout(() => reject(new Error(`${scenario} on ${world} ranks: no end within ${o.timeoutMs} ms; so far ${
-        JSON.stringify(results.map((r) => ({ rank: r.rank, lines: r.lines, stderr: r.stderr.slice(-2000) })))}`)), o.timeoutMs);
+      timer = setTimeout(
+        () =>
+          reject(
+            new Error(
+              `${scenario} on ${world} ranks: no end within ${o.timeoutMs} ms; so far ${JSON.stringify(
+                results.map((r) => ({ rank: r.rank, lines: r.lines, stderr: r.stderr.slice(-2000) })),
+              )}`,
+            ),
+          ),
+        o.timeoutMs,
+      );
     });
     await Promise.race([Promise.all(exits), timeout]);
     return results;

@@ -31,16 +31,28 @@ async function collectives(): Promise<object> {
     assert.ok(!t.isContiguous());
     assert.deepEqual(list(g.allReduceSum_(t)), list(base.mul(sum).t()));
 
-    assert.deepEqual(list(g.broadcast_(torch.full([2, 2], rank), n - 1)), [[n - 1, n - 1], [n - 1, n - 1]]);
+    assert.deepEqual(list(g.broadcast_(torch.full([2, 2], rank), n - 1)), [
+      [n - 1, n - 1],
+      [n - 1, n - 1],
+    ]);
     const gathered = g.allGather(torch.full([2, 1], rank));
     assert.deepEqual(gathered.shape, [2 * n, 1]);
-    assert.deepEqual(list(gathered).flat(), Array.from({ length: 2 * n }, (_, i) => Math.floor(i / 2)));
-    assert.deepEqual(list(g.allGather(torch.scalarTensor(rank * 10))), Array.from({ length: n }, (_, r) => r * 10));
+    assert.deepEqual(
+      list(gathered).flat(),
+      Array.from({ length: 2 * n }, (_, i) => Math.floor(i / 2)),
+    );
+    assert.deepEqual(
+      list(g.allGather(torch.scalarTensor(rank * 10))),
+      Array.from({ length: n }, (_, r) => r * 10),
+    );
 
     // chunk r of (arange + 100 * rank), summed over the ranks
     const input = torch.arange(2 * n, undefined, 1, { dtype: 'float32' }).add(100 * rank);
     const scattered = g.reduceScatter(input);
-    assert.deepEqual(list(scattered), [0, 1].map((i) => n * (2 * rank + i) + 100 * (sum - n)));
+    assert.deepEqual(
+      list(scattered),
+      [0, 1].map((i) => n * (2 * rank + i) + 100 * (sum - n)),
+    );
     assert.deepEqual(list(g.reduceScatter(torch.ones([n, 2]), 'avg')), [[1, 1]]);
     g.barrier();
   });
@@ -56,7 +68,10 @@ async function collectives(): Promise<object> {
   clearInterval(ticker);
   assert.equal(ra, a);
   assert.deepEqual(list(a), [sum, sum, sum, sum]);
-  assert.deepEqual(list(rb as Tensor), Array.from({ length: 3 * n }, (_, i) => Math.floor(i / 3)));
+  assert.deepEqual(
+    list(rb as Tensor),
+    Array.from({ length: 3 * n }, (_, i) => Math.floor(i / 3)),
+  );
   assert.deepEqual(list(rc as Tensor), [42]);
   assert.ok(works.every((w) => w.isCompleted()));
   // a second wait returns at once, without applying the result twice
@@ -140,10 +155,18 @@ function maxError(xs: (Tensor | null)[], ys: (Tensor | null)[]): number {
 async function ddp(): Promise<object> {
   const [kind, dtype = 'float32'] = args as [string, 'float32' | 'float64'];
   const g = await join();
-  const build = kind === 'resnet'
-    ? () => models.resnet18({ numClasses: 5, width: 4, stem: 'small', inChannels: 1 })
-    : () => new nn.Sequential(new nn.Conv2d(1, 4, 3), new nn.ReLU(), new nn.Flatten(), new nn.Linear(4 * 6 * 6, 16),
-      new nn.ReLU(), new nn.Linear(16, 5));
+  const build =
+    kind === 'resnet'
+      ? () => models.resnet18({ numClasses: 5, width: 4, stem: 'small', inChannels: 1 })
+      : () =>
+          new nn.Sequential(
+            new nn.Conv2d(1, 4, 3),
+            new nn.ReLU(),
+            new nn.Flatten(),
+            new nn.Linear(4 * 6 * 6, 16),
+            new nn.ReLU(),
+            new nn.Linear(16, 5),
+          );
   const [model, ref] = twoModels(() => build().to(dtype));
   const extra = kind === 'unused' ? twoModels(() => new nn.Linear(5, 3).to(dtype)) : null;
   if (kind === 'resnet') dist.convertSyncBatchNorm(model, g);
@@ -151,7 +174,12 @@ async function ddp(): Promise<object> {
   const refParams = [...ref.parameters(), ...(extra ? extra[1].parameters() : [])];
   // rank 0's weights must reach every rank: the others start from other ones
   if (rank !== 0) torch.noGrad(() => params.forEach((p) => p.add_(1)));
-  const ddp = new dist.DistributedDataParallel(g, params, model.buffers(), kind === 'linear' ? { bucketCapMb: 0.001, firstBucketMb: 0.0001 } : {});
+  const ddp = new dist.DistributedDataParallel(
+    g,
+    params,
+    model.buffers(),
+    kind === 'linear' ? { bucketCapMb: 0.001, firstBucketMb: 0.0001 } : {},
+  );
   const opt = new optim.SGD(params, { lr: 0.1, momentum: 0.9 });
   const refOpt = new optim.SGD(refParams, { lr: 0.1, momentum: 0.9 });
   const per = 4;
@@ -180,10 +208,19 @@ async function ddp(): Promise<object> {
       ref.zeroGrad();
       extra?.[1].zeroGrad();
       const total = extra
-        ? torch.stack(Array.from({ length: world }, (_, r) => lossOf(ref, extra[1], x.narrow(0, r * per, per), y.narrow(0, r * per, per), step, r))).mean()
+        ? torch
+            .stack(
+              Array.from({ length: world }, (_, r) => lossOf(ref, extra[1], x.narrow(0, r * per, per), y.narrow(0, r * per, per), step, r)),
+            )
+            .mean()
         : lossOf(ref, null, x, y, step, 0);
       total.backward();
-      gradErrors.push(maxError(params.map((p) => p.grad), refParams.map((p) => p.grad)));
+      gradErrors.push(
+        maxError(
+          params.map((p) => p.grad),
+          refParams.map((p) => p.grad),
+        ),
+      );
       if (extra) extraGrad.push(extra[0].parameters()[0].grad !== null);
       opt.step();
       refOpt.step();
@@ -215,8 +252,13 @@ async function ddpMismatch(): Promise<object> {
 async function syncBn(): Promise<object> {
   const g = await join();
   const errors: Record<string, number> = {};
-  const note = (k: string, e: number) => { errors[k] = Math.max(errors[k] ?? 0, e); };
-  for (const [dims, momentum] of [[4, 0.1], [2, null]] as const) {
+  const note = (k: string, e: number) => {
+    errors[k] = Math.max(errors[k] ?? 0, e);
+  };
+  for (const [dims, momentum] of [
+    [4, 0.1],
+    [2, null],
+  ] as const) {
     const make = () => (dims === 4 ? new nn.BatchNorm2d(3, { momentum }) : new nn.BatchNorm1d(3, { momentum }));
     const bn = dist.convertSyncBatchNorm(make(), g);
     const ref = make();
@@ -234,14 +276,19 @@ async function syncBn(): Promise<object> {
     for (let step = 0; step < 3; step++) {
       torch.tidy(() => {
         const shape = dims === 4 ? [all, 3, 4, 5] : [all, 3];
-        const full = torch.randn(shape).mul(step + 1).add(step);
+        const full = torch
+          .randn(shape)
+          .mul(step + 1)
+          .add(step);
         const r = torch.randn(shape);
         const x = full.narrow(0, start, per).clone().requiresGrad_(true);
         const xr = full.clone().requiresGrad_(true);
         const y = bn.forward(x);
         const yr = ref.forward(xr);
         // loss sum(y * r): each rank's share of the whole batch's
-        y.mul(r.narrow(0, start, per)).sum().backward();
+        y.mul(r.narrow(0, start, per))
+          .sum()
+          .backward();
         yr.mul(r).sum().backward();
         note('output', relativeError(y, yr.narrow(0, start, per)));
         note('inputGrad', relativeError(x.grad!, xr.grad!.narrow(0, start, per)));
@@ -265,7 +312,11 @@ async function syncBn(): Promise<object> {
 }
 
 const scenarios: Record<string, () => Promise<object>> = {
-  collectives, 'peer-killed': peerKilled, ddp, 'ddp-mismatch': ddpMismatch, syncbn: syncBn,
+  collectives,
+  'peer-killed': peerKilled,
+  ddp,
+  'ddp-mismatch': ddpMismatch,
+  syncbn: syncBn,
 };
 
 try {

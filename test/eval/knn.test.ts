@@ -10,7 +10,7 @@ import { decode, golden } from '../helpers.js';
 const g = golden('knn.json');
 const labels = (e: any) => torch.tidy(() => Int32Array.from(decode(e).tolist() as number[]));
 
-test('knnPredictMany and knnTop1 equal PyTorch\'s weighted kNN, prediction by prediction', () => {
+test("knnPredictMany and knnTop1 equal PyTorch's weighted kNN, prediction by prediction", () => {
   assert.ok(g.cases.length >= 5, 'the golden holds its cases');
   torch.tidy(() => {
     const [xtr, xte] = [decode(g.train), decode(g.test)];
@@ -21,6 +21,9 @@ test('knnPredictMany and knnTop1 equal PyTorch\'s weighted kNN, prediction by pr
       assert.deepEqual(Array.from(predictions[i]), Array.from(labels(c.predictions)), `k ${c.k}, T ${c.temperature}`);
       assert.equal(knnTop1(xtr, ytr, xte, yte, { k: c.k, temperature: c.temperature }), c.top1);
     });
-    assert.deepEqual(knnTop1Many(xtr, ytr, xte, yte, settings), g.cases.map((c: any) => c.top1));
+    assert.deepEqual(
+      knnTop1Many(xtr, ytr, xte, yte, settings),
+      g.cases.map((c: any) => c.top1),
+    );
   });
 });

@@ -8,7 +8,7 @@ import { torch, models, evaluation } from '../../src/index.js';
 import type { Tensor } from '../../src/torch/tensor.js';
 import { assertClose, largeGoldens } from '../helpers.js';
 
-test('fineTune: two epochs of a ResNet-18 with its head equal PyTorch on every weight, and each epoch\'s accuracy', async () => {
+test("fineTune: two epochs of a ResNet-18 with its head equal PyTorch on every weight, and each epoch's accuracy", async () => {
   const dir = largeGoldens('--semisup', 'semisup');
   const meta = JSON.parse(readFileSync(join(dir, 'semisup.json'), 'utf8'));
   const load = (f: string): Tensor => torch.load(join(dir, f));
@@ -24,10 +24,16 @@ test('fineTune: two epochs of a ResNet-18 with its head equal PyTorch on every w
     }
   }
   const v = batch('val');
-  async function* val() { yield v; }
+  async function* val() {
+    yield v;
+  }
   const lrs: number[][] = [];
   const r = await evaluation.fineTune(model, train, val, {
-    epochs: 2, lr: meta.lr, lrLastLayer: meta.lr_last_layer, decayEpochs: meta.decay_epochs, gamma: meta.gamma,
+    epochs: 2,
+    lr: meta.lr,
+    lrLastLayer: meta.lr_last_layer,
+    decayEpochs: meta.decay_epochs,
+    gamma: meta.gamma,
     onEpoch: (e) => lrs.push([e.lr, e.lrLastLayer]),
   });
   torch.tidy(() => {
@@ -36,13 +42,22 @@ test('fineTune: two epochs of a ResNet-18 with its head equal PyTorch on every w
   });
   assert.deepEqual(r.top1PerEpoch, meta.top1);
   assert.deepEqual(r.top5PerEpoch, meta.top5);
-  assert.deepEqual(lrs, [[meta.lr, meta.lr_last_layer], [meta.lr * meta.gamma, meta.lr_last_layer * meta.gamma]], 'MultiStepLR after epoch 1');
+  assert.deepEqual(
+    lrs,
+    [
+      [meta.lr, meta.lr_last_layer],
+      [meta.lr * meta.gamma, meta.lr_last_layer * meta.gamma],
+    ],
+    'MultiStepLR after epoch 1',
+  );
   v.images.dispose();
   v.labels.dispose();
   model.dispose();
 });
 
 test('multiStepLr counts the milestones passed', () => {
-  assert.deepEqual([0, 11, 12, 15, 16, 19].map((e) => evaluation.multiStepLr(0.01, e, [12, 16], 0.2)),
-    [0.01, 0.01, 0.01 * 0.2, 0.01 * 0.2, 0.01 * 0.2 * 0.2, 0.01 * 0.2 * 0.2]);
+  assert.deepEqual(
+    [0, 11, 12, 15, 16, 19].map((e) => evaluation.multiStepLr(0.01, e, [12, 16], 0.2)),
+    [0.01, 0.01, 0.01 * 0.2, 0.01 * 0.2, 0.01 * 0.2 * 0.2, 0.01 * 0.2 * 0.2],
+  );
 });

@@ -18,6 +18,10 @@ const broken = (name: string, when: number, then: () => void): Target => ({
 
 export const targets: Target[] = [
   broken('crash', 0xff, () => process.abort()),
-  broken('hang', 0x80, () => { for (;;); }),
-  broken('internal', 0x7f, () => { throw new TypeError('Cannot read properties of undefined'); }),
+  broken('hang', 0x80, () => {
+    for (;;);
+  }),
+  broken('internal', 0x7f, () => {
+    throw new TypeError('Cannot read properties of undefined');
+  }),
 ];

@@ -29,7 +29,7 @@ const section = (mark: Buffer, name: string, data: Uint8Array) => [mark, Buffer.
 /** The sections `MARK NAME\n BYTES` of `b`, in order (the first of a name wins). */
 function sections(b: Buffer, mark: Buffer): [string, Buffer][] {
   const out = new Map<string, Buffer>();
-  for (let at = b.indexOf(mark); at >= 0;) {
+  for (let at = b.indexOf(mark); at >= 0; ) {
     const nameEnd = b.indexOf(10, at + mark.length);
     if (nameEnd < 0) break;
     const next = b.indexOf(mark, nameEnd + 1);

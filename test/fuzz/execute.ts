@@ -6,8 +6,19 @@ import type { Target } from './targets.js';
 
 /** Findings made in the process that ran the input, then those only its parent sees ('jazzer': one Jazzer.js reports
  * itself, a bug detector's, jazzer-run.ts). */
-export type FindingKind = 'non-error' | 'internal' | 'unclear' | 'invalid' | 'pollution' | 'leak' | 'allocation' | 'slow' | 'crash' | 'hang'
-  | 'memory' | 'jazzer';
+export type FindingKind =
+  | 'non-error'
+  | 'internal'
+  | 'unclear'
+  | 'invalid'
+  | 'pollution'
+  | 'leak'
+  | 'allocation'
+  | 'slow'
+  | 'crash'
+  | 'hang'
+  | 'memory'
+  | 'jazzer';
 
 export interface Outcome {
   kind: 'ok' | 'error' | FindingKind;
@@ -47,18 +58,23 @@ function resetPeak(): boolean {
 }
 
 // The built-in prototypes a reader that writes a file's keys into objects could pollute ('__proto__', 'constructor').
-const PROTOTYPES: [string, object][] = [Object, Array, Function, String, Number, Boolean, Map, Set, Promise, RegExp, Error, Date]
-  .map((c) => [c.name, c.prototype]);
+const PROTOTYPES: [string, object][] = [Object, Array, Function, String, Number, Boolean, Map, Set, Promise, RegExp, Error, Date].map(
+  (c) => [c.name, c.prototype],
+);
 const snapshot = () => PROTOTYPES.map(([, p]) => new Map(Reflect.ownKeys(p).map((k) => [k, Object.getOwnPropertyDescriptor(p, k)!.value])));
 let prototypes = snapshot();
 
 /** The properties of built-in prototypes changed since the last call that found some (or the first), and how. */
 function pollution(): [string, string][] {
   const now = snapshot();
-  const changes = PROTOTYPES.flatMap(([name], i) => [...new Set([...prototypes[i].keys(), ...now[i].keys()])]
-    .filter((k) => prototypes[i].get(k) !== now[i].get(k) || prototypes[i].has(k) !== now[i].has(k))
-    .map((k): [string, string] => [`${name}.prototype[${JSON.stringify(String(k))}]`,
-      !prototypes[i].has(k) ? 'added' : !now[i].has(k) ? 'deleted' : 'changed']));
+  const changes = PROTOTYPES.flatMap(([name], i) =>
+    [...new Set([...prototypes[i].keys(), ...now[i].keys()])]
+      .filter((k) => prototypes[i].get(k) !== now[i].get(k) || prototypes[i].has(k) !== now[i].has(k))
+      .map((k): [string, string] => [
+        `${name}.prototype[${JSON.stringify(String(k))}]`,
+        !prototypes[i].has(k) ? 'added' : !now[i].has(k) ? 'deleted' : 'changed',
+      ]),
+  );
   if (changes.length) prototypes = now;
   return changes;
 }
@@ -77,9 +93,16 @@ function disposeAll(v: unknown, seen = new Set<unknown>()): void {
  * inputs is one outcome.
  */
 export function normalize(text: string, dir: string): string {
-  return text.split('\n')[0].split(dir).join('<dir>').replace(/"(?:[^"\\\n]|\\.)*"|'[^'\n]*'/g, '*').split(/\s+/)
+  return text
+    .split('\n')[0]
+    .split(dir)
+    .join('<dir>')
+    .replace(/"(?:[^"\\\n]|\\.)*"|'[^'\n]*'/g, '*')
+    .split(/\s+/)
     .map((t) => (/^[A-Za-z][a-z]+[:,;.]?$/.test(t) || t === '<dir>' || t === '<dir>:' ? t : '*'))
-    .join(' ').replace(/\*( \*)+/g, '*').slice(0, 240);
+    .join(' ')
+    .replace(/\*( \*)+/g, '*')
+    .slice(0, 240);
 }
 
 function judgeError(target: Target, e: unknown, dir: string): Outcome {
@@ -90,9 +113,13 @@ function judgeError(target: Target, e: unknown, dir: string): Outcome {
   const message = `${e.constructor.name}: ${e.message}`;
   const signature = `${e.constructor.name}: ${normalize(e.message, dir)}`;
   if (INTERNAL.some((c) => e instanceof c)) return { kind: 'internal', signature, message };
-  const unclear = !e.message.trim() ? 'an empty message'
-    : (target.unclear ?? /\bNaN\b|\bundefined\b|\[object /).test(e.message) ? 'a message with an unfilled value'
-      : target.namesPath && !e.message.includes(dir) ? 'a message that does not name the file' : '';
+  const unclear = !e.message.trim()
+    ? 'an empty message'
+    : (target.unclear ?? /\bNaN\b|\bundefined\b|\[object /).test(e.message)
+      ? 'a message with an unfilled value'
+      : target.namesPath && !e.message.includes(dir)
+        ? 'a message that does not name the file'
+        : '';
   if (unclear) return { kind: 'unclear', signature: `${unclear}: ${signature}`, message };
   return { kind: 'error', signature, message };
 }
@@ -110,7 +137,8 @@ export async function execute(target: Target, dir: string): Promise<Outcome> {
     const value = await target.read(dir);
     const wrong = target.check?.(value);
     disposeAll(value);
-    outcome = wrong ? { kind: 'invalid', signature: `invalid: ${normalize(wrong, dir)}`, message: `read, but ${wrong}` }
+    outcome = wrong
+      ? { kind: 'invalid', signature: `invalid: ${normalize(wrong, dir)}`, message: `read, but ${wrong}` }
       : { kind: 'ok', signature: 'ok', message: 'read' };
   } catch (e) {
     outcome = judgeError(target, e, dir);
@@ -118,16 +146,25 @@ export async function execute(target: Target, dir: string): Promise<Outcome> {
   const ms = performance.now() - start;
   const polluted = pollution();
   if (polluted.length) {
-    return { kind: 'pollution', signature: `pollution: ${polluted.map(([p]) => p).join(', ')}`,
-      message: `${polluted.map(([p, how]) => `${p} ${how}`).join(', ')}; ${outcome.message}` };
+    return {
+      kind: 'pollution',
+      signature: `pollution: ${polluted.map(([p]) => p).join(', ')}`,
+      message: `${polluted.map(([p, how]) => `${p} ${how}`).join(', ')}; ${outcome.message}`,
+    };
   }
   const peak = peaks ? status('VmHWM') - base : 0;
   const leaked = torch.liveTensors() - live;
   if (peak > (target.limits?.bytes ?? ALLOCATION_LIMIT)) {
-    return { kind: 'allocation', signature: `allocation: ${outcome.signature}`, message: `${Math.round(peak / 2 ** 20)} MiB at peak; ${outcome.message}` };
+    return {
+      kind: 'allocation',
+      signature: `allocation: ${outcome.signature}`,
+      message: `${Math.round(peak / 2 ** 20)} MiB at peak; ${outcome.message}`,
+    };
   }
-  if (ms > (target.limits?.ms ?? SLOW_MS)) return { kind: 'slow', signature: `slow: ${outcome.signature}`, message: `${Math.round(ms)} ms; ${outcome.message}` };
+  if (ms > (target.limits?.ms ?? SLOW_MS))
+    return { kind: 'slow', signature: `slow: ${outcome.signature}`, message: `${Math.round(ms)} ms; ${outcome.message}` };
   if (isFinding(outcome)) return outcome;
-  if (leaked > 0) return { kind: 'leak', signature: `leak: ${outcome.signature}`, message: `${leaked} tensors left alive; ${outcome.message}` };
+  if (leaked > 0)
+    return { kind: 'leak', signature: `leak: ${outcome.signature}`, message: `${leaked} tensors left alive; ${outcome.message}` };
   return outcome;
 }

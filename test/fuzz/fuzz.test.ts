@@ -21,7 +21,10 @@ for (const t of targets) {
   test(`fuzz ${t.name} for ${SECONDS} s (${t.about}): no crash, hang, unbounded allocation or unclear error`, async () => {
     const r = await fuzzTarget(t.name, { ms: SECONDS * 1000, seed: SEED });
     assert.ok(r.execs > 100, `only ${r.execs} executions`);
-    assert.deepEqual(r.findings.map((f) => `${f.kind}: ${f.message.slice(0, 300)}\n  ${f.reproduce}`), []);
+    assert.deepEqual(
+      r.findings.map((f) => `${f.kind}: ${f.message.slice(0, 300)}\n  ${f.reproduce}`),
+      [],
+    );
   });
 }
 
@@ -44,7 +47,11 @@ test('the runner catches a native crash, a hang and an internal error, saving ea
   assert.ok(input(crash.findings[0].dir).includes(0xff), 'the input that crashed it');
   assert.equal(hang.findings[0]?.kind, 'hang');
   assert.ok(input(hang.findings[0].dir).includes(0x80), 'the input that hung it');
-  assert.deepEqual(internal.findings.map((f) => f.kind), ['internal'], 'found once, then known');
+  assert.deepEqual(
+    internal.findings.map((f) => f.kind),
+    ['internal'],
+    'found once, then known',
+  );
   assert.match(internal.findings[0].reproduce, /^npm run fuzz -- --target internal --replay /);
   // shrunk by fast-check: the one byte that matters, the seed's 16 otherwise
   const shrunk = input(internal.findings[0].dir);
@@ -79,12 +86,17 @@ try {
 }
 
 for (const t of targets.filter((x) => JAZZER_TARGETS.includes(x.name))) {
-  test(`Jazzer.js on ${t.name} for ${JAZZER_SECONDS} s, coverage-guided by ${t.sources.map((s) => `${s}.js`).join(', ')}: no finding`, { skip: noJazzer }, async () => {
+  test(`Jazzer.js on ${t.name} for ${JAZZER_SECONDS} s, coverage-guided by ${t.sources.map((s) => `${s}.js`).join(', ')}: no finding`, {
+    skip: noJazzer,
+  }, async () => {
     const r = await jazzerTarget(t.name, { ms: JAZZER_SECONDS * 1000, seed: SEED });
     assert.ok(r.execs > 100, `only ${r.execs} executions`);
     const j = r.jazzer!;
     assert.ok(j.instrumented > 0 && j.edges > 0 && j.edges <= j.instrumented, `${j.edges} of ${j.instrumented} edges`);
-    assert.deepEqual(r.findings.map((f) => `${f.kind}: ${f.message.slice(0, 300)}\n  ${f.reproduce}`), []);
+    assert.deepEqual(
+      r.findings.map((f) => `${f.kind}: ${f.message.slice(0, 300)}\n  ${f.reproduce}`),
+      [],
+    );
   });
 }
 
@@ -92,7 +104,11 @@ test('the Jazzer.js runner finds an internal error once, its input saved with it
   const findings = mkdtempSync(join(tmpdir(), 'swav-jazzer-findings-'));
   const module = new URL('./broken.js', import.meta.url).href;
   const r = await jazzerTarget('internal', { ms: 4000, seed: SEED, findings, module });
-  assert.deepEqual(r.findings.map((f) => f.kind), ['internal'], 'found once, then known');
+  assert.deepEqual(
+    r.findings.map((f) => f.kind),
+    ['internal'],
+    'found once, then known',
+  );
   assert.match(r.findings[0].reproduce, /^npm run fuzz -- --target internal --replay /);
   assert.ok(readFileSync(join(r.findings[0].dir, 'input.bin')).includes(0x7f));
   assert.ok(r.jazzer!.instrumented > 0, 'broken.js instrumented');

@@ -24,7 +24,11 @@ const require = createRequire(import.meta.url);
 const PREBUILT = `fuzzer-${process.platform}-${process.arch}.node`;
 
 /** How a Jazzer.js child process gets a loadable addon: node's extra arguments and environment. */
-export interface AddonSetup { execArgv: string[]; env: Record<string, string>; note?: string }
+export interface AddonSetup {
+  execArgv: string[];
+  env: Record<string, string>;
+  note?: string;
+}
 
 /** The prebuilt binary's path (in @jazzer.js/fuzzer/prebuilds/). */
 export function prebuiltPath(): string {
@@ -37,7 +41,13 @@ function loadError(path: string): string {
   return r.status === 0 ? '' : (r.stderr.split('\n').find((l) => /Error/.test(l)) ?? r.stderr).trim();
 }
 
-interface Section { type: number; offset: number; size: number; link: number; info: number }
+interface Section {
+  type: number;
+  offset: number;
+  size: number;
+  link: number;
+  info: number;
+}
 
 /** The binary with its glibc 2.38 and GLIBCXX 3.4.32 needs taken out as described above; throws if it is not as expected. */
 export function patchAddon(input: Uint8Array): Buffer {
@@ -47,10 +57,19 @@ export function patchAddon(input: Uint8Array): Buffer {
   const shentsize = b.readUInt16LE(0x3a);
   const sections: Section[] = Array.from({ length: b.readUInt16LE(0x3c) }, (_, i) => {
     const o = shoff + i * shentsize;
-    return { type: b.readUInt32LE(o + 4), offset: Number(b.readBigUInt64LE(o + 0x18)), size: Number(b.readBigUInt64LE(o + 0x20)),
-      link: b.readUInt32LE(o + 0x28), info: b.readUInt32LE(o + 0x2c) };
+    return {
+      type: b.readUInt32LE(o + 4),
+      offset: Number(b.readBigUInt64LE(o + 0x18)),
+      size: Number(b.readBigUInt64LE(o + 0x20)),
+      link: b.readUInt32LE(o + 0x28),
+      info: b.readUInt32LE(o + 0x2c),
+    };
   });
-  const find = (type: number) => sections.find((s) => s.type === type) ?? (() => { throw new Error(`no section of type 0x${type.toString(16)}`); })();
+  const find = (type: number) =>
+    sections.find((s) => s.type === type) ??
+    (() => {
+      throw new Error(`no section of type 0x${type.toString(16)}`);
+    })();
   const dynsym = find(11); // SHT_DYNSYM
   const versym = find(0x6fffffff); // SHT_GNU_versym
   const verneed = find(0x6ffffffe); // SHT_GNU_verneed
@@ -76,7 +95,8 @@ export function patchAddon(input: Uint8Array): Buffer {
     b.writeUInt16LE(base.index, versym.offset + 2 * i);
     renamed.push(name);
   }
-  if (renamed.sort().join() !== '__isoc23_strtol,__isoc23_strtoul') throw new Error(`unexpected C23 symbols: ${renamed.join(', ') || 'none'}`);
+  if (renamed.sort().join() !== '__isoc23_strtol,__isoc23_strtoul')
+    throw new Error(`unexpected C23 symbols: ${renamed.join(', ') || 'none'}`);
   let weak = 0;
   for (const x of needs) {
     if ((x.file === 'libc.so.6' && x.name === 'GLIBC_2.38') || (x.file === 'libstdc++.so.6' && x.name === 'GLIBCXX_3.4.32')) {

@@ -12,8 +12,19 @@ import { fileNames, pack, zipEntries } from './bytes.js';
 import { normalize, type FindingKind, type Outcome } from './execute.js';
 import type { JazzerStart } from './jazzer.js';
 import { jazzerAddon } from './jazzer-addon.js';
-import { findingsDir, lineCoverage, MAX_RESTARTS, readDir, residentBytes, save, scratchRoot, type Finding, type FuzzOptions, type LineCoverage,
-  type TargetReport } from './runner.js';
+import {
+  findingsDir,
+  lineCoverage,
+  MAX_RESTARTS,
+  readDir,
+  residentBytes,
+  save,
+  scratchRoot,
+  type Finding,
+  type FuzzOptions,
+  type LineCoverage,
+  type TargetReport,
+} from './runner.js';
 import type { Target } from './targets.js';
 import type { WorkerMessage } from './worker.js';
 
@@ -62,7 +73,9 @@ function live(args: string[], env: NodeJS.ProcessEnv, o: Required<JazzerOptions>
     let partial = '';
     const life: Life = { execs: 0, fuzzedMs: 0, ended: 'done', detail: '', edges: 0, instrumented: 0, features: 0, corpus: 0 };
     let runs = 0;
-    child.stdout!.on('data', (d: Buffer) => { tail = (tail + d.toString()).slice(-6000); });
+    child.stdout!.on('data', (d: Buffer) => {
+      tail = (tail + d.toString()).slice(-6000);
+    });
     child.stderr!.on('data', (d: Buffer) => {
       const text = partial + d.toString();
       const lines = text.split('\n');
@@ -88,7 +101,10 @@ function live(args: string[], env: NodeJS.ProcessEnv, o: Required<JazzerOptions>
     child.on('message', (m: WorkerMessage) => {
       last = Date.now();
       if (m.t === 'ready') readyAt = last;
-      else if (m.t === 'beat') { life.execs = m.execs; for (const s of m.outcomes) outcomes.add(s); }
+      else if (m.t === 'beat') {
+        life.execs = m.execs;
+        for (const s of m.outcomes) outcomes.add(s);
+      }
     });
     const watchdog = setInterval(() => {
       const rss = residentBytes(child.pid!);
@@ -100,8 +116,15 @@ function live(args: string[], env: NodeJS.ProcessEnv, o: Required<JazzerOptions>
       clearInterval(watchdog);
       life.fuzzedMs = readyAt ? Date.now() - readyAt : 0;
       life.execs = Math.max(life.execs, runs);
-      const lines = tail.trim().split('\n').filter((l) => l.trim());
-      const said = (re: RegExp) => lines.filter((l) => re.test(l)).slice(-3).join(' | ');
+      const lines = tail
+        .trim()
+        .split('\n')
+        .filter((l) => l.trim());
+      const said = (re: RegExp) =>
+        lines
+          .filter((l) => re.test(l))
+          .slice(-3)
+          .join(' | ');
       if (killed) {
         [life.ended, life.detail] = [killed.kind, killed.detail];
       } else if (existsSync(join(scratch, 'finding.json'))) {
@@ -122,7 +145,10 @@ function live(args: string[], env: NodeJS.ProcessEnv, o: Required<JazzerOptions>
       } else if (/libFuzzer: out-of-memory/.test(tail)) {
         [life.ended, life.detail] = ['memory', said(/out-of-memory/)];
       } else {
-        [life.ended, life.detail] = ['crash', `exit ${signal ?? code}: ${said(/ERROR|Error|signal|abort/i) || lines.slice(-3).join(' | ') || 'no message'}`];
+        [life.ended, life.detail] = [
+          'crash',
+          `exit ${signal ?? code}: ${said(/ERROR|Error|signal|abort/i) || lines.slice(-3).join(' | ') || 'no message'}`,
+        ];
       }
       resolve(life);
     });
@@ -131,7 +157,13 @@ function live(args: string[], env: NodeJS.ProcessEnv, o: Required<JazzerOptions>
 
 let noted = false;
 
-const start = (target: string, module: string, names: string[], scratch: string): JazzerStart => ({ target, module, names, scratch, known: [] });
+const start = (target: string, module: string, names: string[], scratch: string): JazzerStart => ({
+  target,
+  module,
+  names,
+  scratch,
+  known: [],
+});
 
 /**
  * The lines of `sources` (as runner.ts's lineCoverage counts them) that the inputs of `dirs` (the seeds and libFuzzer's
@@ -143,19 +175,32 @@ function corpusCoverage(s: JazzerStart, dirs: string[], sources: string[]): Prom
   const code = `const { fuzz } = await import(${JSON.stringify(pathToFileURL(fuzzModule).href)});
     for (const dir of ${JSON.stringify(dirs)}) for (const f of fs.readdirSync(dir)) await fuzz(fs.readFileSync(path.join(dir, f))).catch(() => {});`;
   return new Promise((resolve, reject) => {
-    const child = spawn(process.execPath, ['--expose-gc', '--input-type=module', '-e', `import fs from 'node:fs'; import path from 'node:path'; ${code}`],
-      { env: { ...process.env, SWAV_JAZZER: JSON.stringify(s), NODE_V8_COVERAGE: v8 }, stdio: ['ignore', 'ignore', 'pipe'] });
+    const child = spawn(
+      process.execPath,
+      ['--expose-gc', '--input-type=module', '-e', `import fs from 'node:fs'; import path from 'node:path'; ${code}`],
+      { env: { ...process.env, SWAV_JAZZER: JSON.stringify(s), NODE_V8_COVERAGE: v8 }, stdio: ['ignore', 'ignore', 'pipe'] },
+    );
     let stderr = '';
-    child.stderr!.on('data', (d: Buffer) => { stderr = (stderr + d.toString()).slice(-4000); });
-    child.on('exit', (code) => (code === 0 ? resolve(lineCoverage(v8, sources)) : reject(new Error(`replaying the corpus for coverage: exit ${code}: ${stderr}`))));
+    child.stderr!.on('data', (d: Buffer) => {
+      stderr = (stderr + d.toString()).slice(-4000);
+    });
+    child.on('exit', (code) =>
+      code === 0 ? resolve(lineCoverage(v8, sources)) : reject(new Error(`replaying the corpus for coverage: exit ${code}: ${stderr}`)),
+    );
   });
 }
 
 /** Fuzzes one target with Jazzer.js for `o.ms` of fuzzing time, over as many child processes as findings make it take. */
 export async function jazzerTarget(name: string, opts: JazzerOptions): Promise<TargetReport> {
   const o: Required<JazzerOptions> = {
-    findings: findingsDir, hangMs: 10_000, memoryBytes: 3 * 2 ** 30, log: () => {}, module: new URL('./targets.js', import.meta.url).href,
-    corpus: '', coverage: [], ...opts,
+    findings: findingsDir,
+    hangMs: 10_000,
+    memoryBytes: 3 * 2 ** 30,
+    log: () => {},
+    module: new URL('./targets.js', import.meta.url).href,
+    corpus: '',
+    coverage: [],
+    ...opts,
   };
   const target: Target | undefined = ((await import(o.module)).targets as Target[]).find((t) => t.name === name);
   if (!target) throw new Error(`no fuzz target '${name}' in ${o.module}`);
@@ -190,13 +235,23 @@ export async function jazzerTarget(name: string, opts: JazzerOptions): Promise<T
       rmSync(join(scratch, 'finding.json'), { force: true });
       const s = { ...start(name, o.module, names, scratch), known: [...known] };
       const args = [
-        ...addon.execArgv, '--expose-gc', cli, fuzzModule, corpus, seedDir,
+        ...addon.execArgv,
+        '--expose-gc',
+        cli,
+        fuzzModule,
+        corpus,
+        seedDir,
         ...includes(target, o.module).flatMap((i) => ['-i', i]),
         ...DETECTORS_OFF.flatMap((d) => ['--disable_bug_detectors', d]),
         // the watchdog here judges hangs (as runner.ts's does); libFuzzer's own timeout only backs it up
         `--timeout=${3 * o.hangMs}`,
-        '--', `-max_total_time=${Math.max(1, Math.ceil((o.ms - fuzzed) / 1000))}`, `-seed=${(o.seed + 1_000_003 * life) % 2 ** 31 || 1}`,
-        '-rss_limit_mb=0', '-len_control=0', `-artifact_prefix=${scratch}/`, `-dict=${join(scratch, 'dictionary')}`,
+        '--',
+        `-max_total_time=${Math.max(1, Math.ceil((o.ms - fuzzed) / 1000))}`,
+        `-seed=${(o.seed + 1_000_003 * life) % 2 ** 31 || 1}`,
+        '-rss_limit_mb=0',
+        '-len_control=0',
+        `-artifact_prefix=${scratch}/`,
+        `-dict=${join(scratch, 'dictionary')}`,
       ];
       const env = { ...process.env, ...addon.env, SWAV_JAZZER: JSON.stringify(s) };
       const r = await live(args, env, o, scratch, outcomes);
@@ -205,17 +260,31 @@ export async function jazzerTarget(name: string, opts: JazzerOptions): Promise<T
       if (r.edges >= stats.edges) stats = { edges: r.edges, instrumented: r.instrumented, features: r.features, corpus: r.corpus };
       if (r.ended === 'done') break;
       // the input the child was reading when it threw or died is the one its scratch directory still holds
-      const outcome: Outcome & { kind: FindingKind } = r.ended === 'reported'
-        ? JSON.parse(readFileSync(join(scratch, 'finding.json'), 'utf8')).outcome
-        : { kind: r.ended, signature: `${r.ended}: ${r.ended === 'jazzer' ? normalize(r.detail, scratch) : r.detail}`, message: r.detail };
+      const outcome: Outcome & { kind: FindingKind } =
+        r.ended === 'reported'
+          ? JSON.parse(readFileSync(join(scratch, 'finding.json'), 'utf8')).outcome
+          : {
+              kind: r.ended,
+              signature: `${r.ended}: ${r.ended === 'jazzer' ? normalize(r.detail, scratch) : r.detail}`,
+              message: r.detail,
+            };
       if (known.includes(outcome.signature)) continue; // Jazzer's detectors and native crashes do not know what is known
-      const f = save(o.findings, name, outcome, readDir(join(scratch, 'input')), `Jazzer.js, process ${life} of the run with seed ${o.seed}`);
+      const f = save(
+        o.findings,
+        name,
+        outcome,
+        readDir(join(scratch, 'input')),
+        `Jazzer.js, process ${life} of the run with seed ${o.seed}`,
+      );
       known.push(outcome.signature);
       findings.push(f);
       o.log(`  ${name}: ${f.kind}: ${f.message.slice(0, 300)}\n    saved in ${f.dir}\n    replay: ${f.reproduce}`);
     }
     const coverage = o.coverage.length
-      ? await corpusCoverage(start(name, o.module, names, scratch), [seedDir, corpus], o.coverage).catch((e: Error) => { o.log(`  ${name}: ${e.message}`); return undefined; })
+      ? await corpusCoverage(start(name, o.module, names, scratch), [seedDir, corpus], o.coverage).catch((e: Error) => {
+          o.log(`  ${name}: ${e.message}`);
+          return undefined;
+        })
       : undefined;
     return { target: name, execs, seconds: fuzzed / 1000, outcomes: [...outcomes].sort(), findings, coverage, jazzer: stats };
   } finally {

@@ -23,11 +23,17 @@ export interface JazzerStart {
   known: string[];
 }
 
-const start: JazzerStart = JSON.parse(process.env.SWAV_JAZZER ?? 'null') ?? (() => {
-  throw new Error('SWAV_JAZZER is not set: start Jazzer.js runs with npm run fuzz -- --engine jazzer (test/fuzz/README.md)');
-})();
+const start: JazzerStart =
+  JSON.parse(process.env.SWAV_JAZZER ?? 'null') ??
+  (() => {
+    throw new Error('SWAV_JAZZER is not set: start Jazzer.js runs with npm run fuzz -- --engine jazzer (test/fuzz/README.md)');
+  })();
 const targets: Target[] = (await import(start.module)).targets;
-const target = targets.find((t) => t.name === start.target) ?? (() => { throw new Error(`no target ${start.target} in ${start.module}`); })();
+const target =
+  targets.find((t) => t.name === start.target) ??
+  (() => {
+    throw new Error(`no target ${start.target} in ${start.module}`);
+  })();
 const input = join(start.scratch, 'input');
 const known = new Set(start.known);
 const seen = new Set<string>();
@@ -41,7 +47,10 @@ export async function fuzz(data: Buffer): Promise<void> {
   writeInput(input, unpack(data, start.names));
   const o = await execute(target, input);
   execs++;
-  if (!seen.has(o.signature)) { seen.add(o.signature); fresh.push(o.signature); }
+  if (!seen.has(o.signature)) {
+    seen.add(o.signature);
+    fresh.push(o.signature);
+  }
   if (Date.now() - beat > 250) {
     send({ t: 'beat', execs, outcomes: fresh });
     fresh = [];

@@ -48,8 +48,14 @@ async function replay(dir: string): Promise<number> {
 }
 
 async function main(): Promise<number> {
-  if (values.help) { console.log(usage); return 0; }
-  if (values.list) { console.log(targets.map((t) => t.name).join('\n')); return 0; }
+  if (values.help) {
+    console.log(usage);
+    return 0;
+  }
+  if (values.list) {
+    console.log(targets.map((t) => t.name).join('\n'));
+    return 0;
+  }
   if (values.replay) return replay(values.replay);
   const chosen = (values.target ?? targets.map((t) => t.name)).map((n) => targetNamed(n).name);
   const ms = values.seconds ? Number(values.seconds) * 1000 : Number(values.minutes ?? 1) * 60_000;
@@ -58,18 +64,26 @@ async function main(): Promise<number> {
   const engine = values.engine ?? 'fast-check';
   if (engine !== 'fast-check' && engine !== 'jazzer') throw new Error(`--engine: fast-check or jazzer, got ${engine}`);
   const each = ms / chosen.length;
-  console.log(`fuzzing ${chosen.join(', ')} with ${engine}: ${(each / 1000).toFixed(0)} s each, seed ${seed}, on ${cpus()[0]?.model ?? 'an unknown CPU'}`);
+  console.log(
+    `fuzzing ${chosen.join(', ')} with ${engine}: ${(each / 1000).toFixed(0)} s each, seed ${seed}, on ${cpus()[0]?.model ?? 'an unknown CPU'}`,
+  );
   const reports: TargetReport[] = [];
   for (const target of chosen) {
     const log = (l: string) => console.log(l);
     const coverage = values['no-coverage'] ? [] : targetNamed(target).sources;
     const corpus = join(values.corpus ? resolve(values.corpus) : join(root, 'test', 'fuzz', 'corpus'), target);
-    const r = engine === 'jazzer' ? await jazzerTarget(target, { ms: each, seed, log, corpus, coverage })
-      : await fuzzTarget(target, { ms: each, seed, log, coverage });
-    console.log(`${target}: ${r.execs} executions in ${r.seconds.toFixed(1)} s (${(r.execs / r.seconds).toFixed(0)}/s), ` +
-      `${r.outcomes.length} distinct outcomes, ${r.findings.length} findings` +
-      (r.coverage ? `, ${r.coverage.covered} of ${r.coverage.lines} lines of ${r.coverage.modules.join(', ')}` : '') +
-      (r.jazzer ? `, ${r.jazzer.edges} of ${r.jazzer.instrumented} edges and ${r.jazzer.features} features covered (libFuzzer's cov, ft), ${r.jazzer.corpus} inputs in ${corpus}` : ''));
+    const r =
+      engine === 'jazzer'
+        ? await jazzerTarget(target, { ms: each, seed, log, corpus, coverage })
+        : await fuzzTarget(target, { ms: each, seed, log, coverage });
+    console.log(
+      `${target}: ${r.execs} executions in ${r.seconds.toFixed(1)} s (${(r.execs / r.seconds).toFixed(0)}/s), ` +
+        `${r.outcomes.length} distinct outcomes, ${r.findings.length} findings` +
+        (r.coverage ? `, ${r.coverage.covered} of ${r.coverage.lines} lines of ${r.coverage.modules.join(', ')}` : '') +
+        (r.jazzer
+          ? `, ${r.jazzer.edges} of ${r.jazzer.instrumented} edges and ${r.jazzer.features} features covered (libFuzzer's cov, ft), ${r.jazzer.corpus} inputs in ${corpus}`
+          : ''),
+    );
     reports.push(r);
   }
   console.log(`\n${table(reports)}`);
@@ -77,7 +91,12 @@ async function main(): Promise<number> {
   return reports.some((r) => r.findings.length) ? 1 : 0;
 }
 
-main().then((code) => { process.exitCode = code; }, (e) => {
-  console.error(e instanceof Error ? e.message : e);
-  process.exitCode = 2;
-});
+main().then(
+  (code) => {
+    process.exitCode = code;
+  },
+  (e) => {
+    console.error(e instanceof Error ? e.message : e);
+    process.exitCode = 2;
+  },
+);

@@ -7,10 +7,17 @@ import { gzipSync } from 'node:zlib';
 import { ZipWriter, readEntry, readZipDirectory } from '../../src/torch/io/zip.js';
 
 /** A seed: named files (one for most readers; a dataset's images and labels for some). */
-export interface Seed { name: string; files: Record<string, Uint8Array> }
+export interface Seed {
+  name: string;
+  files: Record<string, Uint8Array>;
+}
 
 /** A numeric field of a format's header, found in the current bytes (structure-aware mutations). */
-export interface Field { at: number; width: 1 | 2 | 4 | 8; le: boolean }
+export interface Field {
+  at: number;
+  width: 1 | 2 | 4 | 8;
+  le: boolean;
+}
 
 /** What a target tells the mutator about its format. */
 export interface Format {
@@ -30,41 +37,145 @@ export interface Format {
 
 // Edges of signed and unsigned widths, of doubles' integers, and image-size limits (16383: libvips', JPEG's practical;
 // as pairs of 16-bit dimensions too, which one 32-bit write sets together).
-const BOUNDARIES: bigint[] = [0n, 1n, 2n, 0x7fn, 0x80n, 0xffn, 0x100n, 0x3fffn, 0x4000n, 0x7fffn, 0x8000n, 0xffffn, 0x10000n,
-  0x30003000n, 0x3fff3fffn, 0x7fffffffn, 0x80000000n, 0xffffffffn, 0x100000000n, 1n << 53n, (1n << 53n) + 1n, 1n << 60n,
-  (1n << 63n) - 1n, 1n << 63n, (1n << 64n) - 1n];
-const NUMBERS = ['0', '-1', '1', '-0', '2147483647', '2147483648', '4294967295', '4294967296', '9007199254740993',
-  '1152921504606846976', '18446744073709551616', '1e309', '1.5', '99999999999999999999999999', ''];
-const YAML_VALUES = ['~', '[]', '{}', '[[]]', '-1', '.nan', '-.inf', '1e400', '"x"', "''", 'true', '!!binary AAAA',
-  '&a [1, *a]', '*nope', '{a: {b: {c: [1]}}}', '[1, 2, 3, 4, 5, 6, 7, 8]', '0x7fffffffffffffff', '!!set {a}', '__proto__',
-  '9007199254740993', '"\\0"', '- a', '|\n  x'];
+const BOUNDARIES: bigint[] = [
+  0n,
+  1n,
+  2n,
+  0x7fn,
+  0x80n,
+  0xffn,
+  0x100n,
+  0x3fffn,
+  0x4000n,
+  0x7fffn,
+  0x8000n,
+  0xffffn,
+  0x10000n,
+  0x30003000n,
+  0x3fff3fffn,
+  0x7fffffffn,
+  0x80000000n,
+  0xffffffffn,
+  0x100000000n,
+  1n << 53n,
+  (1n << 53n) + 1n,
+  1n << 60n,
+  (1n << 63n) - 1n,
+  1n << 63n,
+  (1n << 64n) - 1n,
+];
+const NUMBERS = [
+  '0',
+  '-1',
+  '1',
+  '-0',
+  '2147483647',
+  '2147483648',
+  '4294967295',
+  '4294967296',
+  '9007199254740993',
+  '1152921504606846976',
+  '18446744073709551616',
+  '1e309',
+  '1.5',
+  '99999999999999999999999999',
+  '',
+];
+const YAML_VALUES = [
+  '~',
+  '[]',
+  '{}',
+  '[[]]',
+  '-1',
+  '.nan',
+  '-.inf',
+  '1e400',
+  '"x"',
+  "''",
+  'true',
+  '!!binary AAAA',
+  '&a [1, *a]',
+  '*nope',
+  '{a: {b: {c: [1]}}}',
+  '[1, 2, 3, 4, 5, 6, 7, 8]',
+  '0x7fffffffffffffff',
+  '!!set {a}',
+  '__proto__',
+  '9007199254740993',
+  '"\\0"',
+  '- a',
+  '|\n  x',
+];
 
 const pos = fc.nat();
 const byteOps = [
   { weight: 4, arbitrary: fc.record({ k: fc.constant('flip' as const), at: pos, bit: fc.nat(7) }) },
-  { weight: 3, arbitrary: fc.record({ k: fc.constant('word' as const), at: pos, width: fc.constantFrom(1, 2, 4, 8), le: fc.boolean(), value: fc.constantFrom(...BOUNDARIES) }) },
-  { weight: 2, arbitrary: fc.record({ k: fc.constant('arith' as const), at: pos, width: fc.constantFrom(1, 2, 4, 8), le: fc.boolean(), delta: fc.integer({ min: -35, max: 35 }) }) },
+  {
+    weight: 3,
+    arbitrary: fc.record({
+      k: fc.constant('word' as const),
+      at: pos,
+      width: fc.constantFrom(1, 2, 4, 8),
+      le: fc.boolean(),
+      value: fc.constantFrom(...BOUNDARIES),
+    }),
+  },
+  {
+    weight: 2,
+    arbitrary: fc.record({
+      k: fc.constant('arith' as const),
+      at: pos,
+      width: fc.constantFrom(1, 2, 4, 8),
+      le: fc.boolean(),
+      delta: fc.integer({ min: -35, max: 35 }),
+    }),
+  },
   { weight: 2, arbitrary: fc.record({ k: fc.constant('cut' as const), at: pos }) },
-  { weight: 2, arbitrary: fc.record({ k: fc.constant('insert' as const), at: pos, bytes: fc.uint8Array({ minLength: 1, maxLength: 32 }) }) },
+  {
+    weight: 2,
+    arbitrary: fc.record({ k: fc.constant('insert' as const), at: pos, bytes: fc.uint8Array({ minLength: 1, maxLength: 32 }) }),
+  },
   { weight: 1, arbitrary: fc.record({ k: fc.constant('remove' as const), at: pos, len: fc.integer({ min: 1, max: 512 }) }) },
   { weight: 1, arbitrary: fc.record({ k: fc.constant('dup' as const), from: pos, len: fc.integer({ min: 1, max: 1024 }), to: pos }) },
 ];
 const spliceOp = fc.record({ k: fc.constant('splice' as const), other: fc.nat(), at: pos, from: pos });
 type Of<A> = A extends fc.Arbitrary<infer T> ? T : never;
-type ByteOp = Of<typeof byteOps[number]['arbitrary']> | Of<typeof spliceOp>;
+type ByteOp = Of<(typeof byteOps)[number]['arbitrary']> | Of<typeof spliceOp>;
 
-const fieldOp = fc.record({ k: fc.constant('field' as const), index: fc.nat(), value: fc.oneof(fc.constantFrom(...BOUNDARIES), fc.integer({ min: -8, max: 8 })) });
+const fieldOp = fc.record({
+  k: fc.constant('field' as const),
+  index: fc.nat(),
+  value: fc.oneof(fc.constantFrom(...BOUNDARIES), fc.integer({ min: -8, max: 8 })),
+});
 const numberOp = fc.record({ k: fc.constant('number' as const), index: fc.nat(), text: fc.constantFrom(...NUMBERS) });
-const lineOp = fc.record({ k: fc.constant('line' as const), index: fc.nat(), action: fc.constantFrom('delete', 'dup', 'value'), value: fc.constantFrom(...YAML_VALUES) });
+const lineOp = fc.record({
+  k: fc.constant('line' as const),
+  index: fc.nat(),
+  action: fc.constantFrom('delete', 'dup', 'value'),
+  value: fc.constantFrom(...YAML_VALUES),
+});
 const gzipOp = fc.record({ k: fc.constant('gzip' as const) });
 const opcodeOp = (codes: readonly number[]) => fc.record({ k: fc.constant('opcode' as const), at: pos, code: fc.constantFrom(...codes) });
-const entryOp = fc.record({ k: fc.constant('entry' as const), index: fc.nat(), ops: fc.array(fc.oneof(...byteOps), { minLength: 1, maxLength: 4 }) });
+const entryOp = fc.record({
+  k: fc.constant('entry' as const),
+  index: fc.nat(),
+  ops: fc.array(fc.oneof(...byteOps), { minLength: 1, maxLength: 4 }),
+});
 
-type Op = ByteOp | Of<typeof fieldOp> | Of<typeof numberOp> | Of<typeof lineOp>
-  | Of<typeof gzipOp> | { k: 'opcode'; at: number; code: number } | { k: 'entry'; index: number; ops: ByteOp[] };
+type Op =
+  | ByteOp
+  | Of<typeof fieldOp>
+  | Of<typeof numberOp>
+  | Of<typeof lineOp>
+  | Of<typeof gzipOp>
+  | { k: 'opcode'; at: number; code: number }
+  | { k: 'entry'; index: number; ops: ByteOp[] };
 
 /** One operation on one of the seed's files (`file` taken modulo their number). */
-export interface Plan { seed: number; ops: { file: number; op: Op }[] }
+export interface Plan {
+  seed: number;
+  ops: { file: number; op: Op }[];
+}
 
 /** The plans for a target: a seed and one to six operations, those its format allows among them. */
 export function planArbitrary(format: Format): fc.Arbitrary<Plan> {
@@ -107,15 +218,23 @@ function byteOp(b: Uint8Array, op: ByteOp, others: Uint8Array[]): Uint8Array {
       out[at(op.at)] ^= 1 << op.bit;
       return out;
     }
-    case 'word': return n ? writeWord(b, at(op.at), op.width, op.le, mask(op.value, op.width)) : b;
+    case 'word':
+      return n ? writeWord(b, at(op.at), op.width, op.le, mask(op.value, op.width)) : b;
     case 'arith': {
       if (!n) return b;
       const p = at(op.at);
       return writeWord(b, p, op.width, op.le, mask(readWord(b, p, op.width, op.le) + BigInt(op.delta), op.width));
     }
-    case 'cut': return b.subarray(0, at(op.at, 1));
-    case 'insert': { const p = at(op.at, 1); return concat(b.subarray(0, p), op.bytes, b.subarray(p)); }
-    case 'remove': { const p = at(op.at); return concat(b.subarray(0, p), b.subarray(p + op.len)); }
+    case 'cut':
+      return b.subarray(0, at(op.at, 1));
+    case 'insert': {
+      const p = at(op.at, 1);
+      return concat(b.subarray(0, p), op.bytes, b.subarray(p));
+    }
+    case 'remove': {
+      const p = at(op.at);
+      return concat(b.subarray(0, p), b.subarray(p + op.len));
+    }
     case 'dup': {
       const f = at(op.from);
       const t = at(op.to, 1);
@@ -183,16 +302,20 @@ function apply(format: Format, name: string, b: Uint8Array, op: Op, others: Uint
       const [s, e] = found[op.index % found.length];
       return concat(b.subarray(0, s), Buffer.from(op.text, 'latin1'), b.subarray(e));
     }
-    case 'line': return yamlLine(b, op.index, op.action, op.value);
-    case 'gzip': return gzipSync(b);
+    case 'line':
+      return yamlLine(b, op.index, op.action, op.value);
+    case 'gzip':
+      return gzipSync(b);
     case 'opcode': {
       if (!b.length) return b;
       const out = Uint8Array.from(b);
       out[op.at % b.length] = op.code;
       return out;
     }
-    case 'entry': return zipEntry(b, op.index, op.ops, scratch);
-    default: return byteOp(b, op, others);
+    case 'entry':
+      return zipEntry(b, op.index, op.ops, scratch);
+    default:
+      return byteOp(b, op, others);
   }
 }
 

@@ -61,7 +61,13 @@ export const MAX_RESTARTS = 3;
 export const scratchRoot = existsSync('/dev/shm') ? '/dev/shm' : tmpdir();
 const workerPath = fileURLToPath(new URL('./worker.js', import.meta.url));
 
-export function save(findings: string, target: string, o: Outcome & { kind: FindingKind }, files: Record<string, Uint8Array>, how: string): Finding {
+export function save(
+  findings: string,
+  target: string,
+  o: Outcome & { kind: FindingKind },
+  files: Record<string, Uint8Array>,
+  how: string,
+): Finding {
   const hash = createHash('sha256').update(o.signature);
   for (const [name, b] of Object.entries(files).sort()) hash.update(name).update(b);
   const dir = join(findings, `${target}-${o.kind}-${hash.digest('hex').slice(0, 10)}`);
@@ -72,7 +78,8 @@ export function save(findings: string, target: string, o: Outcome & { kind: Find
   return { target, kind: o.kind, signature: o.signature, message: o.message, dir, reproduce };
 }
 
-export const readDir = (dir: string) => (existsSync(dir) ? Object.fromEntries(readdirSync(dir).map((f) => [f, readFileSync(join(dir, f))])) : {});
+export const readDir = (dir: string) =>
+  existsSync(dir) ? Object.fromEntries(readdirSync(dir).map((f) => [f, readFileSync(join(dir, f))])) : {};
 
 export function residentBytes(pid: number): number {
   try {
@@ -83,17 +90,34 @@ export function residentBytes(pid: number): number {
   }
 }
 
-interface Life { execs: number; fuzzedMs: number; ended: 'done' | FindingKind; detail: string }
+interface Life {
+  execs: number;
+  fuzzedMs: number;
+  ended: 'done' | FindingKind;
+  detail: string;
+}
 
 /** One child process: fuzzes until its time is up, or until it crashes, hangs or is killed for its memory. */
-function live(start: Start, o: Required<FuzzOptions>, outcomes: Set<string>, coverageDir: string | undefined,
-  onFinding: (m: Extract<WorkerMessage, { t: 'finding' }>) => void): Promise<Life> {
+function live(
+  start: Start,
+  o: Required<FuzzOptions>,
+  outcomes: Set<string>,
+  coverageDir: string | undefined,
+  onFinding: (m: Extract<WorkerMessage, { t: 'finding' }>) => void,
+): Promise<Life> {
   return new Promise((resolve) => {
     // NODE_V8_COVERAGE: V8 counts blocks from the child's first line and writes them when it exits normally
     const env = coverageDir ? { ...process.env, NODE_V8_COVERAGE: coverageDir } : process.env;
-    const child: ChildProcess = fork(workerPath, [], { serialization: 'advanced', execArgv: ['--expose-gc'], stdio: ['ignore', 'ignore', 'pipe', 'ipc'], env });
+    const child: ChildProcess = fork(workerPath, [], {
+      serialization: 'advanced',
+      execArgv: ['--expose-gc'],
+      stdio: ['ignore', 'ignore', 'pipe', 'ipc'],
+      env,
+    });
     let stderr = '';
-    child.stderr!.on('data', (d: Buffer) => { stderr = (stderr + d.toString()).slice(-4000); });
+    child.stderr!.on('data', (d: Buffer) => {
+      stderr = (stderr + d.toString()).slice(-4000);
+    });
     let execs = 0;
     let last = Date.now();
     let readyAt = 0;
@@ -111,9 +135,14 @@ function live(start: Start, o: Required<FuzzOptions>, outcomes: Set<string>, cov
       if (m.t === 'ready') {
         readyAt = last;
         hangMs = Math.max(o.hangMs, 2 * (m.ms ?? 0)); // a read the target allows that long is slow, not hung
-      } else if (m.t === 'beat') { execs = m.execs; for (const s of m.outcomes) outcomes.add(s); }
-      else if (m.t === 'finding') onFinding(m);
-      else if (m.t === 'done') { execs = m.execs; ended = 'done'; }
+      } else if (m.t === 'beat') {
+        execs = m.execs;
+        for (const s of m.outcomes) outcomes.add(s);
+      } else if (m.t === 'finding') onFinding(m);
+      else if (m.t === 'done') {
+        execs = m.execs;
+        ended = 'done';
+      }
     });
     const watchdog = setInterval(() => {
       const rss = residentBytes(child.pid!);
@@ -140,8 +169,13 @@ function live(start: Start, o: Required<FuzzOptions>, outcomes: Set<string>, cov
 /** Fuzzes one target for `o.ms` of fuzzing time, over as many child processes as crashes make it take. */
 export async function fuzzTarget(target: string, opts: FuzzOptions): Promise<TargetReport> {
   const o: Required<FuzzOptions> = {
-    findings: findingsDir, hangMs: 10_000, memoryBytes: 3 * 2 ** 30, log: () => {}, module: new URL('./targets.js', import.meta.url).href,
-    coverage: [], ...opts,
+    findings: findingsDir,
+    hangMs: 10_000,
+    memoryBytes: 3 * 2 ** 30,
+    log: () => {},
+    module: new URL('./targets.js', import.meta.url).href,
+    coverage: [],
+    ...opts,
   };
   const found: Target | undefined = ((await import(o.module)).targets as Target[]).find((t) => t.name === target);
   if (!found) throw new Error(`no fuzz target '${target}' in ${o.module}`);
@@ -155,7 +189,15 @@ export async function fuzzTarget(target: string, opts: FuzzOptions): Promise<Tar
   let fuzzed = 0;
   try {
     for (let life = 0; life <= MAX_RESTARTS && fuzzed < o.ms; life++) {
-      const start: Start = { target, module: o.module, seed: o.seed + 1_000_003 * life, ms: o.ms - fuzzed, scratch, known: [...known], seeds };
+      const start: Start = {
+        target,
+        module: o.module,
+        seed: o.seed + 1_000_003 * life,
+        ms: o.ms - fuzzed,
+        scratch,
+        known: [...known],
+        seeds,
+      };
       const r = await live(start, o, outcomes, coverageDir, (m) => {
         const f = save(o.findings, target, m.outcome as Outcome & { kind: FindingKind }, m.files, m.how);
         known.push(m.outcome.signature);
@@ -178,10 +220,21 @@ export async function fuzzTarget(target: string, opts: FuzzOptions): Promise<Tar
   }
 }
 
-export interface LineCoverage { modules: string[]; lines: number; covered: number }
+export interface LineCoverage {
+  modules: string[];
+  lines: number;
+  covered: number;
+}
 
-interface V8Range { startOffset: number; endOffset: number; count: number }
-interface V8Script { url: string; functions: { ranges: V8Range[] }[] }
+interface V8Range {
+  startOffset: number;
+  endOffset: number;
+  count: number;
+}
+interface V8Script {
+  url: string;
+  functions: { ranges: V8Range[] }[];
+}
 
 /**
  * The lines of the compiled modules named by `sources` (paths under dist/src/, without .js) that ran in any of the
@@ -199,7 +252,10 @@ export function lineCoverage(dir: string, sources: string[]): LineCoverage {
       const mine = new Uint8Array(Math.max(...ranges.map((r) => r.endOffset)));
       for (const r of ranges) mine.fill(r.count > 0 ? 1 : 0, r.startOffset, r.endOffset);
       const all = ran.get(s.url) ?? new Uint8Array(mine.length);
-      ran.set(s.url, all.map((v, i) => v | mine[i]));
+      ran.set(
+        s.url,
+        all.map((v, i) => v | mine[i]),
+      );
     }
   }
   let lines = 0;
@@ -220,10 +276,22 @@ export function lineCoverage(dir: string, sources: string[]): LineCoverage {
 
 /** The reports as a Markdown table (bench/README.md's). */
 export function table(reports: TargetReport[]): string {
-  const cov = (r: TargetReport) => [
-    r.coverage ? `${r.coverage.covered} / ${r.coverage.lines} lines (${((100 * r.coverage.covered) / Math.max(r.coverage.lines, 1)).toFixed(0)}%) of ${r.coverage.modules.join(', ')}` : '',
-    r.jazzer ? `${r.jazzer.edges} / ${r.jazzer.instrumented} edges, ${r.jazzer.features} features, ${r.jazzer.corpus} corpus inputs (libFuzzer)` : '',
-  ].filter(Boolean).join('; ');
-  const rows = reports.map((r) => `| ${r.target} | ${r.execs} | ${(r.execs / Math.max(r.seconds, 1e-3)).toFixed(0)} | ${r.outcomes.length} | ${cov(r)} | ${r.findings.length} |`);
-  return ['| target | executions | exec/s | distinct outcomes | coverage | findings |', '|---|---:|---:|---:|---|---:|', ...rows].join('\n');
+  const cov = (r: TargetReport) =>
+    [
+      r.coverage
+        ? `${r.coverage.covered} / ${r.coverage.lines} lines (${((100 * r.coverage.covered) / Math.max(r.coverage.lines, 1)).toFixed(0)}%) of ${r.coverage.modules.join(', ')}`
+        : '',
+      r.jazzer
+        ? `${r.jazzer.edges} / ${r.jazzer.instrumented} edges, ${r.jazzer.features} features, ${r.jazzer.corpus} corpus inputs (libFuzzer)`
+        : '',
+    ]
+      .filter(Boolean)
+      .join('; ');
+  const rows = reports.map(
+    (r) =>
+      `| ${r.target} | ${r.execs} | ${(r.execs / Math.max(r.seconds, 1e-3)).toFixed(0)} | ${r.outcomes.length} | ${cov(r)} | ${r.findings.length} |`,
+  );
+  return ['| target | executions | exec/s | distinct outcomes | coverage | findings |', '|---|---:|---:|---:|---|---:|', ...rows].join(
+    '\n',
+  );
 }

@@ -44,7 +44,9 @@ function written(make: (dir: string) => void): Record<string, Uint8Array> {
 
 /** Small files of a directory (seeds must be quick to mutate and read). */
 function filesOf(dir: string, pattern: RegExp, as: string, maxBytes = 64 << 10): Seed[] {
-  return readdirSync(dir).filter((f) => pattern.test(f) && statSync(join(dir, f)).size <= maxBytes).sort()
+  return readdirSync(dir)
+    .filter((f) => pattern.test(f) && statSync(join(dir, f)).size <= maxBytes)
+    .sort()
     .map((f) => ({ name: f, files: { [as]: readFileSync(join(dir, f)) } }));
 }
 
@@ -80,11 +82,30 @@ function zipFields(_: string, b: Uint8Array): Field[] {
   for (let p = 0; p + 4 <= b.length; p++) {
     if (b[p] !== 0x50 || b[p + 1] !== 0x4b) continue;
     const sig = (b[p + 2] << 8) | b[p + 3];
-    if (sig === 0x0304) { f(p + 18, 4); f(p + 22, 4); f(p + 26, 2); f(p + 28, 2); }
-    else if (sig === 0x0102) { f(p + 20, 4); f(p + 24, 4); f(p + 28, 2); f(p + 30, 2); f(p + 32, 2); f(p + 42, 4); f(p + 10, 2); }
-    else if (sig === 0x0506) { f(p + 8, 2); f(p + 10, 2); f(p + 12, 4); f(p + 16, 4); }
-    else if (sig === 0x0606) { f(p + 24, 8); f(p + 32, 8); f(p + 40, 8); f(p + 48, 8); }
-    else if (sig === 0x0607) f(p + 8, 8);
+    if (sig === 0x0304) {
+      f(p + 18, 4);
+      f(p + 22, 4);
+      f(p + 26, 2);
+      f(p + 28, 2);
+    } else if (sig === 0x0102) {
+      f(p + 20, 4);
+      f(p + 24, 4);
+      f(p + 28, 2);
+      f(p + 30, 2);
+      f(p + 32, 2);
+      f(p + 42, 4);
+      f(p + 10, 2);
+    } else if (sig === 0x0506) {
+      f(p + 8, 2);
+      f(p + 10, 2);
+      f(p + 12, 4);
+      f(p + 16, 4);
+    } else if (sig === 0x0606) {
+      f(p + 24, 8);
+      f(p + 32, 8);
+      f(p + 40, 8);
+      f(p + 48, 8);
+    } else if (sig === 0x0607) f(p + 8, 8);
   }
   return out;
 }
@@ -94,14 +115,24 @@ function jpegFields(_: string, b: Uint8Array): Field[] {
   const frame: Field[] = [];
   const out: Field[] = [];
   const f = (at: number, width: 1 | 2 | 4, list = out) => list.push({ at, width, le: false });
-  for (let at = 2; at + 4 <= b.length && b[at] === 0xff;) {
+  for (let at = 2; at + 4 <= b.length && b[at] === 0xff; ) {
     const m = b[at + 1];
-    if (m === 0xd8 || m === 0x01 || (m >= 0xd0 && m <= 0xd7)) { at += 2; continue; }
+    if (m === 0xd8 || m === 0x01 || (m >= 0xd0 && m <= 0xd7)) {
+      at += 2;
+      continue;
+    }
     f(at + 2, 2);
     if (m >= 0xc0 && m <= 0xcf && m !== 0xc4 && m !== 0xc8 && m !== 0xcc) {
       // height and width, both at once, precision, components, their sampling factors and tables
-      f(at + 5, 2, frame); f(at + 7, 2, frame); f(at + 5, 4, frame); f(at + 4, 1, frame); f(at + 9, 1, frame);
-      for (let c = 0; c < b[at + 9] && c < 4; c++) { f(at + 11 + 3 * c, 1, frame); f(at + 12 + 3 * c, 1, frame); }
+      f(at + 5, 2, frame);
+      f(at + 7, 2, frame);
+      f(at + 5, 4, frame);
+      f(at + 4, 1, frame);
+      f(at + 9, 1, frame);
+      for (let c = 0; c < b[at + 9] && c < 4; c++) {
+        f(at + 11 + 3 * c, 1, frame);
+        f(at + 12 + 3 * c, 1, frame);
+      }
     } else if (m === 0xc4) {
       f(at + 4, 1);
       for (let i = 0; i < 16; i++) f(at + 5 + i, 1);
@@ -118,10 +149,11 @@ function jpegFields(_: string, b: Uint8Array): Field[] {
 }
 
 /** Pickle opcodes the unpickler knows (and a few it refuses). */
-const PICKLE_OPCODES = [0x80, 0x95, 0x2e, 0x28, 0x30, 0x31, 0x32, 0x4e, 0x88, 0x89, 0x4a, 0x4b, 0x4d, 0x8a, 0x8b, 0x47, 0x49,
-  0x4c, 0x46, 0x58, 0x8c, 0x8d, 0x56, 0x55, 0x54, 0x53, 0x43, 0x42, 0x8e, 0x96, 0x29, 0x85, 0x86, 0x87, 0x74, 0x5d, 0x6c, 0x61,
-  0x65, 0x7d, 0x64, 0x73, 0x75, 0x8f, 0x90, 0x91, 0x68, 0x6a, 0x67, 0x71, 0x72, 0x70, 0x94, 0x63, 0x93, 0x52, 0x81, 0x92, 0x69,
-  0x6f, 0x62, 0x51, 0x50, 0x82, 0x97];
+const PICKLE_OPCODES = [
+  0x80, 0x95, 0x2e, 0x28, 0x30, 0x31, 0x32, 0x4e, 0x88, 0x89, 0x4a, 0x4b, 0x4d, 0x8a, 0x8b, 0x47, 0x49, 0x4c, 0x46, 0x58, 0x8c, 0x8d, 0x56,
+  0x55, 0x54, 0x53, 0x43, 0x42, 0x8e, 0x96, 0x29, 0x85, 0x86, 0x87, 0x74, 0x5d, 0x6c, 0x61, 0x65, 0x7d, 0x64, 0x73, 0x75, 0x8f, 0x90, 0x91,
+  0x68, 0x6a, 0x67, 0x71, 0x72, 0x70, 0x94, 0x63, 0x93, 0x52, 0x81, 0x92, 0x69, 0x6f, 0x62, 0x51, 0x50, 0x82, 0x97,
+];
 
 // ---------------------------------------------------------------------------------------------- targets
 
@@ -135,7 +167,10 @@ const npy: Target = {
     return [...seeds, { name: 'float32-v2.npy', files: { 'input.npy': npyV2(f32.files['input.npy']) } }];
   },
   read: (dir) => torch.load(join(dir, 'input.npy')),
-  fields: (_, b) => [{ at: 6, width: 1, le: true }, { at: 8, width: b[6] === 1 ? 2 : 4, le: true }],
+  fields: (_, b) => [
+    { at: 6, width: 1, le: true },
+    { at: 8, width: b[6] === 1 ? 2 : 4, le: true },
+  ],
   text: (_, b) => (b.length < 12 ? undefined : b[6] === 1 ? [10, 10 + u16le(b, 8)] : [12, 12 + Buffer.from(b).readUInt32LE(8)]),
   namesPath: true,
 };
@@ -150,10 +185,18 @@ const safetensors: Target = {
       files: written((dir) => torch.tidy(() => saveSafetensors(make(), join(dir, 'input.safetensors'), metadata))),
     });
     return [
-      mk('mixed', () => ({
-        w: torch.randn([2, 3]), i: torch.arange(0, 4, 1, { dtype: 'int64' }), b: torch.ones([3], { dtype: 'bool' }),
-        h: torch.randn([2]).to('float16'), bf: torch.randn([1, 2]).to('bfloat16'), u: torch.zeros([5], { dtype: 'uint8' }),
-      }), { format: 'pt' }),
+      mk(
+        'mixed',
+        () => ({
+          w: torch.randn([2, 3]),
+          i: torch.arange(0, 4, 1, { dtype: 'int64' }),
+          b: torch.ones([3], { dtype: 'bool' }),
+          h: torch.randn([2]).to('float16'),
+          bf: torch.randn([1, 2]).to('bfloat16'),
+          u: torch.zeros([5], { dtype: 'uint8' }),
+        }),
+        { format: 'pt' },
+      ),
       mk('scalar-and-empty', () => ({ s: torch.full([], 3.5, { dtype: 'float64' }), e: torch.zeros([0, 4]) })),
       mk('none', () => ({})),
     ];
@@ -172,11 +215,20 @@ const checkpoint: Target = {
     const dir = largeGoldens('--checkpoints', 'checkpoints');
     const pytorch = filesOf(dir, /\.pth(\.tar)?$/, 'input.pth');
     // ours: the zip format our writer gives (views of one storage kept), and a training checkpoint's kinds of values
-    const ours = written((d) => torch.tidy(() => {
-      torch.save(torch.load(join(dir, 'mixed_legacy.pth.tar')), join(d, 'mixed.pth'));
-      torch.save({ epoch: 3, state_dict: new Map([['w', torch.randn([2, 2])]]), args: { lr: 0.1, name: 'x' },
-        list: [1, 2.5, 'a', null, true, -70000, 2 ** 40] }, join(d, 'training.pth'));
-    }));
+    const ours = written((d) =>
+      torch.tidy(() => {
+        torch.save(torch.load(join(dir, 'mixed_legacy.pth.tar')), join(d, 'mixed.pth'));
+        torch.save(
+          {
+            epoch: 3,
+            state_dict: new Map([['w', torch.randn([2, 2])]]),
+            args: { lr: 0.1, name: 'x' },
+            list: [1, 2.5, 'a', null, true, -70000, 2 ** 40],
+          },
+          join(d, 'training.pth'),
+        );
+      }),
+    );
     return [...pytorch, ...Object.entries(ours).map(([name, b]) => ({ name, files: { 'input.pth': b } }))];
   },
   read: (dir) => torch.load(join(dir, 'input.pth')),
@@ -202,10 +254,14 @@ const idx: Target = {
   },
   read: (dir) => openDataset({ type: 'idx', path: dir, split: 'train' }),
   check: datasetCheck(),
-  fields: (name, b) => (name.endsWith('.gz') ? [] : [
-    { at: 2, width: 1, le: false }, { at: 3, width: 1, le: false },
-    ...Array.from({ length: Math.min(b[3] ?? 0, 4) }, (_, i): Field => ({ at: 4 + 4 * i, width: 4, le: false })),
-  ]),
+  fields: (name, b) =>
+    name.endsWith('.gz')
+      ? []
+      : [
+          { at: 2, width: 1, le: false },
+          { at: 3, width: 1, le: false },
+          ...Array.from({ length: Math.min(b[3] ?? 0, 4) }, (_, i): Field => ({ at: 4 + 4 * i, width: 4, le: false })),
+        ],
   gzip: true,
   namesPath: true,
 };
@@ -214,7 +270,10 @@ const idx: Target = {
 function noise(n: number, seed: number): Buffer {
   const b = Buffer.alloc(n);
   let s = seed;
-  for (let i = 0; i < n; i++) { s = (s * 1103515245 + 12345) & 0x7fffffff; b[i] = (s >> 16) & 255; }
+  for (let i = 0; i < n; i++) {
+    s = (s * 1103515245 + 12345) & 0x7fffffff;
+    b[i] = (s >> 16) & 255;
+  }
   return b;
 }
 
@@ -261,7 +320,9 @@ const jpeg: Target = {
   sources: ['data/decode'],
   async seeds() {
     const pil = filesOf(goldenDir, /\.jpg$/, 'input.jpg');
-    const rgb = await sharp(readFileSync(join(goldenDir, 'rgb444.jpg'))).raw().toBuffer({ resolveWithObject: true });
+    const rgb = await sharp(readFileSync(join(goldenDir, 'rgb444.jpg')))
+      .raw()
+      .toBuffer({ resolveWithObject: true });
     const from = () => sharp(rgb.data, { raw: { width: rgb.info.width, height: rgb.info.height, channels: 3 } });
     return [
       ...pil,
@@ -270,8 +331,10 @@ const jpeg: Target = {
     ];
   },
   read: (dir) => decodeRGB(join(dir, 'input.jpg')),
-  check: (im: RGB) => (im.width > 0 && im.height > 0 && im.data.length === im.width * im.height * 3
-    ? undefined : `${im.width} x ${im.height} pixels in ${im.data.length} bytes`),
+  check: (im: RGB) =>
+    im.width > 0 && im.height > 0 && im.data.length === im.width * im.height * 3
+      ? undefined
+      : `${im.width} x ${im.height} pixels in ${im.data.length} bytes`,
   fields: jpegFields,
   namesPath: false, // decodeRGB's callers (the loaders) name the file
   // A few bytes may claim up to PIL's pixel limit (decode.ts's MAX_PIXELS), and decode to gray as PIL decodes them: at

@@ -25,7 +25,7 @@ export interface Start {
 }
 
 export type WorkerMessage =
-  | { t: 'ready'; seeds: number; /** the target's declared time for one read */ ms?: number }
+  | { t: 'ready'; seeds: number /** the target's declared time for one read */; ms?: number }
   | { t: 'beat'; execs: number; outcomes: string[] }
   | { t: 'finding'; outcome: Outcome; files: Record<string, Uint8Array>; how: string }
   | { t: 'done'; execs: number };
@@ -47,7 +47,10 @@ async function run(s: Start): Promise<void> {
     writeInput(input, files);
     const o = await execute(target, input);
     execs++;
-    if (!seen.has(o.signature)) { seen.add(o.signature); fresh.push(o.signature); }
+    if (!seen.has(o.signature)) {
+      seen.add(o.signature);
+      fresh.push(o.signature);
+    }
     if (Date.now() - beat > 250) {
       send({ t: 'beat', execs, outcomes: fresh });
       fresh = [];
@@ -77,12 +80,17 @@ async function run(s: Start): Promise<void> {
       return false;
     });
     const seed = s.seed + k;
-    const r = await fc.check(property, { seed, numRuns: Number.MAX_SAFE_INTEGER, plugins: [fc.interruptAfterTimeLimit(Math.max(1, until - Date.now()))] });
+    const r = await fc.check(property, {
+      seed,
+      numRuns: Number.MAX_SAFE_INTEGER,
+      plugins: [fc.interruptAfterTimeLimit(Math.max(1, until - Date.now()))],
+    });
     if (!r.failed || !r.counterexample) break;
     if (hunting === undefined) throw r.errorInstance ?? new Error('the fuzz property failed without a finding');
     const [plan] = r.counterexample as [Plan];
     const files = applyPlan(target, seeds, plan, work);
-    const how = `fast-check seed ${seed}, path ${r.counterexamplePath}: seed file ${seeds[plan.seed % seeds.length].name}, ` +
+    const how =
+      `fast-check seed ${seed}, path ${r.counterexamplePath}: seed file ${seeds[plan.seed % seeds.length].name}, ` +
       `operations ${JSON.stringify(plan.ops, (_, v) => (typeof v === 'bigint' ? `${v}n` : v instanceof Uint8Array ? [...v] : v))}`;
     report(hunting, files, how);
   }
@@ -91,8 +99,11 @@ async function run(s: Start): Promise<void> {
 }
 
 process.once('message', (s: Start) => {
-  run(s).then(() => process.disconnect(), (e) => {
-    console.error(e instanceof Error ? e.stack : e);
-    process.exit(2);
-  });
+  run(s).then(
+    () => process.disconnect(),
+    (e) => {
+      console.error(e instanceof Error ? e.stack : e);
+      process.exit(2);
+    },
+  );
 });

@@ -60,7 +60,8 @@ test('a download from a server shows progress and lands atomically under the cac
   const { server, url } = await serve((_req, res) => {
     res.writeHead(200, { 'content-length': body.length });
     let i = 0;
-    const pump = () => { // in pieces, so that progress is reported on the way
+    const pump = () => {
+      // in pieces, so that progress is reported on the way
       if (i >= body.length) return res.end();
       res.write(body.subarray(i, i + (1 << 20)));
       i += 1 << 20;
@@ -78,8 +79,11 @@ test('a download from a server shows progress and lands atomically under the cac
     assert.match(stderr, /\[#{10,}\.*\]\s+\d+% /, 'a progress bar');
     assert.match(stderr, /100%/);
     assert.ok(readFileSync(dest).equals(body));
-    assert.deepEqual(readdirSync(join(home, 'checkpoints')).sort(), ['swav_400ep_pretrain.pth.tar', 'swav_400ep_pretrain.pth.tar.sha256'],
-      'the file and its recorded SHA-256; no temporary file left');
+    assert.deepEqual(
+      readdirSync(join(home, 'checkpoints')).sort(),
+      ['swav_400ep_pretrain.pth.tar', 'swav_400ep_pretrain.pth.tar.sha256'],
+      'the file and its recorded SHA-256; no temporary file left',
+    );
     assert.equal(readFileSync(`${dest}.sha256`, 'utf8').trim(), createHash('sha256').update(body).digest('hex'));
   } finally {
     server.close();
@@ -107,20 +111,29 @@ test('SHA-256: a download matching --sha256 is kept, one byte off is refused and
     const bad = await run(['hub', 'download', 'swav_100ep_pretrain', '--sha256', good], env);
     assert.equal(bad.code, 1);
     assert.match(bad.stderr, new RegExp(`swav: error: .*its SHA-256 is [0-9a-f]{64}, not the expected ${good}; the download was deleted`));
-    assert.deepEqual(readdirSync(folder).filter((f) => f.includes('100ep')), [], 'nothing left of the refused download');
+    assert.deepEqual(
+      readdirSync(folder).filter((f) => f.includes('100ep')),
+      [],
+      'nothing left of the refused download',
+    );
     const cached = join(folder, 'swav_200ep_pretrain.pth.tar');
     const altered = Buffer.from(body);
     altered[5000] ^= 1;
     writeFileSync(cached, altered);
     const again = await run(['hub', 'download', 'swav_200ep_pretrain'], env);
     assert.equal(again.code, 1);
-    assert.match(again.stderr, /swav_200ep_pretrain\.pth\.tar: its SHA-256 is [0-9a-f]{64}, not the one recorded at its download .*swav hub download swav_200ep_pretrain --force/);
+    assert.match(
+      again.stderr,
+      /swav_200ep_pretrain\.pth\.tar: its SHA-256 is [0-9a-f]{64}, not the one recorded at its download .*swav hub download swav_200ep_pretrain --force/,
+    );
     const saved = { ...process.env };
     Object.assign(process.env, env);
     try {
       await assert.rejects(hub.load('swav_200ep_pretrain'), /not the one recorded at its download/, 'the library refuses it too');
     } finally {
-      for (const k of Object.keys(env)) if (saved[k] === undefined) delete process.env[k]; else process.env[k] = saved[k];
+      for (const k of Object.keys(env))
+        if (saved[k] === undefined) delete process.env[k];
+        else process.env[k] = saved[k];
     }
   } finally {
     server.close();
@@ -146,8 +159,10 @@ test('an interrupted download leaves no file under the final name; an unreachabl
   } finally {
     server.close();
   }
-  const off = await run(['extract', '--arch', 'resnet50', '--weights', 'resnet50', '--input', join(dir, 'images.npy'), '--out', join(home, 'f.npy')],
-    { SWAV_HOME: home, SWAV_HUB_URL: 'http://127.0.0.1:9/' });
+  const off = await run(
+    ['extract', '--arch', 'resnet50', '--weights', 'resnet50', '--input', join(dir, 'images.npy'), '--out', join(home, 'f.npy')],
+    { SWAV_HOME: home, SWAV_HUB_URL: 'http://127.0.0.1:9/' },
+  );
   assert.equal(off.code, 1);
   assert.match(off.stderr, /cannot download .* pass the file with --weights FILE/s);
 });

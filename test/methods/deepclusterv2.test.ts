@@ -26,7 +26,11 @@ for (const c of json('kmeans.json')) {
       const expected = load(`${c.dir}/assignments.npy`);
       const same = assignments.eq(expected).float().mean().item();
       assert.ok(same >= 0.999, `${(100 * same).toFixed(2)}% of assignments equal`);
-      const err = centroids.sub(load(`${c.dir}/centroids.npy`)).abs().max().item();
+      const err = centroids
+        .sub(load(`${c.dir}/centroids.npy`))
+        .abs()
+        .max()
+        .item();
       assert.ok(err <= 1e-5, `centroids differ by ${err}`);
       assert.equal(assignments.dtype, 'int64');
     });
@@ -59,7 +63,10 @@ test('nearestCentroid over more rows than one block of scores, and on duplicate 
 
 test('sphericalKMeans refuses more centroids than rows, and banks that are not matrices', () => {
   torch.tidy(() => {
-    assert.throws(() => deepclusterv2.sphericalKMeans(torch.randn([5, 3]), { k: 6 }), /6 centroids from a bank of 5 rows: reduce the number of prototypes/);
+    assert.throws(
+      () => deepclusterv2.sphericalKMeans(torch.randn([5, 3]), { k: 6 }),
+      /6 centroids from a bank of 5 rows: reduce the number of prototypes/,
+    );
     assert.throws(() => deepclusterv2.sphericalKMeans(torch.randn([5]), { k: 2 }), /N x D/);
   });
 });
@@ -109,8 +116,18 @@ function wholeIterations(sub: string, create: (ctx: Parameters<typeof createDeep
     const optimizer = new optim.LARC(sgd, { trustCoefficient: 0.001, clip: false });
     const live = torch.liveTensors();
     const method = create({
-      model, optimizer, amp: null, deviceType: 'cpu', device: 'cpu', group: singleProcess, datasetSize: meta.n_data,
-      batchSize: meta.batch_size, itersPerEpoch: 3, nmbCrops: meta.nmb_crops, featDim: 16, log: () => {},
+      model,
+      optimizer,
+      amp: null,
+      deviceType: 'cpu',
+      device: 'cpu',
+      group: singleProcess,
+      datasetSize: meta.n_data,
+      batchSize: meta.batch_size,
+      itersPerEpoch: 3,
+      nmbCrops: meta.nmb_crops,
+      featDim: 16,
+      log: () => {},
     });
     async function* pass() {
       for (const i of [0, 1, 2]) {
@@ -121,16 +138,18 @@ function wholeIterations(sub: string, create: (ctx: Parameters<typeof createDeep
     }
     await method.prepare!(pass());
     const heads = (model.prototypes as any).heads as { weight: Tensor }[];
-    const check = (when: string, epoch: number) => torch.tidy(() => {
-      const s = method.state() as Record<string, Tensor>;
-      assertClose(s.assignments, at(`assign_epoch${epoch}.npy`), `assignments of epoch ${epoch} (${when})`, 0);
-      heads.forEach((h, i) => assertClose(h.weight, at(`protos_epoch${epoch}_${i}.npy`), `prototypes ${i} of epoch ${epoch}`, 1e-5));
-    });
-    const checkBank = (when: string, file: string, rtol: number) => torch.tidy(() => {
-      const s = method.state() as Record<string, Tensor>;
-      assertClose(s.memory_embeddings, at(`bank_${file}.npy`), `bank ${when}`, rtol);
-      assertClose(s.memory_index, at(`bank_index_${file}.npy`), `bank indices ${when}`, 0);
-    });
+    const check = (when: string, epoch: number) =>
+      torch.tidy(() => {
+        const s = method.state() as Record<string, Tensor>;
+        assertClose(s.assignments, at(`assign_epoch${epoch}.npy`), `assignments of epoch ${epoch} (${when})`, 0);
+        heads.forEach((h, i) => assertClose(h.weight, at(`protos_epoch${epoch}_${i}.npy`), `prototypes ${i} of epoch ${epoch}`, 1e-5));
+      });
+    const checkBank = (when: string, file: string, rtol: number) =>
+      torch.tidy(() => {
+        const s = method.state() as Record<string, Tensor>;
+        assertClose(s.memory_embeddings, at(`bank_${file}.npy`), `bank ${when}`, rtol);
+        assertClose(s.memory_index, at(`bank_index_${file}.npy`), `bank indices ${when}`, 0);
+      });
     checkBank('after the init pass', 'init', 1e-5);
     torch.manualSeed(meta.seeds[0]);
     method.startEpoch(0, 0);
@@ -160,8 +179,16 @@ function wholeIterations(sub: string, create: (ctx: Parameters<typeof createDeep
   };
 }
 
-test('three iterations of main_deepclusterv2.py, then the next clustering, equal the reference on every weight',
-  wholeIterations('steps', (ctx) => createDeepClusterV2({ crops_for_assign: [0, 1], temperature: 0.1, freeze_prototypes_niters: 300000, kmeans_iterations: 10 }, ctx)));
+test(
+  'three iterations of main_deepclusterv2.py, then the next clustering, equal the reference on every weight',
+  wholeIterations('steps', (ctx) =>
+    createDeepClusterV2({ crops_for_assign: [0, 1], temperature: 0.1, freeze_prototypes_niters: 300000, kmeans_iterations: 10 }, ctx),
+  ),
+);
 
-test('three SeLa-v2 iterations (Sinkhorn labels, prototypes trained by SGD) equal the same rule in PyTorch',
-  wholeIterations('sela_steps', (ctx) => createSeLaV2({ crops_for_assign: [0, 1], temperature: 0.1, epsilon: 0.05, sinkhorn_iterations: 3, freeze_prototypes_niters: 0 }, ctx)));
+test(
+  'three SeLa-v2 iterations (Sinkhorn labels, prototypes trained by SGD) equal the same rule in PyTorch',
+  wholeIterations('sela_steps', (ctx) =>
+    createSeLaV2({ crops_for_assign: [0, 1], temperature: 0.1, epsilon: 0.05, sinkhorn_iterations: 3, freeze_prototypes_niters: 0 }, ctx),
+  ),
+);

@@ -14,7 +14,10 @@ const data = golden('swav.json');
 test('the golden holds its cases', () => {
   assert.ok(data.sinkhorn?.length >= 2, 'sinkhorn cases');
   assert.ok(data.loss?.length >= 3, 'loss cases');
-  assert.ok(data.loss.some((c: any) => c.queue), 'a case with the queue');
+  assert.ok(
+    data.loss.some((c: any) => c.queue),
+    'a case with the queue',
+  );
 });
 
 test('sinkhorn gives the reference codes; rows sum to 1, columns to B/K', () => {
@@ -23,7 +26,7 @@ test('sinkhorn gives the reference codes; rows sum to 1, columns to B/K', () => 
       const s = decode(c.scores);
       const q = swav.sinkhorn(s, { epsilon: 0.05, iterations: 3 });
       assertClose(q, decode(c.codes), 'codes', 1e-5);
-      assert.ok(q.sum(1).sub(1).abs().max().item() < 1e-4, 'each sample\'s codes sum to 1');
+      assert.ok(q.sum(1).sub(1).abs().max().item() < 1e-4, "each sample's codes sum to 1");
       assertClose(swav.sinkhorn(s, { stable: true }), decode(c.codes), 'the stable variant: the same codes', 1e-5);
       assert.equal(q.requiresGrad, false);
     }
@@ -37,7 +40,11 @@ test('sinkhorn on scores of half precision computes in float32; the stable varia
     const q = swav.sinkhorn(s.half(), { epsilon: 0.05, stable: true });
     assert.equal(q.dtype, 'float32');
     assert.equal(q.isfinite().all().item(), true);
-    assert.equal(swav.sinkhorn(s, { epsilon: 0.05 }).isfinite().all().item(), false, 'the reference formula overflows past scores / eps = 88');
+    assert.equal(
+      swav.sinkhorn(s, { epsilon: 0.05 }).isfinite().all().item(),
+      false,
+      'the reference formula overflows past scores / eps = 88',
+    );
   });
 });
 
@@ -46,7 +53,10 @@ for (const [i, c] of (data.loss as any[]).entries()) {
     torch.tidy(() => {
       const scores = decode(c.scores).requiresGrad_();
       const loss = swav.swavLoss(scores, {
-        batchSize: c.batch_size, nmbCrops: c.nmb_crops, cropsForAssign: c.crops_for_assign, temperature: c.temperature,
+        batchSize: c.batch_size,
+        nmbCrops: c.nmb_crops,
+        cropsForAssign: c.crops_for_assign,
+        temperature: c.temperature,
         queueScores: c.queue_scores?.map(decode),
       });
       assert.ok(Math.abs(loss.item() - c.loss) <= 1e-5 * Math.abs(c.loss), `loss ${loss.item()} vs ${c.loss} (case ${i})`);
@@ -87,9 +97,19 @@ test('four training iterations equal main_swav.py: queue filling then used, prot
   const load = (f: string) => torch.load(join(dir, f));
   const model = models.resnet18({ numClasses: 0, hiddenMlp: 32, outputDim: 16, nmbPrototypes: 10, normalize: true });
   torch.tidy(() => model.loadStateDict(new Map<string, Tensor>(meta.state.map((k: string) => [k, load(`init/${k}.npy`)]))));
-  const optimizer = new optim.LARC(new optim.SGD(model.parameters(), { lr: 0.1, momentum: 0.9, weightDecay: 1e-6 }), { trustCoefficient: 0.001, clip: false });
+  const optimizer = new optim.LARC(new optim.SGD(model.parameters(), { lr: 0.1, momentum: 0.9, weightDecay: 1e-6 }), {
+    trustCoefficient: 0.001,
+    clip: false,
+  });
   const queue = swav.SwAVQueue.zeros(2, meta.queue_length, 16);
-  const hyper = { nmbCrops: meta.nmb_crops, cropsForAssign: meta.crops_for_assign, temperature: 0.1, epsilon: 0.05, sinkhornIterations: 3, freezePrototypesNiters: meta.freeze_prototypes_niters };
+  const hyper = {
+    nmbCrops: meta.nmb_crops,
+    cropsForAssign: meta.crops_for_assign,
+    temperature: 0.1,
+    epsilon: 0.05,
+    sinkhornIterations: 3,
+    freezePrototypesNiters: meta.freeze_prototypes_niters,
+  };
   const protos0 = torch.keep((model.prototypes as any).weight.clone());
   meta.lrs.forEach((lr: number, it: number) => {
     torch.tidy(() => {

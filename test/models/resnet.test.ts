@@ -24,7 +24,11 @@ for (const arch of Object.keys(build)) {
       const sd = new Map<string, Tensor>(manifest.state.map((k: string) => [k, load(`weights/${k}`)]));
       model.loadStateDict(sd);
       for (const t of sd.values()) t.dispose();
-      assert.deepEqual([...model.namedParameters()].map(([k]) => k), manifest.params, 'parameter names and order');
+      assert.deepEqual(
+        [...model.namedParameters()].map(([k]) => k),
+        manifest.params,
+        'parameter names and order',
+      );
       const x = load('x');
       const w = load('w');
       model.train();
@@ -39,7 +43,8 @@ for (const arch of Object.keys(build)) {
       model.eval();
       const ye = model.forward(x);
       assertClose(ye, load('y_eval'), `${arch} eval forward`);
-      if (arch === 'resnet18') { // make_golden.py writes eval-mode gradients for this one (the others' would add a gigabyte)
+      if (arch === 'resnet18') {
+        // make_golden.py writes eval-mode gradients for this one (the others' would add a gigabyte)
         ye.mul(w).sum().backward();
         for (const [k, p] of model.namedParameters()) assertClose(p.grad!, load(`grad_eval.${k}`), `${arch} eval grad ${k}`);
       }

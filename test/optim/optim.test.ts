@@ -20,11 +20,17 @@ for (const name of steps) {
       const params = g.init.map((e: any) => torch.keep(decode(e).requiresGrad_()));
       const o = g.options;
       const sgd = new optim.SGD(params, {
-        lr: o.lr, momentum: o.momentum ?? 0, dampening: o.dampening ?? 0, weightDecay: o.weight_decay ?? 0, nesterov: o.nesterov ?? false,
+        lr: o.lr,
+        momentum: o.momentum ?? 0,
+        dampening: o.dampening ?? 0,
+        weightDecay: o.weight_decay ?? 0,
+        nesterov: o.nesterov ?? false,
       });
       const stepper = g.larc ? new optim.LARC(sgd, { trustCoefficient: 0.001, clip: g.clip }) : sgd;
       for (const grads of g.grads) {
-        params.forEach((p: any, i: number) => { p.grad = decode(grads[i]); });
+        params.forEach((p: any, i: number) => {
+          p.grad = decode(grads[i]);
+        });
         stepper.step();
       }
       params.forEach((p: any, i: number) => assertClose(p, decode(g.final[i]), `${name} param ${i}`, 1e-6));
@@ -37,11 +43,17 @@ for (const name of steps) {
 test("the cosine schedule with warmup equals main_swav.py's values", () => {
   for (const [name, s] of Object.entries<any>(data.schedules)) {
     const ours = optim.cosineSchedule({
-      baseLr: s.base_lr, finalLr: s.final_lr, startWarmup: s.start_warmup, warmupEpochs: s.warmup_epochs,
-      epochs: s.epochs, itersPerEpoch: s.iters_per_epoch,
+      baseLr: s.base_lr,
+      finalLr: s.final_lr,
+      startWarmup: s.start_warmup,
+      warmupEpochs: s.warmup_epochs,
+      epochs: s.epochs,
+      itersPerEpoch: s.iters_per_epoch,
     });
     assert.equal(ours.length, s.values.length, name);
-    s.values.forEach((v: number, i: number) => assert.ok(Math.abs(ours[i] - v) <= 1e-12 * Math.max(1, Math.abs(v)), `${name}[${i}]: ${ours[i]} vs ${v}`));
+    s.values.forEach((v: number, i: number) =>
+      assert.ok(Math.abs(ours[i] - v) <= 1e-12 * Math.max(1, Math.abs(v)), `${name}[${i}]: ${ours[i]} vs ${v}`),
+    );
   }
 });
 
@@ -55,7 +67,8 @@ test('SGD skips parameters without a gradient (as prototypes while frozen)', () 
     assert.deepEqual(b.tolist(), [1, 1]);
     assert.ok(a.index(0).item() < 1);
     assert.equal(sgd.momentumBuffers.has(b), false);
-    a.dispose(); b.dispose();
+    a.dispose();
+    b.dispose();
     for (const t of sgd.momentumBuffers.values()) t.dispose();
   });
 });

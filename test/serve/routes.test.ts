@@ -20,9 +20,13 @@ function get(port: number, path: string): Promise<{ status: number; body: string
   return new Promise((done, fail) => {
     request({ host: '127.0.0.1', port, path }, (res) => {
       let body = '';
-      res.on('data', (d: Buffer) => { body += d.toString(); });
+      res.on('data', (d: Buffer) => {
+        body += d.toString();
+      });
       res.on('end', () => done({ status: res.statusCode!, body }));
-    }).on('error', fail).end();
+    })
+      .on('error', fail)
+      .end();
   });
 }
 
@@ -45,14 +49,29 @@ test('pages and assets are served; every other path, however encoded, is a 404',
     assert.match((await get(port, '/')).body, /href="\/runs\/a"/);
     assert.equal((await get(port, '/runs/a')).status, 200);
     assert.equal((await get(port, '/assets/uPlot.iife.min.js')).status, 200);
-    for (const path of ['/../secret.txt', '/runs/..%2fsecret.txt', '/runs/%2e%2e%2fsecret.txt', '/runs/%252e%252e%252fsecret.txt',
-      '/assets/..%2f..%2f..%2fpackage.json', '/assets/%2e%2e/%2e%2e/package.json', `/runs/${encodeURIComponent(run)}`, '//etc/passwd',
-      '/runs/a/metrics.jsonl', '/runs/a/../../secret.txt', '/runs/a/gallery', '/runs/a/gallery/0.png', '/runs/a/map', '/runs/b']) {
+    for (const path of [
+      '/../secret.txt',
+      '/runs/..%2fsecret.txt',
+      '/runs/%2e%2e%2fsecret.txt',
+      '/runs/%252e%252e%252fsecret.txt',
+      '/assets/..%2f..%2f..%2fpackage.json',
+      '/assets/%2e%2e/%2e%2e/package.json',
+      `/runs/${encodeURIComponent(run)}`,
+      '//etc/passwd',
+      '/runs/a/metrics.jsonl',
+      '/runs/a/../../secret.txt',
+      '/runs/a/gallery',
+      '/runs/a/gallery/0.png',
+      '/runs/a/map',
+      '/runs/b',
+    ]) {
       const r = await get(port, path);
       assert.equal(r.status, 404, path);
       assert.doesNotMatch(r.body, /not for the browser/);
     }
-    await assert.rejects(listen(dir, port, '127.0.0.1'), { message: `serve: port ${port} on 127.0.0.1 is in use: choose another with --port` });
+    await assert.rejects(listen(dir, port, '127.0.0.1'), {
+      message: `serve: port ${port} on 127.0.0.1 is in use: choose another with --port`,
+    });
   } finally {
     server.closeAllConnections();
     server.close();

@@ -10,7 +10,8 @@ const served = (s: torch.CpuCacheStats) => s.mapped + s.reused;
 
 test('a freed block is reused for the next request of nearly its size; small ones bypass the cache', () => {
   assert.ok(torch.cpu.cacheStats().enabled, 'installed by default');
-  for (const elements of [MiB / 8, 10 * MiB]) { // 512 KiB, 40 MiB of float32
+  for (const elements of [MiB / 8, 10 * MiB]) {
+    // 512 KiB, 40 MiB of float32
     const before = served(torch.cpu.cacheStats());
     const a = torch.full([elements], 3);
     const s1 = torch.cpu.cacheStats();
@@ -26,17 +27,21 @@ test('a freed block is reused for the next request of nearly its size; small one
     b.dispose();
   }
   const before = served(torch.cpu.cacheStats());
-  torch.tidy(() => { torch.ones([1000]).add(1); torch.ones([60_000]).mul(2); }); // 4 KB, 240 KB
+  torch.tidy(() => {
+    torch.ones([1000]).add(1);
+    torch.ones([60_000]).mul(2);
+  }); // 4 KB, 240 KB
   assert.equal(served(torch.cpu.cacheStats()), before, 'small tensors do not go through the cache');
 });
 
 test('a loop of the same work maps nothing after its first pass (what keeps a training step free of page faults)', () => {
   const x = torch.randn([8, 16, 64, 64]).contiguous('channelsLast'); // 2 MiB
   const w = torch.randn([32, 16, 3, 3]).requiresGrad_();
-  const pass = () => torch.tidy(() => {
-    torch.conv2d(x, w, null, { padding: 1 }).relu().square().sum().backward();
-    w.grad = null; // each pass starts as a training step does, without a gradient
-  });
+  const pass = () =>
+    torch.tidy(() => {
+      torch.conv2d(x, w, null, { padding: 1 }).relu().square().sum().backward();
+      w.grad = null; // each pass starts as a training step does, without a gradient
+    });
   pass();
   const s1 = torch.cpu.cacheStats();
   for (let i = 0; i < 3; i++) pass();
@@ -53,7 +58,10 @@ test('the cache holds at most its peak in use plus the margin, and emptyCache gi
   assert.equal(s0.idleBytes, 0);
   assert.equal(s0.peakBytes, s0.liveBytes, 'the peak restarts from what is in use');
   // sizes that never fit each other's blocks: each is newly mapped, and old idle blocks are given back on the way
-  for (let i = 0; i < 12; i++) torch.tidy(() => { torch.empty([(40 + 20 * i) * MiB / 4]); });
+  for (let i = 0; i < 12; i++)
+    torch.tidy(() => {
+      torch.empty([((40 + 20 * i) * MiB) / 4]);
+    });
   const s1 = torch.cpu.cacheStats();
   assert.ok(s1.peakBytes >= 260 * MiB);
   assert.ok(s1.liveBytes + s1.idleBytes <= s1.peakBytes + 256 * MiB, `holds ${s1.idleBytes / MiB} MiB idle`);
@@ -64,6 +72,17 @@ test('the cache holds at most its peak in use plus the margin, and emptyCache gi
 
 test('a request the system cannot map is a clear error that names its size; the cache goes on working', () => {
   // 1 PiB: beyond the user address space, so no mapping succeeds whatever the system's overcommit setting
-  assert.throws(() => torch.zeros([2 ** 48]), /not enough memory: tried to allocate 1125899906842624 bytes \(1048576\.0 GiB\).*smaller batch/);
-  assert.equal(torch.tidy(() => torch.ones([1 << 20]).sum().item()), 1 << 20);
+  assert.throws(
+    () => torch.zeros([2 ** 48]),
+    /not enough memory: tried to allocate 1125899906842624 bytes \(1048576\.0 GiB\).*smaller batch/,
+  );
+  assert.equal(
+    torch.tidy(() =>
+      torch
+        .ones([1 << 20])
+        .sum()
+        .item(),
+    ),
+    1 << 20,
+  );
 });

@@ -52,7 +52,11 @@ test('convert: legacy .pth.tar -> .safetensors -> .pth reads back in torch.load(
   cli('convert', join(dir, 'mixed_legacy.pth.tar'), join(tmp, 'mixed.safetensors'));
   cli('convert', join(tmp, 'mixed.safetensors'), join(tmp, 'mixed.pth'));
   cli('convert', join(dir, 'mixed_legacy.pth.tar'), join(tmp, 'direct.pth'));
-  const out = execFileSync(python(), ['-c', `
+  const out = execFileSync(
+    python(),
+    [
+      '-c',
+      `
 import torch
 a = torch.load('${join(dir, 'mixed_legacy.pth.tar')}')
 for f in ['${join(tmp, 'mixed.pth')}', '${join(tmp, 'direct.pth')}']:
@@ -64,7 +68,10 @@ d = torch.load('${join(tmp, 'direct.pth')}', weights_only=True)
 assert d['view'].storage().data_ptr() == d['w'].storage().data_ptr(), 'views share their storage'
 assert d['t'].stride() == (1, 6)
 print('identical')
-`], { encoding: 'utf8' });
+`,
+    ],
+    { encoding: 'utf8' },
+  );
   assert.equal(out.trim(), 'identical');
 });
 
@@ -75,10 +82,17 @@ test('save writes .pth that torch.load(weights_only=True) reads, and .safetensor
     torch.save(sd, join(tmp, 'ours.safetensors'));
     const back = torch.load(join(tmp, 'ours.safetensors'));
     for (const k of Object.keys(sd)) assert.ok(back[k].equal(sd[k as keyof typeof sd]), k);
-    const sums = execFileSync(python(), ['-c', `
+    const sums = execFileSync(
+      python(),
+      [
+        '-c',
+        `
 import torch
 d = torch.load('${join(tmp, 'ours.pth')}', weights_only=True)
-print(round(float(d['a'].double().sum()), 4), d['b'].tolist(), d['c'].dtype)`], { encoding: 'utf8' }).trim();
+print(round(float(d['a'].double().sum()), 4), d['b'].tolist(), d['c'].dtype)`,
+      ],
+      { encoding: 'utf8' },
+    ).trim();
     assert.equal(sums, `${Math.round(sd.a.double().sum().item() * 1e4) / 1e4} [0, 1, 2, 3, 4] torch.bfloat16`);
   });
 });
@@ -93,7 +107,7 @@ const hostile: [string, RegExp][] = [
   ['random.pth', /not a PyTorch checkpoint/],
 ];
 
-test('the hostile fixtures are real: PyTorch\'s unrestricted loader runs their payload', () => {
+test("the hostile fixtures are real: PyTorch's unrestricted loader runs their payload", () => {
   rmSync(pwnedMarker, { force: true });
   execFileSync(python(), ['-c', `import torch; torch.load('${join(dir, 'evil_zip.pth')}')`], { stdio: 'ignore' });
   assert.ok(existsSync(pwnedMarker));
@@ -103,14 +117,18 @@ test('the hostile fixtures are real: PyTorch\'s unrestricted loader runs their p
 for (const [file, message] of hostile) {
   test(`${file} is refused with a clear error; nothing in it runs`, () => {
     const before = torch.liveTensors();
-    assert.throws(() => torch.load(join(dir, file)), (e: Error) => e instanceof torch.CheckpointError && message.test(e.message));
+    assert.throws(
+      () => torch.load(join(dir, file)),
+      (e: Error) => e instanceof torch.CheckpointError && message.test(e.message),
+    );
     assert.equal(torch.liveTensors(), before, 'nothing leaks from a refused file');
     assert.ok(!existsSync(pwnedMarker), 'a payload ran');
   });
 }
 
 /** Bytes of a pickle: opcodes and their arguments, strings as latin1. */
-const pickle = (...parts: (number | string)[]) => Buffer.concat(parts.map((p) => (typeof p === 'number' ? Buffer.from([p]) : Buffer.from(p, 'latin1'))));
+const pickle = (...parts: (number | string)[]) =>
+  Buffer.concat(parts.map((p) => (typeof p === 'number' ? Buffer.from([p]) : Buffer.from(p, 'latin1'))));
 /** A zip checkpoint holding only this data.pkl. */
 function zipCheckpoint(name: string, pkl: Buffer): string {
   const zip = new ZipWriter(join(tmp, name));
@@ -122,9 +140,15 @@ const binunicode = (s: string) => `X${String.fromCharCode(s.length, 0, 0, 0)}${s
 
 test('fuzz findings: corrupt pickles are refused as corrupt, naming what the file holds (no TypeError, NaN or [object Map])', () => {
   const refused = (path: string, message: RegExp) => {
-    assert.throws(() => torch.load(path), (e: Error) => e instanceof torch.CheckpointError && e.message.startsWith(path) && message.test(e.message));
+    assert.throws(
+      () => torch.load(path),
+      (e: Error) => e instanceof torch.CheckpointError && e.message.startsWith(path) && message.test(e.message),
+    );
   };
-  const plain = (name: string, ...parts: (number | string)[]) => { writeFileSync(join(tmp, name), pickle(0x80, 2, ...parts)); return join(tmp, name); };
+  const plain = (name: string, ...parts: (number | string)[]) => {
+    writeFileSync(join(tmp, name), pickle(0x80, 2, ...parts));
+    return join(tmp, name);
+  };
   // a string that is not UTF-8 leaked TextDecoder's TypeError
   refused(plain('utf8.pth', 0x58, '\x01\0\0\0\xff', 0x2e), /a string that is not UTF-8 at offset 7/);
   // a text GET / PUT / INT without a number: 'pickle memo has no entry NaN', or NaN read as a number
@@ -136,24 +160,57 @@ test('fuzz findings: corrupt pickles are refused as corrupt, naming what the fil
     pickle(0x80, 2, 0x28, binunicode('storage'), ...type, binunicode('0'), binunicode('cpu'), ...size, 0x74, 0x51, 0x2e);
   refused(zipCheckpoint('type.pth', pid([0x7d], [0x4b, 1])), /unsupported storage type a dict/);
   refused(zipCheckpoint('size.pth', pid([0x63, 'torch\nFloatStorage\n'], [0x7d])), /corrupt checkpoint: storage size is a dict/);
-  refused(zipCheckpoint('pid.pth', pickle(0x80, 2, 0x28, binunicode('storage'), 0x4e, 0x5d, 0x74, 0x51, 0x2e)), /unexpected persistent id tuple \("storage", None, a list of 0\)/);
+  refused(
+    zipCheckpoint('pid.pth', pickle(0x80, 2, 0x28, binunicode('storage'), 0x4e, 0x5d, 0x74, 0x51, 0x2e)),
+    /unexpected persistent id tuple \("storage", None, a list of 0\)/,
+  );
   assert.ok(torch.load(plain('ok.pth', 0x49, '01\n', 0x2e)), 'INT 01 is True');
 });
 
 test('broken .safetensors files are refused', () => {
-  const bad = (name: string, bytes: Buffer) => { writeFileSync(join(tmp, name), bytes); return join(tmp, name); };
-  const header = (h: object) => { const j = Buffer.from(JSON.stringify(h)); const n = Buffer.alloc(8); n.writeBigUInt64LE(BigInt(j.length)); return Buffer.concat([n, j]); };
+  const bad = (name: string, bytes: Buffer) => {
+    writeFileSync(join(tmp, name), bytes);
+    return join(tmp, name);
+  };
+  const header = (h: object) => {
+    const j = Buffer.from(JSON.stringify(h));
+    const n = Buffer.alloc(8);
+    n.writeBigUInt64LE(BigInt(j.length));
+    return Buffer.concat([n, j]);
+  };
   assert.throws(() => torch.load(bad('a.safetensors', Buffer.from([1, 2, 3]))), /too short/);
-  assert.throws(() => torch.load(bad('b.safetensors', Buffer.concat([header({ x: { dtype: 'F32', shape: [4], data_offsets: [0, 16] } }), Buffer.alloc(8)]))), /lies outside the file/);
-  assert.throws(() => torch.load(bad('c.safetensors', Buffer.concat([header({ x: { dtype: 'F32', shape: [4], data_offsets: [0, 8] } }), Buffer.alloc(8)]))), /needs 16 bytes/);
-  assert.throws(() => torch.load(bad('d.safetensors', Buffer.concat([header({ x: { dtype: 'Q8', shape: [1], data_offsets: [0, 1] } }), Buffer.alloc(1)]))), /unsupported dtype/);
+  assert.throws(
+    () =>
+      torch.load(
+        bad('b.safetensors', Buffer.concat([header({ x: { dtype: 'F32', shape: [4], data_offsets: [0, 16] } }), Buffer.alloc(8)])),
+      ),
+    /lies outside the file/,
+  );
+  assert.throws(
+    () =>
+      torch.load(bad('c.safetensors', Buffer.concat([header({ x: { dtype: 'F32', shape: [4], data_offsets: [0, 8] } }), Buffer.alloc(8)]))),
+    /needs 16 bytes/,
+  );
+  assert.throws(
+    () =>
+      torch.load(bad('d.safetensors', Buffer.concat([header({ x: { dtype: 'Q8', shape: [1], data_offsets: [0, 1] } }), Buffer.alloc(1)]))),
+    /unsupported dtype/,
+  );
 });
 
 test('fuzz findings: safetensors entries without a dtype, not objects, or with a dimension past 2^53 are refused by name', () => {
-  const header = (h: string) => { const j = Buffer.from(h); const n = Buffer.alloc(8); n.writeBigUInt64LE(BigInt(j.length)); return Buffer.concat([n, j]); };
+  const header = (h: string) => {
+    const j = Buffer.from(h);
+    const n = Buffer.alloc(8);
+    n.writeBigUInt64LE(BigInt(j.length));
+    return Buffer.concat([n, j]);
+  };
   const refused = (name: string, json: string, message: RegExp) => {
     writeFileSync(join(tmp, name), header(json));
-    assert.throws(() => torch.load(join(tmp, name)), (e: Error) => e instanceof torch.SafetensorsError && e.message.startsWith(join(tmp, name)) && message.test(e.message));
+    assert.throws(
+      () => torch.load(join(tmp, name)),
+      (e: Error) => e instanceof torch.SafetensorsError && e.message.startsWith(join(tmp, name)) && message.test(e.message),
+    );
   };
   // a misspelled __metadata__ is a tensor without a dtype (the message said 'unsupported dtype undefined')
   refused('e.safetensors', '{"__metadato__":{"format":"pt"}}', /tensor __metadato__ has no dtype$/);

@@ -38,7 +38,7 @@ test('the uninterrupted reference run', () => {
 test('SIGKILL at random moments, then the same command: the weights of the uninterrupted run, bit for bit', async () => {
   const seed = Date.now() % 100_000;
   let s = seed;
-  const random = () => ((s = (s * 16807) % 2147483647) / 2147483647);
+  const random = () => (s = (s * 16807) % 2147483647) / 2147483647;
   for (let round = 0; round < 3; round++) {
     const out = join(dir, `killed-${round}`);
     let kills = 0;
@@ -65,7 +65,10 @@ test('SIGKILL while the checkpoint is being written: the previous one loads, and
     const before = existsSync(join(out, 'checkpoint.pth')) ? readFileSync(join(out, 'checkpoint.pth')) : null;
     const signal = await killed(out, (child) => {
       const w = watch(out, (_event, name) => {
-        if (name && /^\.checkpoint\.pth\.tmp-/.test(String(name))) { child.kill('SIGKILL'); w.close(); }
+        if (name && /^\.checkpoint\.pth\.tmp-/.test(String(name))) {
+          child.kill('SIGKILL');
+          w.close();
+        }
       });
       child.on('exit', () => w.close());
     });
@@ -81,7 +84,7 @@ test('SIGKILL while the checkpoint is being written: the previous one loads, and
   assertSameCheckpoint(reference, out, methodKeys);
 });
 
-test('SIGTERM (SLURM\'s preemption) stops with a checkpoint as Ctrl-C does; the same command resumes to the same weights', async () => {
+test("SIGTERM (SLURM's preemption) stops with a checkpoint as Ctrl-C does; the same command resumes to the same weights", async () => {
   const out = join(dir, 'sigterm');
   const child = spawn(process.execPath, [cli, 'train', '--config', config, `run.out=${out}`], { stdio: ['ignore', 'ignore', 'pipe'] });
   let stderr = '';
@@ -103,13 +106,20 @@ test('a file size limit (RLIMIT_FSIZE) hit while writing the checkpoint: one cle
   assert.equal(train(`run.out=${out}`, 'run.stop_after_epochs=1').status, 0);
   const before = readFileSync(join(out, 'checkpoint.pth'));
   const limit = Math.floor(before.length / 2 / 512); // ulimit -f counts 512-byte blocks: half the checkpoint
-  const r = spawnSync('bash', ['-c', `ulimit -f ${limit}; exec "$@"`, 'bash', process.execPath, cli, 'train', '--config', config, `run.out=${out}`],
-    { encoding: 'utf8' });
+  const r = spawnSync(
+    'bash',
+    ['-c', `ulimit -f ${limit}; exec "$@"`, 'bash', process.execPath, cli, 'train', '--config', config, `run.out=${out}`],
+    { encoding: 'utf8' },
+  );
   assert.equal(r.status, 1, r.stderr);
   assert.match(r.stderr, /^swav: error: .*(EFBIG|file too large)/im);
   assert.doesNotMatch(r.stderr, /\n\s+at /, 'no stack trace');
   assert.ok(readFileSync(join(out, 'checkpoint.pth')).equals(before), 'the previous checkpoint, byte for byte');
-  assert.deepEqual(readdirSync(out).filter((f) => f.includes('.tmp')), [], 'no temporary file left');
+  assert.deepEqual(
+    readdirSync(out).filter((f) => f.includes('.tmp')),
+    [],
+    'no temporary file left',
+  );
   assert.equal(train(`run.out=${out}`).status, 0, 'without the limit the run goes on');
   assertSameCheckpoint(reference, out, methodKeys);
 });
@@ -124,7 +134,10 @@ test('a run directory that cannot be written: one clear error naming it, nothing
     const asUser = process.getuid?.() === 0 ? { uid: 65534, gid: 65534 } : {};
     const r = spawnSync(process.execPath, [cli, 'train', '--config', config, `run.out=${out}`], { encoding: 'utf8', ...asUser });
     assert.equal(r.status, 1, r.stderr);
-    assert.match(r.stderr, new RegExp(`^swav: error: run\\.out ${out.replace(/[/.]/g, '\\$&')} cannot be written \\(EACCES\\): make it writable`, 'm'));
+    assert.match(
+      r.stderr,
+      new RegExp(`^swav: error: run\\.out ${out.replace(/[/.]/g, '\\$&')} cannot be written \\(EACCES\\): make it writable`, 'm'),
+    );
     assert.doesNotMatch(r.stderr, /\n\s+at /, 'no stack trace');
     assert.ok(readFileSync(join(out, 'checkpoint.pth')).equals(before));
   } finally {
@@ -139,11 +152,29 @@ test('images deleted from a folder during training are skipped and counted; the 
   const sharp = (await import('sharp')).default;
   const raw = readFileSync(join(data, 'train-images-idx3-ubyte')).subarray(16);
   for (let i = 0; i < 64; i++) {
-    await sharp(raw.subarray(i * 144, (i + 1) * 144), { raw: { width: 12, height: 12, channels: 1 } }).png().toFile(join(folder, `img${String(i).padStart(2, '0')}.png`));
+    await sharp(raw.subarray(i * 144, (i + 1) * 144), { raw: { width: 12, height: 12, channels: 1 } })
+      .png()
+      .toFile(join(folder, `img${String(i).padStart(2, '0')}.png`));
   }
   const out = join(dir, 'deleted');
-  const child = spawn(process.execPath, [cli, 'train', '--config', config, `run.out=${out}`, 'data.type=folder', `data.path=${folder}`, 'data.workers=1',
-    'optim.epochs=4', 'model.in_channels=3', 'crops.mean=[0.5,0.5,0.5]', 'crops.std=[0.25,0.25,0.25]'], { stdio: ['ignore', 'ignore', 'pipe'] });
+  const child = spawn(
+    process.execPath,
+    [
+      cli,
+      'train',
+      '--config',
+      config,
+      `run.out=${out}`,
+      'data.type=folder',
+      `data.path=${folder}`,
+      'data.workers=1',
+      'optim.epochs=4',
+      'model.in_channels=3',
+      'crops.mean=[0.5,0.5,0.5]',
+      'crops.std=[0.25,0.25,0.25]',
+    ],
+    { stdio: ['ignore', 'ignore', 'pipe'] },
+  );
   let stderr = '';
   const code = await new Promise<number | null>((done) => {
     child.stderr.on('data', (d) => {
@@ -156,7 +187,11 @@ test('images deleted from a folder during training are skipped and counted; the 
   });
   assert.equal(code, 0, stderr);
   assert.match(stderr, /warning: skipped an unreadable image: .*img0\d\.png/);
-  const epochs = readFileSync(join(out, 'metrics.jsonl'), 'utf8').trim().split('\n').map((l) => JSON.parse(l)).filter((m) => m.type === 'epoch');
+  const epochs = readFileSync(join(out, 'metrics.jsonl'), 'utf8')
+    .trim()
+    .split('\n')
+    .map((l) => JSON.parse(l))
+    .filter((m) => m.type === 'epoch');
   assert.equal(epochs.length, 4);
   assert.ok(epochs[3].skipped_images > 0 && epochs[3].skipped_images <= 8, JSON.stringify(epochs[3]));
   assert.ok(statSync(join(out, 'checkpoint.pth')).size > 0);

@@ -15,7 +15,9 @@ const cli = join(root, 'dist/src/cli/main.js');
 const data = idxDataset(join(dir, 'idx'), 11);
 const configFor = (method: string, section: string) => {
   const f = join(dir, `${method}.yaml`);
-  writeFileSync(f, `
+  writeFileSync(
+    f,
+    `
 method: ${method}
 data: { type: idx, path: ${data} }
 crops: { nmb_crops: [2, 2], size_crops: [12, 8], min_scale_crops: [0.4, 0.1], max_scale_crops: [1, 0.4], mean: [0.5], std: [0.25] }
@@ -23,7 +25,8 @@ model: { arch: resnet18, stem: small, width: 4, in_channels: 1, hidden_mlp: 8, f
 ${section}
 optim: { epochs: 3, batch_size: 8, base_lr: 0.5, final_lr: 0.01, warmup_epochs: 1, start_warmup: 0.1 }
 run: { log_every: 2, threads: 1 }
-`);
+`,
+  );
   return f;
 };
 const configs = {
@@ -31,8 +34,8 @@ const configs = {
   selav2: configFor('selav2', 'selav2: { freeze_prototypes_niters: 3 }'),
 };
 
-const train = (config: string, ...args: string[]) => spawnSync(process.execPath, [cli, 'train', '--config', config, ...args], { encoding: 'utf8' });
-
+const train = (config: string, ...args: string[]) =>
+  spawnSync(process.execPath, [cli, 'train', '--config', config, ...args], { encoding: 'utf8' });
 
 for (const [method, config] of Object.entries(configs)) {
   test(`${method}: 3 epochs straight equal 1 epoch + resume + 2, and a resume from the middle of an epoch, bit for bit`, () => {
@@ -58,12 +61,18 @@ for (const [method, config] of Object.entries(configs)) {
     const mid = join(dir, `${method}-mid`);
     const first = train(config, `run.out=${mid}`, 'run.max_minutes=0.00001');
     assert.equal(first.status, 0, first.stderr);
-    assert.equal(torch.tidy(() => torch.load(join(mid, 'checkpoint.pth')).epoch_iteration), 1);
+    assert.equal(
+      torch.tidy(() => torch.load(join(mid, 'checkpoint.pth')).epoch_iteration),
+      1,
+    );
     const after = train(config, `run.out=${mid}`);
     assert.equal(after.status, 0, after.stderr);
     assert.match(after.stderr, /resuming .* at epoch 1, iteration 1 of 6/);
     assertSameCheckpoint(join(dir, `${method}-straight`), mid, ['memory_embeddings', 'memory_index', 'assignments']);
-    const metrics = readFileSync(join(dir, `${method}-straight`, 'metrics.jsonl'), 'utf8').trim().split('\n').map((l) => JSON.parse(l));
+    const metrics = readFileSync(join(dir, `${method}-straight`, 'metrics.jsonl'), 'utf8')
+      .trim()
+      .split('\n')
+      .map((l) => JSON.parse(l));
     assert.equal(metrics.filter((m) => m.type === 'epoch').length, 3);
     assert.ok(metrics.filter((m) => m.type === 'train').every((m) => Number.isFinite(m.loss)));
   });
@@ -92,20 +101,44 @@ test('a run directory of one method refuses a config of another, naming both', (
 test('deepclusterv2 with more prototypes than the bank holds is one clear error before training', () => {
   const r = train(configs.deepclusterv2, `run.out=${join(dir, 'too-many')}`, 'model.nmb_prototypes=[60]');
   assert.equal(r.status, 1);
-  assert.match(r.stderr, /^swav: error: deepclusterv2: 60 prototypes \(centroids\) but the memory bank holds 48 samples per epoch: reduce model.nmb_prototypes/m);
+  assert.match(
+    r.stderr,
+    /^swav: error: deepclusterv2: 60 prototypes \(centroids\) but the memory bank holds 48 samples per epoch: reduce model.nmb_prototypes/m,
+  );
   assert.doesNotMatch(r.stderr, /at .*\.js:\d+/, 'no stack trace');
   // image files: the loader starts decode workers, and the failed run still ends at once
   const folder = join(dir, 'pngs');
-  const made = spawnSync('/usr/bin/python3', ['-c', `
+  const made = spawnSync(
+    '/usr/bin/python3',
+    [
+      '-c',
+      `
 import os, numpy as np
 from PIL import Image
 os.makedirs('${folder}', exist_ok=True)
 for i in range(10): Image.fromarray(np.full((16, 16, 3), 20 * i, np.uint8)).save('${folder}/%d.png' % i)
-`], { encoding: 'utf8' });
+`,
+    ],
+    { encoding: 'utf8' },
+  );
   assert.equal(made.status, 0, made.stderr);
-  const files = spawnSync(process.execPath, [cli, 'train', '--config', configs.deepclusterv2, `run.out=${join(dir, 'too-many-files')}`,
-    'data.type=folder', `data.path=${folder}`, 'model.in_channels=3', 'crops.mean=[0.5,0.5,0.5]', 'crops.std=[0.25,0.25,0.25]', 'model.nmb_prototypes=[60]'],
-  { encoding: 'utf8', timeout: 60_000 });
+  const files = spawnSync(
+    process.execPath,
+    [
+      cli,
+      'train',
+      '--config',
+      configs.deepclusterv2,
+      `run.out=${join(dir, 'too-many-files')}`,
+      'data.type=folder',
+      `data.path=${folder}`,
+      'model.in_channels=3',
+      'crops.mean=[0.5,0.5,0.5]',
+      'crops.std=[0.25,0.25,0.25]',
+      'model.nmb_prototypes=[60]',
+    ],
+    { encoding: 'utf8', timeout: 60_000 },
+  );
   assert.equal(files.status, 1, `exits (status ${files.status}, signal ${files.signal})`);
   assert.match(files.stderr, /60 prototypes \(centroids\) but the memory bank holds 8 samples per epoch/);
 });

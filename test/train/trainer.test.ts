@@ -18,7 +18,6 @@ const config = tinySwavConfig(join(dir, 'tiny.yaml'), data, { epochs: 3, logEver
 
 const train = (...args: string[]) => spawnSync(process.execPath, [cli, 'train', '--config', config, ...args], { encoding: 'utf8' });
 
-
 test('3 epochs straight equal 1 epoch + resume + 2 epochs, weights bit for bit', () => {
   const straight = train(`run.out=${join(dir, 'straight')}`);
   assert.equal(straight.status, 0, straight.stderr);
@@ -30,7 +29,10 @@ test('3 epochs straight equal 1 epoch + resume + 2 epochs, weights bit for bit',
   assert.match(rest.stderr, /resuming .* at epoch 2, iteration 0 of 6/);
   assert.doesNotMatch(rest.stderr, /note: the config/, 'the same config: no note of a change');
   assertSameCheckpoint(join(dir, 'straight'), join(dir, 'split'), ['queue', 'use_the_queue']);
-  const metrics = readFileSync(join(dir, 'straight', 'metrics.jsonl'), 'utf8').trim().split('\n').map((l) => JSON.parse(l));
+  const metrics = readFileSync(join(dir, 'straight', 'metrics.jsonl'), 'utf8')
+    .trim()
+    .split('\n')
+    .map((l) => JSON.parse(l));
   const line = metrics.find((m) => m.type === 'train');
   for (const k of ['loss', 'lr', 'samples_per_s', 'data_wait_s', 'prototype_entropy', 'epoch', 'iteration']) assert.ok(k in line, k);
   assert.equal(metrics.filter((m) => m.type === 'epoch').length, 3);
@@ -44,7 +46,10 @@ test('optim.epochs auto: the epochs that fit run.budget_minutes are decided once
   const decided = /optim.epochs auto: \d+ ms per iteration, 6 per epoch: (\d+) epochs/.exec(first.stderr);
   assert.ok(decided, first.stderr);
   const epochs = Number(decided[1]);
-  assert.equal(torch.tidy(() => torch.load(join(a, 'checkpoint.pth')).schedule_epochs), epochs);
+  assert.equal(
+    torch.tidy(() => torch.load(join(a, 'checkpoint.pth')).schedule_epochs),
+    epochs,
+  );
   const b = join(dir, 'auto-b');
   mkdirSync(b);
   for (const f of ['checkpoint.pth', 'config.yaml']) copyFileSync(join(a, f), join(b, f));
@@ -54,10 +59,16 @@ test('optim.epochs auto: the epochs that fit run.budget_minutes are decided once
   assert.doesNotMatch(rest.stderr, /optim.epochs auto:/, 'a resume keeps the decision');
   assert.match(rest.stderr, new RegExp(`epoch ${epochs}/${epochs}: loss`));
   assert.equal(train(`run.out=${b}`, ...auto, 'run.max_minutes=0.00001').status, 0);
-  assert.equal(torch.tidy(() => torch.load(join(b, 'checkpoint.pth')).epoch_iteration), 1);
+  assert.equal(
+    torch.tidy(() => torch.load(join(b, 'checkpoint.pth')).epoch_iteration),
+    1,
+  );
   assert.equal(train(`run.out=${b}`, ...auto).status, 0);
   assertSameCheckpoint(a, b, ['queue', 'use_the_queue', 'schedule_epochs']);
-  const lines = readFileSync(join(a, 'metrics.jsonl'), 'utf8').trim().split('\n').map((l) => JSON.parse(l));
+  const lines = readFileSync(join(a, 'metrics.jsonl'), 'utf8')
+    .trim()
+    .split('\n')
+    .map((l) => JSON.parse(l));
   const lrs = lines.filter((m) => m.type === 'train').map((m) => m.lr);
   assert.ok(Math.abs(lrs[lrs.length - 1] - 0.01) < 1e-3, `the schedule ends at final_lr: ${lrs[lrs.length - 1]}`);
   assert.equal(lines.filter((m) => m.type === 'schedule').length, 1);
@@ -85,7 +96,10 @@ test('Ctrl-C in the middle of an epoch saves a checkpoint and exits; the resumed
     let sent = false;
     child.stderr.on('data', (d) => {
       stderr += d;
-      if (!sent && /epoch 2\/40: loss/.test(stderr)) { sent = true; child.kill('SIGINT'); }
+      if (!sent && /epoch 2\/40: loss/.test(stderr)) {
+        sent = true;
+        child.kill('SIGINT');
+      }
     });
     child.on('close', () => resolve()); // after stderr has ended ('exit' may come before its last data)
   });
@@ -111,18 +125,30 @@ test('a NaN loss stops the run with a clear message and keeps the last good chec
 test('a corrupt image in a folder is skipped, reported and counted; corrupt_images: fail ends the run', () => {
   const folder = join(dir, 'folder');
   mkdirSync(folder, { recursive: true });
-  spawnSync('/usr/bin/python3', ['-c', `
+  spawnSync('/usr/bin/python3', [
+    '-c',
+    `
 import numpy as np
 from PIL import Image
 rng = np.random.default_rng(1)
 for i in range(18):
     Image.fromarray(rng.integers(0, 255, (20 + i, 24, 3), dtype=np.uint8)).save('${folder}/img%02d.png' % i)
-`]);
+`,
+  ]);
   writeFileSync(join(folder, 'img05.png'), 'this is not a png');
   copyFileSync(join(folder, 'img00.png'), join(folder, 'img18.jpg'));
   // 19 files, batches of 19: every file is read in the one iteration, the corrupt one replaced by another
-  const args = [`data.type=folder`, `data.path=${folder}`, 'model.in_channels=3', 'crops.mean=[0.5,0.5,0.5]', 'crops.std=[0.25,0.25,0.25]',
-    'optim.epochs=1', 'optim.warmup_epochs=0', 'optim.batch_size=19', 'swav.queue_length=0'];
+  const args = [
+    `data.type=folder`,
+    `data.path=${folder}`,
+    'model.in_channels=3',
+    'crops.mean=[0.5,0.5,0.5]',
+    'crops.std=[0.25,0.25,0.25]',
+    'optim.epochs=1',
+    'optim.warmup_epochs=0',
+    'optim.batch_size=19',
+    'swav.queue_length=0',
+  ];
   const r = train(`run.out=${join(dir, 'folder-run')}`, ...args);
   assert.equal(r.status, 0, r.stderr);
   assert.match(r.stderr, /warning: skipped an unreadable image: .*img05\.png/);
@@ -136,10 +162,24 @@ for i in range(18):
 
 test('kNN during training (run.knn_every) and after it is logged per epoch and leaves training unchanged', () => {
   const out = join(dir, 'knn');
-  const r = train(`run.out=${out}`, 'run.knn_eval=true', 'run.knn_every=1', 'run.knn_k=5', 'data.eval_split=train', 'data.eval_train_split=train');
+  const r = train(
+    `run.out=${out}`,
+    'run.knn_eval=true',
+    'run.knn_every=1',
+    'run.knn_k=5',
+    'data.eval_split=train',
+    'data.eval_train_split=train',
+  );
   assert.equal(r.status, 0, r.stderr);
-  const evals = readFileSync(join(out, 'metrics.jsonl'), 'utf8').trim().split('\n').map((l) => JSON.parse(l)).filter((m) => m.type === 'eval' && m.metric === 'knn_top1');
-  assert.deepEqual(evals.map((m) => m.epoch), [1, 2, 3]);
+  const evals = readFileSync(join(out, 'metrics.jsonl'), 'utf8')
+    .trim()
+    .split('\n')
+    .map((l) => JSON.parse(l))
+    .filter((m) => m.type === 'eval' && m.metric === 'knn_top1');
+  assert.deepEqual(
+    evals.map((m) => m.epoch),
+    [1, 2, 3],
+  );
   for (const m of evals) assert.ok(m.metric === 'knn_top1' && m.value >= 0 && m.value <= 1 && m.k === 5, JSON.stringify(m));
   assert.equal(JSON.parse(r.stdout.trim().split('\n').pop()!).knn_top1, evals[2].value);
   // the final value is the kNN of the checkpoint's trunk: `swav eval knn` (tested against PyTorch's kNN) on it agrees
@@ -149,16 +189,32 @@ test('kNN during training (run.knn_every) and after it is logged per epoch and l
   assertSameCheckpoint(out, join(dir, 'straight'), ['queue', 'use_the_queue']);
 });
 
-test('after training: the kNN confusion matrix (printed and recorded, its diagonal the kNN top-1) and run.linear_eval\'s probe on the cached features', () => {
+test("after training: the kNN confusion matrix (printed and recorded, its diagonal the kNN top-1) and run.linear_eval's probe on the cached features", () => {
   const out = join(dir, 'confusion');
-  const r = train(`run.out=${out}`, 'optim.epochs=1', 'run.knn_eval=true', 'run.knn_k=5', 'data.eval_split=train', 'data.eval_train_split=train',
-    'run.linear_eval=true', 'run.linear_epochs=3');
+  const r = train(
+    `run.out=${out}`,
+    'optim.epochs=1',
+    'run.knn_eval=true',
+    'run.knn_k=5',
+    'data.eval_split=train',
+    'data.eval_train_split=train',
+    'run.linear_eval=true',
+    'run.linear_epochs=3',
+  );
   assert.equal(r.status, 0, r.stderr);
-  const lines = readFileSync(join(out, 'metrics.jsonl'), 'utf8').trim().split('\n').map((l) => JSON.parse(l)).filter((m) => m.type === 'eval');
+  const lines = readFileSync(join(out, 'metrics.jsonl'), 'utf8')
+    .trim()
+    .split('\n')
+    .map((l) => JSON.parse(l))
+    .filter((m) => m.type === 'eval');
   const knn = lines.find((m) => m.metric === 'knn_top1');
   const { matrix } = lines.find((m) => m.metric === 'knn_confusion');
   assert.equal(matrix.length, 3);
-  assert.deepEqual(matrix.map((row: number[]) => row.reduce((a, b) => a + b, 0)), [16, 16, 16], 'a row per true class (labels i % 3)');
+  assert.deepEqual(
+    matrix.map((row: number[]) => row.reduce((a, b) => a + b, 0)),
+    [16, 16, 16],
+    'a row per true class (labels i % 3)',
+  );
   assert.equal(matrix.reduce((a: number, row: number[], i: number) => a + row[i], 0) / 48, knn.value);
   assert.match(r.stderr, /kNN confusion matrix on idx-train \(rows: true class, columns: predicted\):\ntrue\\pred +0 +1 +2 +recall\n0 /);
   const linear = lines.find((m) => m.metric === 'linear_top1');

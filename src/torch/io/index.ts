@@ -21,9 +21,12 @@ export function fileKind(path: string): FileKind {
  */
 export function load(path: string): any {
   switch (fileKind(path)) {
-    case 'npy': return parseNpy(readFileSync(path), path);
-    case 'safetensors': return Object.fromEntries(loadSafetensors(path).tensors);
-    case 'torch': return loadTorchFile(path);
+    case 'npy':
+      return parseNpy(readFileSync(path), path);
+    case 'safetensors':
+      return Object.fromEntries(loadSafetensors(path).tensors);
+    case 'torch':
+      return loadTorchFile(path);
   }
 }
 
@@ -38,7 +41,11 @@ export function save(obj: unknown, path: string): void {
       if (!(obj instanceof Tensor)) throw new TypeError('torch.save: a .npy file holds one Tensor');
       return writeFileAtomic(path, formatNpy(obj));
     case 'safetensors':
-      if (obj === null || typeof obj !== 'object' || !Object.values(obj instanceof Map ? Object.fromEntries(obj) : obj).every((t) => t instanceof Tensor)) {
+      if (
+        obj === null ||
+        typeof obj !== 'object' ||
+        !Object.values(obj instanceof Map ? Object.fromEntries(obj) : obj).every((t) => t instanceof Tensor)
+      ) {
         throw new TypeError('torch.save: a .safetensors file holds a flat object (or Map) of name -> Tensor');
       }
       return saveSafetensors(obj as Record<string, Tensor>, path);

@@ -7,7 +7,15 @@ import { itemSize } from '../dtype.js';
 const MAGIC = [0x93, 0x4e, 0x55, 0x4d, 0x50, 0x59]; // \x93NUMPY
 
 const DESCR: Record<string, DType> = {
-  f4: 'float32', f8: 'float64', f2: 'float16', i8: 'int64', i4: 'int32', i2: 'int16', i1: 'int8', u1: 'uint8', b1: 'bool',
+  f4: 'float32',
+  f8: 'float64',
+  f2: 'float16',
+  i8: 'int64',
+  i4: 'int32',
+  i2: 'int16',
+  i1: 'int8',
+  u1: 'uint8',
+  b1: 'bool',
 };
 const DESCR_OF: Partial<Record<DType, string>> = Object.fromEntries(Object.entries(DESCR).map(([k, v]) => [v, k]));
 
@@ -42,7 +50,11 @@ export function parseNpy(bytes: Uint8Array, file?: string): Tensor {
   if (!descr || !fortran || !shapeM) fail(`unreadable header ${JSON.stringify(header.trim())}`, file);
   const dtype = DESCR[descr[2]];
   if (!dtype) fail(`unsupported dtype '${descr[1]}${descr[2]}'`, file);
-  const shape = shapeM[1].split(',').map((s) => s.trim()).filter((s) => s !== '').map(Number);
+  const shape = shapeM[1]
+    .split(',')
+    .map((s) => s.trim())
+    .filter((s) => s !== '')
+    .map(Number);
   // safe integers only: past 2^53 a dimension is not the number written (and no tensor has one that long)
   if (shape.some((n) => !Number.isSafeInteger(n) || n < 0)) fail(`bad shape (${shapeM[1]})`, file);
   const numel = shape.reduce((a, b) => a * b, 1);
@@ -61,7 +73,11 @@ export function parseNpy(bytes: Uint8Array, file?: string): Tensor {
   const perm = shape.map((_, i) => shape.length - 1 - i);
   try {
     const p = t.permute(perm);
-    try { return p.contiguous(); } finally { p.dispose(); }
+    try {
+      return p.contiguous();
+    } finally {
+      p.dispose();
+    }
   } finally {
     t.dispose();
   }

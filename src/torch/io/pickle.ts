@@ -6,8 +6,13 @@ export class UnpicklingError extends Error {}
 
 /** A Python callable or class named by GLOBAL / STACK_GLOBAL (only ever looked up, never imported). */
 export class PyGlobal {
-  constructor(readonly module: string, readonly name: string) {}
-  get path(): string { return `${this.module}.${this.name}`; }
+  constructor(
+    readonly module: string,
+    readonly name: string,
+  ) {}
+  get path(): string {
+    return `${this.module}.${this.name}`;
+  }
 }
 
 /** A Python tuple (kept apart from lists where it matters, e.g. persistent ids). */
@@ -29,10 +34,11 @@ export interface UnpickleOptions {
   maxDepth?: number;
 }
 
-
 function refuse(what: string): never {
-  throw new UnpicklingError(`refused to load: the file calls ${what}, which is not a tensor or plain data ` +
-    '(only tensors, numbers, strings and containers are read; no code in the file is ever run)');
+  throw new UnpicklingError(
+    `refused to load: the file calls ${what}, which is not a tensor or plain data ` +
+      '(only tensors, numbers, strings and containers are read; no code in the file is ever run)',
+  );
 }
 
 /** Unpickles one object starting at `offset`; returns it and the offset just past its STOP opcode. */
@@ -48,12 +54,31 @@ export function unpickle(buf: Uint8Array, offset: number, o: UnpickleOptions): {
   const utf8 = new TextDecoder('utf-8', { fatal: true });
 
   const need = (n: number) => {
-    if (n < 0 || pos + n > buf.length) throw new UnpicklingError(`truncated pickle: needs ${n} bytes at offset ${pos}, the data ends at ${buf.length}`);
+    if (n < 0 || pos + n > buf.length)
+      throw new UnpicklingError(`truncated pickle: needs ${n} bytes at offset ${pos}, the data ends at ${buf.length}`);
   };
-  const u8 = () => { need(1); return buf[pos++]; };
-  const u16 = () => { need(2); const v = view.getUint16(pos, true); pos += 2; return v; };
-  const u32 = () => { need(4); const v = view.getUint32(pos, true); pos += 4; return v; };
-  const i32 = () => { need(4); const v = view.getInt32(pos, true); pos += 4; return v; };
+  const u8 = () => {
+    need(1);
+    return buf[pos++];
+  };
+  const u16 = () => {
+    need(2);
+    const v = view.getUint16(pos, true);
+    pos += 2;
+    return v;
+  };
+  const u32 = () => {
+    need(4);
+    const v = view.getUint32(pos, true);
+    pos += 4;
+    return v;
+  };
+  const i32 = () => {
+    need(4);
+    const v = view.getInt32(pos, true);
+    pos += 4;
+    return v;
+  };
   const u64 = () => {
     need(8);
     const v = view.getBigUint64(pos, true);
@@ -61,7 +86,12 @@ export function unpickle(buf: Uint8Array, offset: number, o: UnpickleOptions): {
     if (v > BigInt(buf.length)) throw new UnpicklingError(`length ${v} at offset ${pos - 8} exceeds the data`);
     return Number(v);
   };
-  const bytes = (n: number) => { need(n); const b = buf.subarray(pos, pos + n); pos += n; return b; };
+  const bytes = (n: number) => {
+    need(n);
+    const b = buf.subarray(pos, pos + n);
+    pos += n;
+    return b;
+  };
   const line = () => {
     const end = buf.indexOf(0x0a, pos);
     if (end < 0) throw new UnpicklingError('truncated pickle: unterminated text line');
@@ -74,7 +104,8 @@ export function unpickle(buf: Uint8Array, offset: number, o: UnpickleOptions): {
     stack.push(v);
   };
   const pop = () => {
-    if (stack.length === 0 || (marks.length && stack.length <= marks[marks.length - 1])) throw new UnpicklingError('pickle stack underflow');
+    if (stack.length === 0 || (marks.length && stack.length <= marks[marks.length - 1]))
+      throw new UnpicklingError('pickle stack underflow');
     return stack.pop();
   };
   const top = () => {
@@ -141,9 +172,14 @@ export function unpickle(buf: Uint8Array, offset: number, o: UnpickleOptions): {
     const opPos = pos;
     const op = u8();
     switch (op) {
-      case 0x80: u8(); break; // PROTO
-      case 0x95: u64(); break; // FRAME: framing only
-      case 0x2e: { // STOP
+      case 0x80:
+        u8();
+        break; // PROTO
+      case 0x95:
+        u64();
+        break; // FRAME: framing only
+      case 0x2e: {
+        // STOP
         const v = pop();
         if (stack.length) throw new UnpicklingError('pickle ends with extra items on its stack');
         return { value: v, end: pos };
@@ -152,88 +188,217 @@ export function unpickle(buf: Uint8Array, offset: number, o: UnpickleOptions): {
         if (marks.length >= maxDepth) throw new UnpicklingError(`pickle nesting deeper than ${maxDepth}`);
         marks.push(stack.length);
         break;
-      case 0x30: pop(); break; // POP
-      case 0x31: popMark(); break; // POP_MARK
-      case 0x32: push(top()); break; // DUP
-      case 0x4e: push(null); break; // NONE
-      case 0x88: push(true); break; // NEWTRUE
-      case 0x89: push(false); break; // NEWFALSE
-      case 0x4a: push(i32()); break; // BININT
-      case 0x4b: push(u8()); break; // BININT1
-      case 0x4d: push(u16()); break; // BININT2
-      case 0x8a: push(decodeLong(bytes(u8()))); break; // LONG1
-      case 0x8b: { const n = i32(); push(decodeLong(bytes(n))); break; } // LONG4
-      case 0x47: { need(8); push(view.getFloat64(pos, false)); pos += 8; break; } // BINFLOAT (big-endian)
-      case 0x49: { // INT (text)
+      case 0x30:
+        pop();
+        break; // POP
+      case 0x31:
+        popMark();
+        break; // POP_MARK
+      case 0x32:
+        push(top());
+        break; // DUP
+      case 0x4e:
+        push(null);
+        break; // NONE
+      case 0x88:
+        push(true);
+        break; // NEWTRUE
+      case 0x89:
+        push(false);
+        break; // NEWFALSE
+      case 0x4a:
+        push(i32());
+        break; // BININT
+      case 0x4b:
+        push(u8());
+        break; // BININT1
+      case 0x4d:
+        push(u16());
+        break; // BININT2
+      case 0x8a:
+        push(decodeLong(bytes(u8())));
+        break; // LONG1
+      case 0x8b: {
+        const n = i32();
+        push(decodeLong(bytes(n)));
+        break;
+      } // LONG4
+      case 0x47: {
+        need(8);
+        push(view.getFloat64(pos, false));
+        pos += 8;
+        break;
+      } // BINFLOAT (big-endian)
+      case 0x49: {
+        // INT (text)
         const at = pos;
         const s = line().trim();
         if (s === '00' || s === '01') push(s === '01');
-        else { pos = at; push(decimal('INT')); }
+        else {
+          pos = at;
+          push(decimal('INT'));
+        }
         break;
       }
-      case 0x4c: push(decimal('LONG')); break; // LONG (text)
-      case 0x46: push(Number(line())); break; // FLOAT (text)
-      case 0x58: push(text(bytes(u32()))); break; // BINUNICODE
-      case 0x8c: push(text(bytes(u8()))); break; // SHORT_BINUNICODE
-      case 0x8d: push(text(bytes(u64()))); break; // BINUNICODE8
-      case 0x56: push(line()); break; // UNICODE (raw-unicode-escape; ASCII in practice)
-      case 0x55: push(latin1.decode(bytes(u8()))); break; // SHORT_BINSTRING (py2 str)
-      case 0x54: { const n = i32(); push(latin1.decode(bytes(n))); break; } // BINSTRING
-      case 0x53: push(line().replace(/^'(.*)'$|^"(.*)"$/, '$1$2')); break; // STRING
-      case 0x43: push(bytes(u8()).slice()); break; // SHORT_BINBYTES
-      case 0x42: push(bytes(u32()).slice()); break; // BINBYTES
-      case 0x8e: push(bytes(u64()).slice()); break; // BINBYTES8
-      case 0x96: push(bytes(u64()).slice()); break; // BYTEARRAY8
-      case 0x29: push(tuple([])); break; // EMPTY_TUPLE
-      case 0x85: push(tuple([pop()])); break; // TUPLE1
-      case 0x86: { const b = pop(); const a = pop(); push(tuple([a, b])); break; } // TUPLE2
-      case 0x87: { const c = pop(); const b = pop(); const a = pop(); push(tuple([a, b, c])); break; } // TUPLE3
-      case 0x74: push(tuple(popMark())); break; // TUPLE
-      case 0x5d: push([]); break; // EMPTY_LIST
-      case 0x6c: push(popMark()); break; // LIST
-      case 0x61: { const v = pop(); asList(top(), 'APPEND').push(v); break; } // APPEND
-      case 0x65: { const items = popMark(); asList(top(), 'APPENDS').push(...items); break; } // APPENDS
-      case 0x7d: push(new Map()); break; // EMPTY_DICT
-      case 0x64: { // DICT
+      case 0x4c:
+        push(decimal('LONG'));
+        break; // LONG (text)
+      case 0x46:
+        push(Number(line()));
+        break; // FLOAT (text)
+      case 0x58:
+        push(text(bytes(u32())));
+        break; // BINUNICODE
+      case 0x8c:
+        push(text(bytes(u8())));
+        break; // SHORT_BINUNICODE
+      case 0x8d:
+        push(text(bytes(u64())));
+        break; // BINUNICODE8
+      case 0x56:
+        push(line());
+        break; // UNICODE (raw-unicode-escape; ASCII in practice)
+      case 0x55:
+        push(latin1.decode(bytes(u8())));
+        break; // SHORT_BINSTRING (py2 str)
+      case 0x54: {
+        const n = i32();
+        push(latin1.decode(bytes(n)));
+        break;
+      } // BINSTRING
+      case 0x53:
+        push(line().replace(/^'(.*)'$|^"(.*)"$/, '$1$2'));
+        break; // STRING
+      case 0x43:
+        push(bytes(u8()).slice());
+        break; // SHORT_BINBYTES
+      case 0x42:
+        push(bytes(u32()).slice());
+        break; // BINBYTES
+      case 0x8e:
+        push(bytes(u64()).slice());
+        break; // BINBYTES8
+      case 0x96:
+        push(bytes(u64()).slice());
+        break; // BYTEARRAY8
+      case 0x29:
+        push(tuple([]));
+        break; // EMPTY_TUPLE
+      case 0x85:
+        push(tuple([pop()]));
+        break; // TUPLE1
+      case 0x86: {
+        const b = pop();
+        const a = pop();
+        push(tuple([a, b]));
+        break;
+      } // TUPLE2
+      case 0x87: {
+        const c = pop();
+        const b = pop();
+        const a = pop();
+        push(tuple([a, b, c]));
+        break;
+      } // TUPLE3
+      case 0x74:
+        push(tuple(popMark()));
+        break; // TUPLE
+      case 0x5d:
+        push([]);
+        break; // EMPTY_LIST
+      case 0x6c:
+        push(popMark());
+        break; // LIST
+      case 0x61: {
+        const v = pop();
+        asList(top(), 'APPEND').push(v);
+        break;
+      } // APPEND
+      case 0x65: {
+        const items = popMark();
+        asList(top(), 'APPENDS').push(...items);
+        break;
+      } // APPENDS
+      case 0x7d:
+        push(new Map());
+        break; // EMPTY_DICT
+      case 0x64: {
+        // DICT
         const items = popMark();
         const d = new Map();
         for (let i = 0; i + 1 < items.length; i += 2) d.set(items[i], items[i + 1]);
         push(d);
         break;
       }
-      case 0x73: { const v = pop(); const k = pop(); asDict(top(), 'SETITEM').set(k, v); break; } // SETITEM
-      case 0x75: { // SETITEMS
+      case 0x73: {
+        const v = pop();
+        const k = pop();
+        asDict(top(), 'SETITEM').set(k, v);
+        break;
+      } // SETITEM
+      case 0x75: {
+        // SETITEMS
         const items = popMark();
         const d = asDict(top(), 'SETITEMS');
         for (let i = 0; i + 1 < items.length; i += 2) d.set(items[i], items[i + 1]);
         break;
       }
-      case 0x8f: push(new Set()); break; // EMPTY_SET
-      case 0x90: { // ADDITEMS
+      case 0x8f:
+        push(new Set());
+        break; // EMPTY_SET
+      case 0x90: {
+        // ADDITEMS
         const items = popMark();
         const s = top();
         if (!(s instanceof Set)) throw new UnpicklingError('ADDITEMS on a non-set');
         for (const i of items) s.add(i);
         break;
       }
-      case 0x91: push(new Set(popMark())); break; // FROZENSET
-      case 0x68: push(memoGet(u8())); break; // BINGET
-      case 0x6a: push(memoGet(u32())); break; // LONG_BINGET
-      case 0x67: push(memoGet(memoIndex('GET'))); break; // GET
-      case 0x71: memoPut(u8(), top()); break; // BINPUT
-      case 0x72: memoPut(u32(), top()); break; // LONG_BINPUT
-      case 0x70: memoPut(memoIndex('PUT'), top()); break; // PUT
-      case 0x94: memoPut(memo.size, top()); break; // MEMOIZE
-      case 0x63: { const module = line(); push(new PyGlobal(module, line())); break; } // GLOBAL
-      case 0x93: { // STACK_GLOBAL
+      case 0x91:
+        push(new Set(popMark()));
+        break; // FROZENSET
+      case 0x68:
+        push(memoGet(u8()));
+        break; // BINGET
+      case 0x6a:
+        push(memoGet(u32()));
+        break; // LONG_BINGET
+      case 0x67:
+        push(memoGet(memoIndex('GET')));
+        break; // GET
+      case 0x71:
+        memoPut(u8(), top());
+        break; // BINPUT
+      case 0x72:
+        memoPut(u32(), top());
+        break; // LONG_BINPUT
+      case 0x70:
+        memoPut(memoIndex('PUT'), top());
+        break; // PUT
+      case 0x94:
+        memoPut(memo.size, top());
+        break; // MEMOIZE
+      case 0x63: {
+        const module = line();
+        push(new PyGlobal(module, line()));
+        break;
+      } // GLOBAL
+      case 0x93: {
+        // STACK_GLOBAL
         const name = pop();
         const module = pop();
         if (typeof module !== 'string' || typeof name !== 'string') throw new UnpicklingError('STACK_GLOBAL needs two strings');
         push(new PyGlobal(module, name));
         break;
       }
-      case 0x52: { const args = pop(); const fn = pop(); push(callGlobal(fn, args)); break; } // REDUCE
-      case 0x81: { // NEWOBJ
+      case 0x52: {
+        const args = pop();
+        const fn = pop();
+        push(callGlobal(fn, args));
+        break;
+      } // REDUCE
+      case 0x81: {
+        // NEWOBJ
         const args = pop();
         const cls = pop();
         if (!(cls instanceof PyGlobal) || !Array.isArray(args)) throw new UnpicklingError('NEWOBJ of something that is not a class');
@@ -242,7 +407,8 @@ export function unpickle(buf: Uint8Array, offset: number, o: UnpickleOptions): {
         push(r);
         break;
       }
-      case 0x92: { // NEWOBJ_EX
+      case 0x92: {
+        // NEWOBJ_EX
         pop();
         const args = pop();
         const cls = pop();
@@ -252,39 +418,48 @@ export function unpickle(buf: Uint8Array, offset: number, o: UnpickleOptions): {
         push(r);
         break;
       }
-      case 0x69: { // INST
+      case 0x69: {
+        // INST
         const module = line();
         const name = line();
         const args = popMark();
         push(callGlobal(new PyGlobal(module, name), args));
         break;
       }
-      case 0x6f: { // OBJ
+      case 0x6f: {
+        // OBJ
         const items = popMark();
         push(callGlobal(items[0], items.slice(1)));
         break;
       }
-      case 0x62: { // BUILD
+      case 0x62: {
+        // BUILD
         const state = pop();
         const obj = top();
-        if (!o.build?.(obj, state)) throw new UnpicklingError(`refused to load: BUILD on ${obj instanceof PyGlobal ? obj.path : typeof obj}`);
+        if (!o.build?.(obj, state))
+          throw new UnpicklingError(`refused to load: BUILD on ${obj instanceof PyGlobal ? obj.path : typeof obj}`);
         break;
       }
-      case 0x51: { // BINPERSID
+      case 0x51: {
+        // BINPERSID
         const pid = pop();
         if (!o.persistentLoad) throw new UnpicklingError('persistent id in a pickle that takes none');
         push(o.persistentLoad(pid));
         break;
       }
-      case 0x50: { // PERSID
+      case 0x50: {
+        // PERSID
         const pid = line();
         if (!o.persistentLoad) throw new UnpicklingError('persistent id in a pickle that takes none');
         push(o.persistentLoad(pid));
         break;
       }
-      case 0x82: case 0x83: case 0x84:
+      case 0x82:
+      case 0x83:
+      case 0x84:
         throw new UnpicklingError('pickle uses the extension registry (EXT1/2/4), which torch files never do');
-      case 0x97: case 0x98:
+      case 0x97:
+      case 0x98:
         throw new UnpicklingError('pickle uses out-of-band buffers, which torch files never do');
       default:
         throw new UnpicklingError(`unknown pickle opcode 0x${op.toString(16)} at offset ${opPos}`);
@@ -310,7 +485,9 @@ export class Pickler {
   #memo = 0;
   constructor(readonly options: PicklerOptions = {}) {}
 
-  #bytes(...b: number[]): void { this.#chunks.push(Uint8Array.from(b)); }
+  #bytes(...b: number[]): void {
+    this.#chunks.push(Uint8Array.from(b));
+  }
   #u32(op: number, n: number): void {
     const b = new Uint8Array(5);
     b[0] = op;
@@ -324,8 +501,12 @@ export class Pickler {
   }
 
   /** MARK, and the opcode closing it. */
-  mark(): void { this.#bytes(0x28); }
-  op(code: number): void { this.#bytes(code); }
+  mark(): void {
+    this.#bytes(0x28);
+  }
+  op(code: number): void {
+    this.#bytes(code);
+  }
   global(module: string, name: string): void {
     this.#chunks.push(new TextEncoder().encode(`c${module}\n${name}\n`));
     this.#put();
@@ -385,10 +566,16 @@ export class Pickler {
     let open = false;
     let n = 0;
     for (const [k, v] of entries) {
-      if (!open) { this.mark(); open = true; }
+      if (!open) {
+        this.mark();
+        open = true;
+      }
       this.value(k);
       this.value(v);
-      if (++n % 1000 === 0) { this.#bytes(0x75); open = false; }
+      if (++n % 1000 === 0) {
+        this.#bytes(0x75);
+        open = false;
+      }
     }
     if (open) this.#bytes(0x75);
   }
@@ -432,7 +619,10 @@ export class Pickler {
     const total = this.#chunks.reduce((n, c) => n + c.length, 0);
     const out = new Uint8Array(total);
     let off = 0;
-    for (const c of this.#chunks) { out.set(c, off); off += c.length; }
+    for (const c of this.#chunks) {
+      out.set(c, off);
+      off += c.length;
+    }
     return out;
   }
 }

@@ -9,8 +9,16 @@ import { itemSize, type DType } from '../dtype.js';
 export class SafetensorsError extends Error {}
 
 const CODES: Record<string, DType> = {
-  F32: 'float32', F64: 'float64', F16: 'float16', BF16: 'bfloat16', I64: 'int64', I32: 'int32', I16: 'int16', I8: 'int8',
-  U8: 'uint8', BOOL: 'bool',
+  F32: 'float32',
+  F64: 'float64',
+  F16: 'float16',
+  BF16: 'bfloat16',
+  I64: 'int64',
+  I32: 'int32',
+  I16: 'int16',
+  I8: 'int8',
+  U8: 'uint8',
+  BOOL: 'bool',
 };
 const CODE_OF = Object.fromEntries(Object.entries(CODES).map(([k, v]) => [v, k])) as Record<DType, string>;
 
@@ -20,7 +28,9 @@ export function loadSafetensors(path: string): { tensors: Map<string, Tensor>; m
   const out = new Map<string, Tensor>();
   try {
     const size = fstatSync(fd).size;
-    const fail = (msg: string): never => { throw new SafetensorsError(`${path}: not a valid safetensors file: ${msg}`); };
+    const fail = (msg: string): never => {
+      throw new SafetensorsError(`${path}: not a valid safetensors file: ${msg}`);
+    };
     if (size < 8) fail('too short');
     const lenBuf = Buffer.alloc(8);
     readSync(fd, lenBuf, 0, 8, 0);
@@ -45,7 +55,8 @@ export function loadSafetensors(path: string): { tensors: Map<string, Tensor>; m
     const count = (n: unknown) => Number.isSafeInteger(n) && (n as number) >= 0;
     for (const [name, info] of Object.entries<any>(header)) {
       if (name === '__metadata__') continue;
-      if (info === null || typeof info !== 'object' || Array.isArray(info)) fail(`tensor ${name} is not an object of dtype, shape and data_offsets`);
+      if (info === null || typeof info !== 'object' || Array.isArray(info))
+        fail(`tensor ${name} is not an object of dtype, shape and data_offsets`);
       const dtype = CODES[info.dtype];
       if (!dtype) fail(`tensor ${name} has ${'dtype' in info ? `unsupported dtype ${JSON.stringify(info.dtype)}` : 'no dtype'}`);
       const shape = info.shape;
@@ -55,9 +66,14 @@ export function loadSafetensors(path: string): { tensors: Map<string, Tensor>; m
       const [begin, end] = offsets as [number, number];
       const numel = (shape as number[]).reduce((a, b) => a * b, 1);
       if (end < begin || end > dataLen) fail(`tensor ${name} lies outside the file (bytes ${begin}-${end} of ${dataLen})`);
-      if (end - begin !== numel * itemSize[dtype]) fail(`tensor ${name}: shape [${shape}] of ${dtype} needs ${numel * itemSize[dtype]} bytes, its range has ${end - begin}`);
+      if (end - begin !== numel * itemSize[dtype])
+        fail(`tensor ${name}: shape [${shape}] of ${dtype} needs ${numel * itemSize[dtype]} bytes, its range has ${end - begin}`);
       const flat = wrap(native.fromFile(path, dataStart + begin, end - begin, dtype));
-      try { out.set(name, flat.view(shape as number[])); } finally { flat.dispose(); }
+      try {
+        out.set(name, flat.view(shape as number[]));
+      } finally {
+        flat.dispose();
+      }
     }
     return { tensors: out, metadata };
   } catch (e) {
@@ -69,8 +85,11 @@ export function loadSafetensors(path: string): { tensors: Map<string, Tensor>; m
 }
 
 /** Saves named tensors (each as its own contiguous bytes), atomically. */
-export function saveSafetensors(tensors: Map<string, Tensor> | Record<string, Tensor>, path: string,
-  metadata: Record<string, string> = {}): void {
+export function saveSafetensors(
+  tensors: Map<string, Tensor> | Record<string, Tensor>,
+  path: string,
+  metadata: Record<string, string> = {},
+): void {
   const entries = tensors instanceof Map ? [...tensors] : Object.entries(tensors);
   const header: Record<string, unknown> = {};
   if (Object.keys(metadata).length) header.__metadata__ = metadata;
@@ -100,7 +119,11 @@ export function saveSafetensors(tensors: Map<string, Tensor> | Record<string, Te
     closeSync(fd);
     renameSync(tmp, path);
   } catch (e) {
-    try { closeSync(fd); } catch { /* closed */ }
+    try {
+      closeSync(fd);
+    } catch {
+      /* closed */
+    }
     rmSync(tmp, { force: true });
     throw e;
   }

@@ -13,26 +13,49 @@ import { ZipError, ZipWriter, isZip, readEntry, readZipDirectory } from './zip.j
 export class CheckpointError extends Error {}
 
 const STORAGE_DTYPES: Record<string, DType> = {
-  FloatStorage: 'float32', DoubleStorage: 'float64', HalfStorage: 'float16', BFloat16Storage: 'bfloat16',
-  LongStorage: 'int64', IntStorage: 'int32', ShortStorage: 'int16', CharStorage: 'int8', ByteStorage: 'uint8',
+  FloatStorage: 'float32',
+  DoubleStorage: 'float64',
+  HalfStorage: 'float16',
+  BFloat16Storage: 'bfloat16',
+  LongStorage: 'int64',
+  IntStorage: 'int32',
+  ShortStorage: 'int16',
+  CharStorage: 'int8',
+  ByteStorage: 'uint8',
   BoolStorage: 'bool',
 };
-const STORAGE_OF: Record<DType, string> = Object.fromEntries(Object.entries(STORAGE_DTYPES).map(([k, v]) => [v, k])) as Record<DType, string>;
+const STORAGE_OF: Record<DType, string> = Object.fromEntries(Object.entries(STORAGE_DTYPES).map(([k, v]) => [v, k])) as Record<
+  DType,
+  string
+>;
 
 /** A storage named by a persistent id (`numel` elements from `elementOffset` of storage `key`): its bytes are
  * read once the pickle is understood. */
 class StorageRef {
-  constructor(readonly key: string, readonly dtype: DType, readonly numel: number, readonly elementOffset = 0) {}
+  constructor(
+    readonly key: string,
+    readonly dtype: DType,
+    readonly numel: number,
+    readonly elementOffset = 0,
+  ) {}
 }
 
 /** A tensor described by the pickle: a view (offset, size, stride) into a storage. */
 class TensorRef {
-  constructor(readonly storage: StorageRef, readonly offset: number, readonly size: number[], readonly stride: number[]) {}
+  constructor(
+    readonly storage: StorageRef,
+    readonly offset: number,
+    readonly size: number[],
+    readonly stride: number[],
+  ) {}
 }
 
 /** numpy.dtype('f8') and the like, as numpy scalars in checkpoints use them. */
 class NumpyDtype {
-  constructor(readonly name: string, public littleEndian = true) {}
+  constructor(
+    readonly name: string,
+    public littleEndian = true,
+  ) {}
 }
 
 /** A value from the file in a message: numbers and names as they are, containers by their kind and first items. */
@@ -44,7 +67,12 @@ function shown(v: unknown, depth = 0): string {
   if (v === null || v === undefined) return 'None';
   if (Array.isArray(v)) {
     const kind = v instanceof PyTuple ? 'tuple' : 'list';
-    return depth ? `a ${kind} of ${v.length}` : `${kind} (${v.slice(0, 6).map((x) => shown(x, 1)).join(', ')}${v.length > 6 ? ', ...' : ''})`;
+    return depth
+      ? `a ${kind} of ${v.length}`
+      : `${kind} (${v
+          .slice(0, 6)
+          .map((x) => shown(x, 1))
+          .join(', ')}${v.length > 6 ? ', ...' : ''})`;
   }
   if (v instanceof Map) return 'a dict';
   if (v instanceof Uint8Array) return `${v.length} bytes`;
@@ -80,15 +108,30 @@ function numpyScalar(dtype: unknown, data: unknown): number | boolean {
   if (!(dtype instanceof NumpyDtype) || !(data instanceof Uint8Array)) throw new CheckpointError('corrupt numpy scalar');
   const v = new DataView(data.buffer, data.byteOffset, data.byteLength);
   const le = dtype.littleEndian;
-  const need = (n: number) => { if (data.length < n) throw new CheckpointError('corrupt numpy scalar'); };
+  const need = (n: number) => {
+    if (data.length < n) throw new CheckpointError('corrupt numpy scalar');
+  };
   switch (dtype.name) {
-    case 'f8': need(8); return v.getFloat64(0, le);
-    case 'f4': need(4); return v.getFloat32(0, le);
-    case 'i8': need(8); return Number(v.getBigInt64(0, le));
-    case 'i4': need(4); return v.getInt32(0, le);
-    case 'u8': need(8); return Number(v.getBigUint64(0, le));
-    case 'b1': need(1); return data[0] !== 0;
-    default: throw new CheckpointError(`unsupported numpy scalar type ${dtype.name}`);
+    case 'f8':
+      need(8);
+      return v.getFloat64(0, le);
+    case 'f4':
+      need(4);
+      return v.getFloat32(0, le);
+    case 'i8':
+      need(8);
+      return Number(v.getBigInt64(0, le));
+    case 'i4':
+      need(4);
+      return v.getInt32(0, le);
+    case 'u8':
+      need(8);
+      return Number(v.getBigUint64(0, le));
+    case 'b1':
+      need(1);
+      return data[0] !== 0;
+    default:
+      throw new CheckpointError(`unsupported numpy scalar type ${dtype.name}`);
   }
 }
 
@@ -115,9 +158,11 @@ const unpickleOptions = (persistentLoad: (pid: unknown) => unknown): UnpickleOpt
         return args.map(String).join(':');
       case 'torch.Size':
         return Array.isArray(args[0]) ? [...args[0]] : [];
-      case 'builtins.set': case '__builtin__.set':
+      case 'builtins.set':
+      case '__builtin__.set':
         return new Set(Array.isArray(args[0]) ? args[0] : []);
-      case 'builtins.frozenset': case '__builtin__.frozenset':
+      case 'builtins.frozenset':
+      case '__builtin__.frozenset':
         return new Set(Array.isArray(args[0]) ? args[0] : []);
       case '_codecs.encode':
         return typeof args[0] === 'string' ? Uint8Array.from(args[0], (c) => c.charCodeAt(0) & 0xff) : undefined;
@@ -166,8 +211,10 @@ function materialize(value: unknown, readStorage: (ref: StorageRef) => Tensor): 
       const last = v.size.reduce((m, n, i) => m + (n - 1) * v.stride[i], offset);
       if (v.size.length !== v.stride.length) throw new CheckpointError('corrupt checkpoint: size and stride differ in length');
       if (numel > 0 && (last >= s.elementOffset + s.numel || s.elementOffset + s.numel > base.numel())) {
-        throw new CheckpointError(`corrupt checkpoint: a tensor of size [${v.size}] at offset ${offset} needs ${last + 1} ` +
-          `elements of storage ${s.key}, which holds ${base.numel()}`);
+        throw new CheckpointError(
+          `corrupt checkpoint: a tensor of size [${v.size}] at offset ${offset} needs ${last + 1} ` +
+            `elements of storage ${s.key}, which holds ${base.numel()}`,
+        );
       }
       const t = wrap(call('as_strided', base.h, v.size, v.stride, offset));
       seen.set(v, t);
@@ -235,7 +282,9 @@ function loadLegacy(path: string, fd: number, size: number): unknown {
     const head = Buffer.alloc(chunk);
     readSync(fd, head, 0, chunk, 0);
     const dtypes = new Map<string, DType>();
-    const noPid: UnpickleOptions = unpickleOptions(() => { throw new CheckpointError('corrupt checkpoint header'); });
+    const noPid: UnpickleOptions = unpickleOptions(() => {
+      throw new CheckpointError('corrupt checkpoint header');
+    });
     try {
       let r = unpickle(head, 0, noPid);
       if (r.value !== LEGACY_MAGIC) throw new CheckpointError('not a PyTorch checkpoint (bad magic number)');
@@ -244,13 +293,18 @@ function loadLegacy(path: string, fd: number, size: number): unknown {
       r = unpickle(head, r.end, noPid);
       const sys = r.value instanceof Map ? r.value : new Map();
       if (sys.get('little_endian') === false) throw new CheckpointError('big-endian checkpoints are not supported');
-      const obj = unpickle(head, r.end, unpickleOptions((pid) => {
-        const ref = storageRef(pid);
-        dtypes.set(ref.key, ref.dtype);
-        return ref;
-      }));
+      const obj = unpickle(
+        head,
+        r.end,
+        unpickleOptions((pid) => {
+          const ref = storageRef(pid);
+          dtypes.set(ref.key, ref.dtype);
+          return ref;
+        }),
+      );
       const keys = unpickle(head, obj.end, noPid);
-      if (!Array.isArray(keys.value) || keys.value.some((k) => typeof k !== 'string')) throw new CheckpointError('corrupt checkpoint: bad storage key list');
+      if (!Array.isArray(keys.value) || keys.value.some((k) => typeof k !== 'string'))
+        throw new CheckpointError('corrupt checkpoint: bad storage key list');
       // Then each storage in key order: its element count (int64), then its bytes.
       const located = new Map<string, { offset: number; numel: number }>();
       let pos = keys.end;
@@ -263,7 +317,9 @@ function loadLegacy(path: string, fd: number, size: number): unknown {
         const numel = Number(n.readBigInt64LE(0));
         const bytes = numel * itemSize[dtype];
         if (numel < 0 || pos + 8 + bytes > size) {
-          throw new CheckpointError(`truncated checkpoint: storage ${key} needs ${bytes} bytes at offset ${pos + 8}, the file has ${size} bytes`);
+          throw new CheckpointError(
+            `truncated checkpoint: storage ${key} needs ${bytes} bytes at offset ${pos + 8}, the file has ${size} bytes`,
+          );
         }
         located.set(key, { offset: pos + 8, numel });
         pos += 8 + bytes;
@@ -284,8 +340,16 @@ function loadLegacy(path: string, fd: number, size: number): unknown {
 function loadPlainPickle(fd: number, size: number): unknown {
   const buf = Buffer.alloc(size);
   readSync(fd, buf, 0, size, 0);
-  const { value } = unpickle(buf, 0, unpickleOptions(() => { throw new CheckpointError('a plain pickle with tensor storages'); }));
-  return materialize(value, () => { throw new CheckpointError('a plain pickle with tensor storages'); });
+  const { value } = unpickle(
+    buf,
+    0,
+    unpickleOptions(() => {
+      throw new CheckpointError('a plain pickle with tensor storages');
+    }),
+  );
+  return materialize(value, () => {
+    throw new CheckpointError('a plain pickle with tensor storages');
+  });
 }
 
 /**

@@ -45,7 +45,10 @@ export function readZipDirectory(fd: number): Map<string, ZipEntry> {
   const tail = readAt(fd, fileSize - tailLen, tailLen, fileSize, 'the end of central directory');
   let eocd = -1;
   for (let i = tail.length - 22; i >= 0; i--) {
-    if (tail.readUInt32LE(i) === SIG_EOCD) { eocd = i; break; }
+    if (tail.readUInt32LE(i) === SIG_EOCD) {
+      eocd = i;
+      break;
+    }
   }
   if (eocd < 0) throw new ZipError('no zip end-of-central-directory record: the file is truncated or not a zip archive');
   let count = tail.readUInt16LE(eocd + 10);
@@ -76,12 +79,16 @@ export function readZipDirectory(fd: number): Map<string, ZipEntry> {
     if (p + 46 + nameLen + extraLen > cd.length) throw new ZipError(`central directory entry ${i} is corrupt`);
     const name = cd.toString('utf8', p + 46, p + 46 + nameLen);
     // zip64 extra field: the 0xffffffff fields, in order, as 64-bit values
-    for (let e = p + 46 + nameLen; e + 4 <= p + 46 + nameLen + extraLen;) {
+    for (let e = p + 46 + nameLen; e + 4 <= p + 46 + nameLen + extraLen; ) {
       const id = cd.readUInt16LE(e);
       const len = cd.readUInt16LE(e + 2);
       if (id === 0x0001) {
         let q = e + 4;
-        const next = () => { const v = Number(cd.readBigUInt64LE(q)); q += 8; return v; };
+        const next = () => {
+          const v = Number(cd.readBigUInt64LE(q));
+          q += 8;
+          return v;
+        };
         if (size === 0xffffffff) size = next();
         if (compressed === 0xffffffff) compressed = next();
         if (local === 0xffffffff) local = next();
@@ -137,34 +144,48 @@ export class ZipWriter {
     const extra = Buffer.alloc(zip64Local + 4 + pad);
     let x = 0;
     if (big) {
-      extra.writeUInt16LE(0x0001, 0); extra.writeUInt16LE(16, 2);
-      extra.writeBigUInt64LE(BigInt(size), 4); extra.writeBigUInt64LE(BigInt(size), 12);
+      extra.writeUInt16LE(0x0001, 0);
+      extra.writeUInt16LE(16, 2);
+      extra.writeBigUInt64LE(BigInt(size), 4);
+      extra.writeBigUInt64LE(BigInt(size), 12);
       x = 20;
     }
-    extra.writeUInt16LE(0x5346, x); extra.writeUInt16LE(pad, x + 2); // 'FS': PyTorch's alignment padding
+    extra.writeUInt16LE(0x5346, x);
+    extra.writeUInt16LE(pad, x + 2); // 'FS': PyTorch's alignment padding
     const local = Buffer.alloc(30);
     local.writeUInt32LE(SIG_LOCAL, 0);
     local.writeUInt16LE(big ? 45 : 20, 4);
-    local.writeUInt16LE(0, 6); local.writeUInt16LE(0, 8); // flags, stored
-    local.writeUInt16LE(0, 10); local.writeUInt16LE(0x21, 12); // time, date (1980-01-01)
+    local.writeUInt16LE(0, 6);
+    local.writeUInt16LE(0, 8); // flags, stored
+    local.writeUInt16LE(0, 10);
+    local.writeUInt16LE(0x21, 12); // time, date (1980-01-01)
     local.writeUInt32LE(crc >>> 0, 14);
     local.writeUInt32LE(big ? 0xffffffff : size, 18);
     local.writeUInt32LE(big ? 0xffffffff : size, 22);
     local.writeUInt16LE(nameBytes.length, 26);
     local.writeUInt16LE(extra.length, 28);
     const headerPos = this.#pos;
-    this.#write(local); this.#write(nameBytes); this.#write(extra);
+    this.#write(local);
+    this.#write(nameBytes);
+    this.#write(extra);
     for (const c of chunks) this.#write(c);
 
     const cext = big || headerPos >= 0xffffffff ? Buffer.alloc(28) : Buffer.alloc(0);
     if (cext.length) {
-      cext.writeUInt16LE(0x0001, 0); cext.writeUInt16LE(24, 2);
-      cext.writeBigUInt64LE(BigInt(size), 4); cext.writeBigUInt64LE(BigInt(size), 12); cext.writeBigUInt64LE(BigInt(headerPos), 20);
+      cext.writeUInt16LE(0x0001, 0);
+      cext.writeUInt16LE(24, 2);
+      cext.writeBigUInt64LE(BigInt(size), 4);
+      cext.writeBigUInt64LE(BigInt(size), 12);
+      cext.writeBigUInt64LE(BigInt(headerPos), 20);
     }
     const c = Buffer.alloc(46);
     c.writeUInt32LE(SIG_CENTRAL, 0);
-    c.writeUInt16LE(cext.length ? 45 : 20, 4); c.writeUInt16LE(cext.length ? 45 : 20, 6);
-    c.writeUInt16LE(0, 8); c.writeUInt16LE(0, 10); c.writeUInt16LE(0, 12); c.writeUInt16LE(0x21, 14);
+    c.writeUInt16LE(cext.length ? 45 : 20, 4);
+    c.writeUInt16LE(cext.length ? 45 : 20, 6);
+    c.writeUInt16LE(0, 8);
+    c.writeUInt16LE(0, 10);
+    c.writeUInt16LE(0, 12);
+    c.writeUInt16LE(0x21, 14);
     c.writeUInt32LE(crc >>> 0, 16);
     c.writeUInt32LE(cext.length ? 0xffffffff : size, 20);
     c.writeUInt32LE(cext.length ? 0xffffffff : size, 24);
@@ -183,26 +204,38 @@ export class ZipWriter {
     const zip64 = this.#count >= 0xffff || cdStart >= 0xffffffff || cdSize >= 0xffffffff;
     if (zip64) {
       const rec = Buffer.alloc(56);
-      rec.writeUInt32LE(SIG_EOCD64, 0); rec.writeBigUInt64LE(44n, 4);
-      rec.writeUInt16LE(45, 12); rec.writeUInt16LE(45, 14);
-      rec.writeBigUInt64LE(BigInt(this.#count), 24); rec.writeBigUInt64LE(BigInt(this.#count), 32);
-      rec.writeBigUInt64LE(BigInt(cdSize), 40); rec.writeBigUInt64LE(BigInt(cdStart), 48);
+      rec.writeUInt32LE(SIG_EOCD64, 0);
+      rec.writeBigUInt64LE(44n, 4);
+      rec.writeUInt16LE(45, 12);
+      rec.writeUInt16LE(45, 14);
+      rec.writeBigUInt64LE(BigInt(this.#count), 24);
+      rec.writeBigUInt64LE(BigInt(this.#count), 32);
+      rec.writeBigUInt64LE(BigInt(cdSize), 40);
+      rec.writeBigUInt64LE(BigInt(cdStart), 48);
       const recPos = this.#pos;
       this.#write(rec);
       const loc = Buffer.alloc(20);
-      loc.writeUInt32LE(SIG_LOCATOR64, 0); loc.writeBigUInt64LE(BigInt(recPos), 8); loc.writeUInt32LE(1, 16);
+      loc.writeUInt32LE(SIG_LOCATOR64, 0);
+      loc.writeBigUInt64LE(BigInt(recPos), 8);
+      loc.writeUInt32LE(1, 16);
       this.#write(loc);
     }
     const end = Buffer.alloc(22);
     end.writeUInt32LE(SIG_EOCD, 0);
-    end.writeUInt16LE(zip64 ? 0xffff : this.#count, 8); end.writeUInt16LE(zip64 ? 0xffff : this.#count, 10);
-    end.writeUInt32LE(zip64 ? 0xffffffff : cdSize, 12); end.writeUInt32LE(zip64 ? 0xffffffff : cdStart, 16);
+    end.writeUInt16LE(zip64 ? 0xffff : this.#count, 8);
+    end.writeUInt16LE(zip64 ? 0xffff : this.#count, 10);
+    end.writeUInt32LE(zip64 ? 0xffffffff : cdSize, 12);
+    end.writeUInt32LE(zip64 ? 0xffffffff : cdStart, 16);
     this.#write(end);
     closeSync(this.#fd);
   }
 
   /** Closes the file without finishing it (the caller removes it). */
   abort(): void {
-    try { closeSync(this.#fd); } catch { /* already closed */ }
+    try {
+      closeSync(this.#fd);
+    } catch {
+      /* already closed */
+    }
   }
 }
