@@ -92,6 +92,7 @@ function live(args: string[], env: NodeJS.ProcessEnv, o: Required<JazzerOptions>
     });
     let last = Date.now();
     let readyAt = 0;
+    let hangMs = o.hangMs;
     let killed: { kind: FindingKind; detail: string } | undefined;
     const kill = (kind: FindingKind, detail: string) => {
       if (killed) return;
@@ -100,8 +101,10 @@ function live(args: string[], env: NodeJS.ProcessEnv, o: Required<JazzerOptions>
     };
     child.on('message', (m: WorkerMessage) => {
       last = Date.now();
-      if (m.t === 'ready') readyAt = last;
-      else if (m.t === 'beat') {
+      if (m.t === 'ready') {
+        readyAt = last;
+        hangMs = Math.max(o.hangMs, 2 * (m.ms ?? 0)); // as runner.ts: a read the target allows that long is slow, not hung
+      } else if (m.t === 'beat') {
         life.execs = m.execs;
         for (const s of m.outcomes) outcomes.add(s);
       }
@@ -109,7 +112,7 @@ function live(args: string[], env: NodeJS.ProcessEnv, o: Required<JazzerOptions>
     const watchdog = setInterval(() => {
       const rss = residentBytes(child.pid!);
       const quiet = Date.now() - last;
-      if (quiet > (readyAt ? o.hangMs : Math.max(o.hangMs, 120_000))) kill('hang', `no progress for ${Math.round(quiet / 1000)} s`);
+      if (quiet > (readyAt ? hangMs : Math.max(hangMs, 120_000))) kill('hang', `no progress for ${Math.round(quiet / 1000)} s`);
       else if (rss > o.memoryBytes) kill('memory', `${Math.round(rss / 2 ** 20)} MiB resident`);
     }, 200);
     child.on('exit', (code, signal) => {
@@ -244,7 +247,7 @@ export async function jazzerTarget(name: string, opts: JazzerOptions): Promise<T
         ...includes(target, o.module).flatMap((i) => ['-i', i]),
         ...DETECTORS_OFF.flatMap((d) => ['--disable_bug_detectors', d]),
         // the watchdog here judges hangs (as runner.ts's does); libFuzzer's own timeout only backs it up
-        `--timeout=${3 * o.hangMs}`,
+        `--timeout=${3 * Math.max(o.hangMs, 2 * (target.limits?.ms ?? 0))}`,
         '--',
         `-max_total_time=${Math.max(1, Math.ceil((o.ms - fuzzed) / 1000))}`,
         `-seed=${(o.seed + 1_000_003 * life) % 2 ** 31 || 1}`,

@@ -41,7 +41,7 @@ let fresh: string[] = [];
 let execs = 0;
 let beat = 0;
 const send = (m: WorkerMessage) => process.send?.(m);
-send({ t: 'ready', seeds: 0 });
+send({ t: 'ready', seeds: 0, ms: target.limits?.ms });
 
 export async function fuzz(data: Buffer): Promise<void> {
   writeInput(input, unpack(data, start.names));
