@@ -27,7 +27,7 @@ function withAmp<T>(amp: Amp, device: string, fn: () => T): T {
 
 interface StepOptions { arch: Architecture; batch: number; steps: number; warmup: number; amp: Amp; channelsLast: boolean;
   crops: { n: number; size: number }[]; device?: string; stem: 'imagenet' | 'small'; width?: number; stemStride: number; inChannels: number;
-  hiddenMlp: number; prototypes: number; profile: number }
+  hiddenMlp: number; prototypes: number; profile: number; profileDetail?: boolean }
 
 function benchStep(o: StepOptions): Record<string, unknown> {
   const { arch, batch, steps, warmup, amp, channelsLast, crops: spec, stem, width, stemStride, inChannels, hiddenMlp, prototypes: nmbPrototypes } = o;
@@ -60,12 +60,16 @@ function benchStep(o: StepOptions): Record<string, unknown> {
   for (let i = 0; i < steps; i++) loss = step();
   const dt = (performance.now() - t0) / 1000 / steps;
   const usage1 = process.resourceUsage();
-  // where the time goes: self time per operator over `profileSteps` more steps, the 15 largest
+  // where the time goes: self time per operator over `profileSteps` more steps, the 15 largest; with profileDetail,
+  // every operator and inputs (shapes, dtypes, layouts: what bench/profile.mjs matches with PyTorch's profile)
   const profile = profileSteps > 0 ? (() => {
-    const { ops } = torch.profile(() => { for (let i = 0; i < profileSteps; i++) step(); });
-    const total = ops.reduce((a, o) => a + o.selfUs, 0);
-    return ops.slice(0, 15).map((o) => ({ op: o.name, calls: o.count / profileSteps, ms: Number((o.selfUs / 1000 / profileSteps).toFixed(2)),
-      share: Number((o.selfUs / total).toFixed(3)) }));
+    const { ops } = torch.profile(() => { for (let i = 0; i < profileSteps; i++) step(); }, { detail: o.profileDetail });
+    const total = ops.reduce((a, x) => a + x.selfUs, 0);
+    return (o.profileDetail ? ops : ops.slice(0, 15)).map((x) => ({
+      op: x.name, calls: x.count / profileSteps, ms: Number((x.selfUs / 1000 / profileSteps).toFixed(o.profileDetail ? 4 : 2)),
+      share: Number((x.selfUs / total).toFixed(o.profileDetail ? 5 : 3)),
+      ...(x.shapes ? { shapes: x.shapes, dtypes: x.dtypes, layouts: x.layouts } : {}),
+    }));
   })() : undefined;
   return {
     arch, batch, crops: spec.map((s) => `${s.n}x${s.size}`).join(','), amp, channels_last: channelsLast ? 1 : 0,
@@ -216,7 +220,8 @@ export function benchCommand(swav: Command): void {
     .option('--in-channels <n>', 'image channels', int, 3)
     .option('--hidden-mlp <n>', 'the projection head\'s hidden width', int, 2048)
     .option('--prototypes <n>', 'SwAV prototypes', int, 3000)
-    .option('--profile <n>', 'then time each operator over N more steps', int, 0);
+    .option('--profile <n>', 'then time each operator over N more steps', int, 0)
+    .option('--profile-detail', 'with --profile: every operator by its inputs (shapes, dtypes, layouts), as bench/profile.mjs matches them with PyTorch\'s');
   benchmark(bench, 'extract', 'feature extraction throughput of the inference trunk (the peer: ../shared/peer/torch_infer.py)', benchExtract)
     .addOption(archOption())
     .option('--batch <n>', 'images per forward', int, 256)

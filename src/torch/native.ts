@@ -96,8 +96,9 @@ export interface Native extends Partial<NativeDist> {
   setRequiresGrad(h: Handle, on: boolean): void;
   isLeaf(h: Handle): boolean;
   gradFn(h: Handle): string | null;
-  profilerStart(): void;
-  profilerStop(): { name: string; count: number; totalUs: number; selfUs: number }[];
+  profilerStart(detail?: boolean): void;
+  /** With detail: shapes, dtypes and layouts of the inputs, each a JSON array. */
+  profilerStop(): { name: string; count: number; totalUs: number; selfUs: number; shapes?: string; dtypes?: string; layouts?: string }[];
   version(): string;
   configShow(): string;
   cpuCache(): CpuCacheStats;

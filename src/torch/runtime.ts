@@ -39,10 +39,19 @@ export const cpu = {
   emptyCache: (): void => native.cpuEmptyCache(),
 };
 
-export interface OpTime { name: string; count: number; totalUs: number; selfUs: number }
-/** Runs fn under libtorch's op profiler; returns fn's value and the time per operator (self time first). */
-export function profile<T>(fn: () => T): { result: T; ops: OpTime[] } {
-  native.profilerStart();
+export interface OpTime {
+  name: string; count: number; totalUs: number; selfUs: number;
+  /** With `detail`: each input's shape ([] for what is no tensor), dtype (f32, bf16, ...; Scalar, TensorList or '' for
+   * what is no tensor) and memory layout (c: contiguous, cl: channels_last only, s: strided; '' for no tensor). */
+  shapes?: number[][]; dtypes?: string[]; layouts?: string[];
+}
+/**
+ * Runs fn under libtorch's op profiler; returns fn's value and the time per operator (self time first). With
+ * `detail`, an observer of every operator call instead, the time per operator and inputs (shapes as PyTorch's
+ * profiler records them with record_shapes, dtypes, layouts), for matching a profile of PyTorch op by op.
+ */
+export function profile<T>(fn: () => T, o: { detail?: boolean } = {}): { result: T; ops: OpTime[] } {
+  native.profilerStart(o.detail ?? false);
   let result: T;
   try {
     result = fn();
@@ -50,5 +59,9 @@ export function profile<T>(fn: () => T): { result: T; ops: OpTime[] } {
     native.profilerStop();
     throw e;
   }
-  return { result, ops: native.profilerStop() };
+  const ops = native.profilerStop().map((r): OpTime => (r.shapes === undefined ? { name: r.name, count: r.count, totalUs: r.totalUs, selfUs: r.selfUs } : {
+    name: r.name, count: r.count, totalUs: r.totalUs, selfUs: r.selfUs,
+    shapes: JSON.parse(r.shapes) as number[][], dtypes: JSON.parse(r.dtypes!) as string[], layouts: JSON.parse(r.layouts!) as string[],
+  }));
+  return { result, ops };
 }
