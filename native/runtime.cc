@@ -67,8 +67,10 @@ Napi::Value isGradEnabled(const Napi::CallbackInfo& info) {
   return Napi::Boolean::New(info.Env(), at::GradMode::is_enabled());
 }
 
-// setAutocast(device: 'cpu'|'cuda', enabled, dtype) -> [previous enabled, previous dtype]. Leaving the last
-// autocast region clears its cast cache, as torch.autocast's __exit__ does.
+// setAutocast(device: 'cpu'|'cuda', enabled, dtype, phase?: 'enter'|'exit') -> [previous enabled, previous dtype].
+// Leaving the outermost autocast region clears its cast cache, as torch.autocast's __exit__ does: with a phase, by
+// its nesting count (an inner region with autocast off keeps the outer one's cached bf16 weights); without one,
+// whenever autocast ends up off on both devices.
 Napi::Value setAutocast(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
   bool cuda = info[0].As<Napi::String>().Utf8Value() == "cuda";
@@ -85,7 +87,14 @@ Napi::Value setAutocast(const Napi::CallbackInfo& info) {
     at::autocast::set_cpu_enabled(enabled);
     at::autocast::set_autocast_cpu_dtype(dtype);
   }
-  if (!at::autocast::is_enabled() && !at::autocast::is_cpu_enabled()) at::autocast::clear_cache();
+  std::string phase = info.Length() > 3 && info[3].IsString() ? info[3].As<Napi::String>().Utf8Value() : "";
+  if (phase == "enter") {
+    at::autocast::increment_nesting();
+  } else if (phase == "exit") {
+    if (at::autocast::decrement_nesting() == 0) at::autocast::clear_cache();
+  } else if (!at::autocast::is_enabled() && !at::autocast::is_cpu_enabled()) {
+    at::autocast::clear_cache();
+  }
   return prev;
 }
 

@@ -13,6 +13,11 @@ export interface LARCOptions {
   eps?: number;
 }
 
+/** Whether `sgd` steps fused, for every parameter (on the CPU). */
+function SGDFused(sgd: SGD): boolean {
+  return (sgd.constructor as unknown as { fused: boolean }).fused && sgd.paramGroups.every((g) => g.params.every((p) => p.device === 'cpu'));
+}
+
 export class LARC {
   readonly trustCoefficient: number;
   readonly clip: boolean;
@@ -27,6 +32,7 @@ export class LARC {
   get paramGroups() { return this.optim.paramGroups; }
 
   step(): void {
+    if (this.#stepFused()) return;
     const decays = this.optim.paramGroups.map((g) => g.weightDecay);
     noGrad(() => tidy(() => {
       for (const group of this.optim.paramGroups) {
@@ -54,6 +60,36 @@ export class LARC {
     } finally {
       this.optim.paramGroups.forEach((g, i) => { g.weightDecay = decays[i]; });
     }
+  }
+
+  /**
+   * The same step through SGD's fused update (SGD.fused): the norms as above, then each parameter's weight decay,
+   * scale, momentum and update in one pass (the gradients are left as they are); parameters LARC leaves alone get
+   * plain SGD without weight decay, as above. False when the fused update does not apply.
+   */
+  #stepFused(): boolean {
+    const sgd = this.optim;
+    if (!SGDFused(sgd)) return false;
+    return noGrad(() => tidy(() => {
+      for (const group of sgd.paramGroups) {
+        const { params, grads } = withGrads(group.params);
+        if (!params.length) continue;
+        const wd = group.weightDecay;
+        const pNorm = stack((call('_foreach_norm.Scalar', handles(params), 2) as any[]).map(wrap));
+        const gNorm = stack((call('_foreach_norm.Scalar', handles(grads), 2) as any[]).map(wrap));
+        const ratio = pNorm.mul(this.trustCoefficient).div(gNorm.add(pNorm.mul(wd)).add(this.eps));
+        const rates = Array.from(ratio.toTypedArray() as Float32Array);
+        const valid = Array.from(pNorm.ne(0).logicalAnd(gNorm.ne(0)).toTypedArray() as Uint8Array);
+        const idx = valid.flatMap((v, i) => (v ? [i] : []));
+        const rest = valid.flatMap((v, i) => (v ? [] : [i]));
+        const scale = idx.map((i) => (this.clip ? Math.min(rates[i] / group.lr, 1) : rates[i]));
+        let ok = true;
+        if (idx.length) ok = sgd.stepFused(group, idx.map((i) => params[i]), idx.map((i) => grads[i]), scale, wd);
+        if (ok && rest.length) ok = sgd.stepFused(group, rest.map((i) => params[i]), rest.map((i) => grads[i]), null, 0);
+        if (!ok) throw new Error('LARC: the fused SGD step stopped halfway'); // cannot happen: checked above
+      }
+      return true;
+    }));
   }
 
   zeroGrad(setToNone = true): void { this.optim.zeroGrad(setToNone); }

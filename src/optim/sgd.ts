@@ -75,7 +75,29 @@ export class SGD {
     });
   }
 
+  /**
+   * Whether steps run fused: one native pass per parameter (native/fused.cc, sgdStep: the gradient, the parameter and
+   * its momentum buffer read once, the buffer and the parameter written once) instead of a _foreach_ operator per
+   * term. The same arithmetic in the same order. Off by default (SWAV_FUSED_SGD=1 turns it on): in the alternating
+   * run of 2026-12-03 (bench/README, issue 15) it measured no faster than the _foreach_ operators. CPU parameters only.
+   */
+  static fused = process.env.SWAV_FUSED_SGD === '1';
+
+  /**
+   * The fused update of `params` (of `group`) from `grads`: d = grads + wd * params, times scales[i] when given (LARC),
+   * then the momentum and the step as step() does. False (nothing done) when it does not apply (off, or not on the CPU).
+   */
+  stepFused(group: ParamGroup, params: Tensor[], grads: Tensor[], scales: number[] | null, wd: number): boolean {
+    if (!SGD.fused || !params.every((p) => p.device === 'cpu')) return false;
+    const { lr, momentum, dampening, nesterov } = group;
+    const bufs = params.map((p) => this.momentumBuffers.get(p)?.h ?? null);
+    const out = native.sgdStep(handles(params), handles(grads), bufs, scales, lr, momentum, dampening, wd, nesterov);
+    if (momentum !== 0) out.forEach((h, i) => { if (bufs[i] === null && h !== null) this.momentumBuffers.set(params[i], keep(wrap(h))); });
+    return true;
+  }
+
   #stepGroup(group: ParamGroup, params: Tensor[], grads: Tensor[]): void {
+    if (this.stepFused(group, params, grads, null, group.weightDecay)) return;
     const { lr, momentum, dampening, weightDecay, nesterov } = group;
     let dps: Handle[] = handles(grads);
     const temporaries: Handle[][] = [];

@@ -26,11 +26,13 @@ export interface AutocastOptions { deviceType: 'cpu' | 'cuda'; dtype?: DType; en
  */
 export function autocast<T>(o: AutocastOptions, fn: () => T): T {
   const dtype = o.dtype ?? (o.deviceType === 'cpu' ? 'bfloat16' : 'float16');
-  const [wasOn, wasDtype] = native.setAutocast(o.deviceType, o.enabled ?? true, dtype);
+  // 'enter' / 'exit' count the nesting, as torch.autocast does: the bf16 copies of the weights cast in a region are
+  // cached until the outermost one ends, also across an inner region with autocast off.
+  const [wasOn, wasDtype] = native.setAutocast(o.deviceType, o.enabled ?? true, dtype, 'enter');
   try {
     return fn();
   } finally {
-    native.setAutocast(o.deviceType, wasOn, wasDtype);
+    native.setAutocast(o.deviceType, wasOn, wasDtype, 'exit');
   }
 }
 

@@ -85,7 +85,7 @@ export interface Native extends Partial<NativeDist> {
   cudaDeviceCount(): number;
   setGradEnabled(on: boolean): boolean;
   isGradEnabled(): boolean;
-  setAutocast(device: string, enabled: boolean, dtype: string): [boolean, string];
+  setAutocast(device: string, enabled: boolean, dtype: string, phase?: 'enter' | 'exit'): [boolean, string];
   autocastState(device: string): [boolean, string];
   backward(tensors: Handle[], grads: Handle[] | null, retainGraph?: boolean): void;
   grad(h: Handle): Handle | null;
@@ -93,6 +93,9 @@ export interface Native extends Partial<NativeDist> {
   grads(hs: Handle[]): (Handle | null)[];
   clearGrads(hs: Handle[]): void;
   linearCrossEntropyGrad(x: Handle, y: Handle, weight: Handle, bias: Handle): [Handle, Handle, number];
+  /** SGD's update of every parameter in one pass each (native/fused.cc); a null buffer with momentum comes back new. */
+  sgdStep(params: Handle[], grads: Handle[], bufs: (Handle | null)[], scales: number[] | null, lr: number, momentum: number,
+    dampening: number, weightDecay: number, nesterov: boolean): (Handle | null)[];
   setRequiresGrad(h: Handle, on: boolean): void;
   isLeaf(h: Handle): boolean;
   gradFn(h: Handle): string | null;
