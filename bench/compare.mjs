@@ -7,7 +7,10 @@ import { dirname } from 'node:path';
 function machine() {
   const r = spawnSync(process.execPath, ['dist/src/cli/main.js', 'bench', 'info', '--json'], { encoding: 'utf8' });
   const m = JSON.parse(r.stdout);
-  return { line: `${m.cores} x ${m.cpu} (family ${m.family} model ${m.model}; ${m.flags.join(' ')}), libtorch ${m.libtorch}, oneDNN ${m.onednn}`, ...m };
+  return {
+    line: `${m.cores} x ${m.cpu} (family ${m.family} model ${m.model}; ${m.flags.join(' ')}), libtorch ${m.libtorch}, oneDNN ${m.onednn}`,
+    ...m,
+  };
 }
 
 export function option(name, fallback) {
@@ -26,11 +29,14 @@ export const GLIBC_TUNED = 'glibc.malloc.mmap_threshold=33554432:glibc.malloc.tr
 /** The environment each side runs with beyond this one's: `--peer-env NAME=VALUE` and `--ours-env NAME=VALUE`
  * (repeatable), `--peer-glibc-tuned` for GLIBC_TUNABLES=GLIBC_TUNED. */
 export function sideEnv() {
-  const parse = (list) => Object.fromEntries(list.map((kv) => {
-    const i = kv.indexOf('=');
-    if (i <= 0) throw new Error(`expected NAME=VALUE, got ${kv}`);
-    return [kv.slice(0, i), kv.slice(i + 1)];
-  }));
+  const parse = (list) =>
+    Object.fromEntries(
+      list.map((kv) => {
+        const i = kv.indexOf('=');
+        if (i <= 0) throw new Error(`expected NAME=VALUE, got ${kv}`);
+        return [kv.slice(0, i), kv.slice(i + 1)];
+      }),
+    );
   const peer = parse(options('peer-env'));
   if (process.argv.includes('--peer-glibc-tuned')) peer.GLIBC_TUNABLES = GLIBC_TUNED;
   const base = options('base-env');
@@ -47,7 +53,11 @@ export function runJson(argv, env = {}) {
   const timed = existsSync('/usr/bin/time') ? ['/usr/bin/time', '-f', 'MAXRSS_KB=%M', ...argv] : argv;
   const r = spawnSync(timed[0], timed.slice(1), { encoding: 'utf8', env: { ...process.env, ...env }, maxBuffer: 256 * 1024 * 1024 });
   if (r.status !== 0) throw new Error(`${argv.join(' ')} failed:\n${r.stderr}`);
-  const line = r.stdout.trim().split('\n').filter((l) => l.startsWith('{')).pop();
+  const line = r.stdout
+    .trim()
+    .split('\n')
+    .filter((l) => l.startsWith('{'))
+    .pop();
   const kb = Number(/MAXRSS_KB=(\d+)/.exec(r.stderr)?.[1] ?? NaN);
   return { ...JSON.parse(line), maxrss_mib: Math.round(kb / 1024) };
 }
@@ -76,34 +86,61 @@ export function compare(spec) {
     });
   }
   const rows = results.map((x) => ({
-    config: x.config, ours: median(x.ours), peer: median(x.peer),
+    config: x.config,
+    ours: median(x.ours),
+    peer: median(x.peer),
     ratio: spec.lowerIsBetter ? median(x.peer) / median(x.ours) : median(x.ours) / median(x.peer),
-    oursAll: x.ours, peerAll: x.peer,
+    oursAll: x.ours,
+    peerAll: x.peer,
     oursPeakRssMiB: median(x.oursRaw.map((o) => o.maxrss_mib)),
     peerPeakRssMiB: median(x.peerRaw.map((o) => o.maxrss_mib)),
-    ...(env.base ? { base: median(x.base), baseAll: x.base,
-      baseRatio: spec.lowerIsBetter ? median(x.peer) / median(x.base) : median(x.base) / median(x.peer) } : {}),
+    ...(env.base
+      ? {
+          base: median(x.base),
+          baseAll: x.base,
+          baseRatio: spec.lowerIsBetter ? median(x.peer) / median(x.base) : median(x.base) / median(x.peer),
+        }
+      : {}),
   }));
   const info = machine();
-  const report = { title: spec.title, metric: spec.metric, rounds, machine: info.line, machineInfo: info, date: new Date().toISOString(),
-    oursEnv: env.ours, peerEnv: env.peer, ...(env.base ? { baseEnv: envOf.base } : {}), rows };
+  const report = {
+    title: spec.title,
+    metric: spec.metric,
+    rounds,
+    machine: info.line,
+    machineInfo: info,
+    date: new Date().toISOString(),
+    oursEnv: env.ours,
+    peerEnv: env.peer,
+    ...(env.base ? { baseEnv: envOf.base } : {}),
+    rows,
+  };
   mkdirSync(dirname(spec.out), { recursive: true });
   writeFileSync(spec.out, `${JSON.stringify(report, null, 2)}\n`);
-  const envLine = (e) => Object.entries(e).map(([k, v]) => `${k}=${v}`).join(' ');
+  const envLine = (e) =>
+    Object.entries(e)
+      .map(([k, v]) => `${k}=${v}`)
+      .join(' ');
   console.log(`\n${spec.title} (${spec.metric}, median of ${rounds}, ${report.machine})`);
   if (Object.keys(env.ours).length) console.log(`swav run with ${envLine(env.ours)}`);
   if (Object.keys(env.peer).length) console.log(`PyTorch run with ${envLine(env.peer)}`);
   if (env.base) console.log(`swav (base) run with ${envLine(envOf.base)}`);
   console.log('');
   if (env.base) {
-    console.log('| config | swav | swav (base) | PyTorch | ratio | ratio (base) | peak RSS swav / PyTorch (MiB) |\n|---|---|---|---|---|---|---|');
+    console.log(
+      '| config | swav | swav (base) | PyTorch | ratio | ratio (base) | peak RSS swav / PyTorch (MiB) |\n|---|---|---|---|---|---|---|',
+    );
     for (const row of rows) {
-      console.log(`| ${row.config} | ${row.ours.toFixed(3)} | ${row.base.toFixed(3)} | ${row.peer.toFixed(3)} | ${row.ratio.toFixed(2)}x | ${row.baseRatio.toFixed(2)}x | ${row.oursPeakRssMiB} / ${row.peerPeakRssMiB} |`);
+      console.log(
+        `| ${row.config} | ${row.ours.toFixed(3)} | ${row.base.toFixed(3)} | ${row.peer.toFixed(3)} | ${row.ratio.toFixed(2)}x | ${row.baseRatio.toFixed(2)}x | ${row.oursPeakRssMiB} / ${row.peerPeakRssMiB} |`,
+      );
     }
     return;
   }
   console.log('| config | swav | PyTorch | ratio | peak RSS swav / PyTorch (MiB) |\n|---|---|---|---|---|');
   for (const row of rows) {
-    console.log(`| ${row.config} | ${row.ours.toFixed(3)} | ${row.peer.toFixed(3)} | ${row.ratio.toFixed(2)}x | ${row.oursPeakRssMiB} / ${row.peerPeakRssMiB} |`);
+    console.log(
+      `| ${row.config} | ${row.ours.toFixed(3)} | ${row.peer.toFixed(3)} | ${row.ratio.toFixed(2)}x | ${row.oursPeakRssMiB} / ${row.peerPeakRssMiB} |`,
+    );
   }
 }

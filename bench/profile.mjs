@@ -46,14 +46,17 @@ function report(name, ours, peer) {
   const out = [];
   const sum = (rows) => rows.reduce((a, r) => a + r.ms, 0);
   out.push(`\n### ${name}\n`);
-  out.push(`Unprofiled step: swav ${ours.step_s} s (${ours.samples_per_s} samples/s), PyTorch ${peer.step_s} s (${peer.samples_per_s} samples/s). `
-    + `Operator self time per profiled step: swav ${fmt(sum(ours.profile), 0)} ms, PyTorch ${fmt(sum(peer.profile), 0)} ms.\n`);
+  out.push(
+    `Unprofiled step: swav ${ours.step_s} s (${ours.samples_per_s} samples/s), PyTorch ${peer.step_s} s (${peer.samples_per_s} samples/s). ` +
+      `Operator self time per profiled step: swav ${fmt(sum(ours.profile), 0)} ms, PyTorch ${fmt(sum(peer.profile), 0)} ms.\n`,
+  );
 
   // 1. by operator name
   const o1 = byKey(ours.profile, (r) => r.op);
   const p1 = byKey(peer.profile, (r) => r.op);
-  const names = [...new Set([...o1.keys(), ...p1.keys()])]
-    .sort((a, b) => Math.max(o1.get(b)?.ms ?? 0, p1.get(b)?.ms ?? 0) - Math.max(o1.get(a)?.ms ?? 0, p1.get(a)?.ms ?? 0));
+  const names = [...new Set([...o1.keys(), ...p1.keys()])].sort(
+    (a, b) => Math.max(o1.get(b)?.ms ?? 0, p1.get(b)?.ms ?? 0) - Math.max(o1.get(a)?.ms ?? 0, p1.get(a)?.ms ?? 0),
+  );
   out.push('| operator | calls swav | calls PyTorch | ms swav | ms PyTorch | swav - PyTorch (ms) |\n|---|---|---|---|---|---|');
   for (const n of names.slice(0, top)) {
     const a = o1.get(n);
@@ -74,23 +77,28 @@ function report(name, ours, peer) {
     const e = a ?? b;
     return `| ${e.op} | ${shapeText(e.shapes)} | ${fmt(a?.calls, 0)} | ${fmt(b?.calls, 0)} | ${fmt(a?.ms)} | ${fmt(b?.ms)} | ${fmt(diff(k))} | ${variants(a)} | ${variants(b)} |`;
   };
-  const head = '| operator | input shapes | calls swav | calls PyTorch | ms swav | ms PyTorch | swav - PyTorch (ms) | swav dtypes / layouts | PyTorch dtypes |\n|---|---|---|---|---|---|---|---|---|';
+  const head =
+    '| operator | input shapes | calls swav | calls PyTorch | ms swav | ms PyTorch | swav - PyTorch (ms) | swav dtypes / layouts | PyTorch dtypes |\n|---|---|---|---|---|---|---|---|---|';
   out.push(`\nOperator and input shapes, the ${top} largest differences in self time per step:\n`);
   out.push(head);
   for (const k of [...keys].sort((x, y) => Math.abs(diff(y)) - Math.abs(diff(x))).slice(0, top)) out.push(row(k));
 
   // 3. calls one side makes and the other does not (or not as often)
-  const extra = keys.filter((k) => Math.abs((o2.get(k)?.calls ?? 0) - (p2.get(k)?.calls ?? 0)) >= 0.5)
+  const extra = keys
+    .filter((k) => Math.abs((o2.get(k)?.calls ?? 0) - (p2.get(k)?.calls ?? 0)) >= 0.5)
     .sort((x, y) => Math.max(o2.get(y)?.ms ?? 0, p2.get(y)?.ms ?? 0) - Math.max(o2.get(x)?.ms ?? 0, p2.get(x)?.ms ?? 0));
   out.push(`\nCalls made a different number of times on the two sides (${extra.length} rows; the ${top} costliest):\n`);
   out.push(head);
   for (const k of extra.slice(0, top)) out.push(row(k));
 
   // 4. our calls on strided inputs or on inputs of mixed layouts
-  const mixed = byKey(ours.profile.filter((r) => {
-    const ls = (r.layouts ?? []).filter((l) => l);
-    return ls.includes('s') || (ls.includes('c') && ls.includes('cl'));
-  }), (r) => r.op);
+  const mixed = byKey(
+    ours.profile.filter((r) => {
+      const ls = (r.layouts ?? []).filter((l) => l);
+      return ls.includes('s') || (ls.includes('c') && ls.includes('cl'));
+    }),
+    (r) => r.op,
+  );
   out.push('\nOur calls with a strided tensor input, or contiguous and channels_last inputs together (by operator):\n');
   out.push('| operator | calls | ms | layouts (calls) |\n|---|---|---|---|');
   for (const e of [...mixed.values()].sort((a, b) => b.ms - a.ms).slice(0, top)) {
@@ -106,14 +114,20 @@ for (const c of configs) {
   const args = [...common, '--amp', amp, '--channels-last', cl];
   const name = `${amp} ${cl === '1' ? 'channels_last' : 'NCHW'}`;
   console.error(`${name}: swav`);
-  const ours = runJson(['node', 'dist/src/cli/main.js', 'bench', 'step', ...args, '--profile', profileSteps, '--profile-detail', '--json'], env.ours);
+  const ours = runJson(
+    ['node', 'dist/src/cli/main.js', 'bench', 'step', ...args, '--profile', profileSteps, '--profile-detail', '--json'],
+    env.ours,
+  );
   console.error(`${name}: PyTorch`);
   const peer = runJson(['/usr/bin/python3', 'bench/torch_step_profile.py', ...args, '--profile', profileSteps], env.peer);
   const text = report(name, ours, peer);
   console.log(text);
   mkdirSync('bench/results', { recursive: true });
   const file = `bench/results/profile-${amp}-${cl === '1' ? 'cl' : 'nchw'}${tag ? `-${tag}` : ''}.json`;
-  writeFileSync(file, `${JSON.stringify({ date: new Date().toISOString(), config: name, args, oursEnv: env.ours, peerEnv: env.peer, ours, peer }, null, 1)}\n`);
+  writeFileSync(
+    file,
+    `${JSON.stringify({ date: new Date().toISOString(), config: name, args, oursEnv: env.ours, peerEnv: env.peer, ours, peer }, null, 1)}\n`,
+  );
   results.push({ name, file });
 }
 console.error(`raw profiles: ${results.map((r) => r.file).join(', ')}`);

@@ -16,10 +16,12 @@ const crops = option('crops', '2x224,6x96');
 const steps = option('steps', '5');
 const warmup = option('warmup', '2');
 const common = ['--arch', arch, '--batch', batch, '--crops', crops, '--steps', steps, '--warmup', warmup];
-const configs = option('configs', 'fp32:0,fp32:1').split(',').map((c) => {
-  const [amp, cl] = c.split(':');
-  return { name: `${amp} ${cl === '1' ? 'channels_last' : 'NCHW'}`, args: [...common, '--amp', amp, '--channels-last', cl] };
-});
+const configs = option('configs', 'fp32:0,fp32:1')
+  .split(',')
+  .map((c) => {
+    const [amp, cl] = c.split(':');
+    return { name: `${amp} ${cl === '1' ? 'channels_last' : 'NCHW'}`, args: [...common, '--amp', amp, '--channels-last', cl] };
+  });
 
 compare({
   title: `SwAV training step, ${arch}, batch ${batch}, crops ${crops}`,

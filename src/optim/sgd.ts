@@ -45,12 +45,14 @@ export class SGD {
   constructor(params: Tensor[] | (Partial<SGDOptions> & { params: Tensor[] })[], defaults: SGDOptions) {
     if (!(defaults.lr >= 0)) throw new Error(`SGD: invalid learning rate ${defaults.lr}`);
     const base = { momentum: 0, dampening: 0, weightDecay: 0, nesterov: false, ...defaults };
-    const groups = params.length && !(params[0] instanceof Tensor)
-      ? (params as (Partial<SGDOptions> & { params: Tensor[] })[])
-      : [{ params: params as Tensor[] }];
+    const groups =
+      params.length && !(params[0] instanceof Tensor)
+        ? (params as (Partial<SGDOptions> & { params: Tensor[] })[])
+        : [{ params: params as Tensor[] }];
     this.paramGroups = groups.map((g) => ({ ...base, ...g }));
     for (const g of this.paramGroups) {
-      if (g.nesterov && (g.momentum <= 0 || g.dampening !== 0)) throw new Error('SGD: Nesterov momentum needs a momentum and zero dampening');
+      if (g.nesterov && (g.momentum <= 0 || g.dampening !== 0))
+        throw new Error('SGD: Nesterov momentum needs a momentum and zero dampening');
     }
   }
 
@@ -65,7 +67,12 @@ export class SGD {
         if (grads) {
           const given = grads.slice(offset, (offset += group.params.length));
           const params = group.params.filter((_, i) => given[i]);
-          if (params.length) this.#stepGroup(group, params, given.filter((g): g is Tensor => g !== null && g !== undefined));
+          if (params.length)
+            this.#stepGroup(
+              group,
+              params,
+              given.filter((g): g is Tensor => g !== null && g !== undefined),
+            );
           continue;
         }
         const { params, grads: own } = withGrads(group.params);
@@ -92,7 +99,10 @@ export class SGD {
     const { lr, momentum, dampening, nesterov } = group;
     const bufs = params.map((p) => this.momentumBuffers.get(p)?.h ?? null);
     const out = native.sgdStep(handles(params), handles(grads), bufs, scales, lr, momentum, dampening, wd, nesterov);
-    if (momentum !== 0) out.forEach((h, i) => { if (bufs[i] === null && h !== null) this.momentumBuffers.set(params[i], keep(wrap(h))); });
+    if (momentum !== 0)
+      out.forEach((h, i) => {
+        if (bufs[i] === null && h !== null) this.momentumBuffers.set(params[i], keep(wrap(h)));
+      });
     return true;
   }
 
@@ -115,7 +125,12 @@ export class SGD {
       if (known.length) {
         const bufs = known.map((i) => this.momentumBuffers.get(params[i])!.h);
         run('_foreach_mul_.Scalar', bufs, momentum);
-        run('_foreach_add_.List', bufs, known.map((i) => dps[i]), 1 - dampening);
+        run(
+          '_foreach_add_.List',
+          bufs,
+          known.map((i) => dps[i]),
+          1 - dampening,
+        );
       }
       const bufs = params.map((p) => this.momentumBuffers.get(p)!.h);
       if (nesterov) {
@@ -169,19 +184,31 @@ export class SGD {
     const params = this.allParams();
     const state = new Map<number, Map<string, Tensor>>();
     for (const [i, b] of this.stateDict().state) state.set(i, new Map([['momentum_buffer', b]]));
-    const groups = this.paramGroups.map(({ params: ps, weightDecay, ...g }) => ({ ...g, weight_decay: weightDecay, params: ps.map((q) => params.indexOf(q)) }));
+    const groups = this.paramGroups.map(({ params: ps, weightDecay, ...g }) => ({
+      ...g,
+      weight_decay: weightDecay,
+      params: ps.map((q) => params.indexOf(q)),
+    }));
     return { state, param_groups: groups };
   }
 
   /** Restores a torchStateDict(), also as torch.load reads one back (maps may come back as plain objects). */
-  loadTorchStateDict(sd: { state: Map<number, Map<string, Tensor>> | Record<string, { momentum_buffer?: Tensor }>; param_groups: TorchSGDState['param_groups'] }): void {
+  loadTorchStateDict(sd: {
+    state: Map<number, Map<string, Tensor>> | Record<string, { momentum_buffer?: Tensor }>;
+    param_groups: TorchSGDState['param_groups'];
+  }): void {
     const state = new Map<number, Tensor>();
     for (const [i, m] of sd.state instanceof Map ? sd.state : Object.entries(sd.state)) {
       const b = m instanceof Map ? m.get('momentum_buffer') : m.momentum_buffer;
       if (b) state.set(Number(i), b);
     }
-    this.loadStateDict({ state, paramGroups: sd.param_groups.map(({ weight_decay, params: _p, ...g }) => ({ ...g, weightDecay: weight_decay })) });
+    this.loadStateDict({
+      state,
+      paramGroups: sd.param_groups.map(({ weight_decay, params: _p, ...g }) => ({ ...g, weightDecay: weight_decay })),
+    });
   }
 
-  allParams(): Tensor[] { return this.paramGroups.flatMap((g) => g.params); }
+  allParams(): Tensor[] {
+    return this.paramGroups.flatMap((g) => g.params);
+  }
 }

@@ -13,13 +13,25 @@ function withGradMode<T>(enabled: boolean, fn: () => T): T {
 }
 
 /** Runs fn without recording autograd history (torch.no_grad); returns fn's value. Synchronous fn only. */
-export function noGrad<T>(fn: () => T): T { return withGradMode(false, fn); }
+export function noGrad<T>(fn: () => T): T {
+  return withGradMode(false, fn);
+}
 /** Runs fn with autograd recording on (torch.enable_grad). */
-export function enableGrad<T>(fn: () => T): T { return withGradMode(true, fn); }
-export function isGradEnabled(): boolean { return native.isGradEnabled(); }
-export function setGradEnabled(on: boolean): boolean { return native.setGradEnabled(on); }
+export function enableGrad<T>(fn: () => T): T {
+  return withGradMode(true, fn);
+}
+export function isGradEnabled(): boolean {
+  return native.isGradEnabled();
+}
+export function setGradEnabled(on: boolean): boolean {
+  return native.setGradEnabled(on);
+}
 
-export interface AutocastOptions { deviceType: 'cpu' | 'cuda'; dtype?: DType; enabled?: boolean }
+export interface AutocastOptions {
+  deviceType: 'cpu' | 'cuda';
+  dtype?: DType;
+  enabled?: boolean;
+}
 /**
  * Runs fn under automatic mixed precision (torch.autocast): eligible ops (convolutions, matmuls) compute in
  * `dtype` (bfloat16 on CPU, float16 on CUDA by default), precision-sensitive ones stay in float32.
@@ -38,5 +50,9 @@ export function autocast<T>(o: AutocastOptions, fn: () => T): T {
 
 /** torch.autograd.backward: accumulates the gradients of `tensors` (weighted by `grads`) into the leaves. */
 export function backward(tensors: Tensor[], grads?: Tensor[], retainGraph?: boolean): void {
-  native.backward(tensors.map((t) => t.h), grads ? grads.map((g) => g.h) : null, retainGraph);
+  native.backward(
+    tensors.map((t) => t.h),
+    grads ? grads.map((g) => g.h) : null,
+    retainGraph,
+  );
 }

@@ -6,7 +6,14 @@ export { root } from './addon.js';
 
 /** The caching CPU allocator (native/allocator.cc): bytes handed out, kept idle, the most ever handed out at once,
  * and how many requests it served from idle blocks / by mapping new ones. */
-export interface CpuCacheStats { enabled: boolean; liveBytes: number; idleBytes: number; peakBytes: number; reused: number; mapped: number }
+export interface CpuCacheStats {
+  enabled: boolean;
+  liveBytes: number;
+  idleBytes: number;
+  peakBytes: number;
+  reused: number;
+  mapped: number;
+}
 
 /** An opaque reference to one at::Tensor, owned by exactly one Tensor object. */
 export type Handle = { readonly __tensorHandle: unique symbol };
@@ -18,8 +25,15 @@ export type ReducerHandle = { readonly __reducerHandle: unique symbol };
 
 /** How a process joins a process group (native/dist.cc's JoinSpec, plus the store of a new group). */
 export interface JoinSpec {
-  backend: string; rank: number; worldSize: number; timeoutMs: number; interface?: string; hostname?: string;
-  host?: string; port?: number; storePath?: string;
+  backend: string;
+  rank: number;
+  worldSize: number;
+  timeoutMs: number;
+  interface?: string;
+  hostname?: string;
+  host?: string;
+  port?: number;
+  storePath?: string;
 }
 
 /** c10d: present where the addon was built with Gloo's or NCCL's headers (scripts/find-c10d.mjs). */
@@ -43,8 +57,16 @@ export interface NativeDist {
   ddpBuckets(r: ReducerHandle): number[][];
   ddpLaunched(r: ReducerHandle): number;
   ddpDispose(r: ReducerHandle): void;
-  syncBatchNorm(x: Handle, weight: Handle | null, bias: Handle | null, runningMean: Handle | null, runningVar: Handle | null,
-    momentum: number, eps: number, g: GroupHandle): Handle;
+  syncBatchNorm(
+    x: Handle,
+    weight: Handle | null,
+    bias: Handle | null,
+    runningMean: Handle | null,
+    runningVar: Handle | null,
+    momentum: number,
+    eps: number,
+    g: GroupHandle,
+  ): Handle;
 }
 
 export interface Native extends Partial<NativeDist> {
@@ -94,8 +116,17 @@ export interface Native extends Partial<NativeDist> {
   clearGrads(hs: Handle[]): void;
   linearCrossEntropyGrad(x: Handle, y: Handle, weight: Handle, bias: Handle): [Handle, Handle, number];
   /** SGD's update of every parameter in one pass each (native/fused.cc); a null buffer with momentum comes back new. */
-  sgdStep(params: Handle[], grads: Handle[], bufs: (Handle | null)[], scales: number[] | null, lr: number, momentum: number,
-    dampening: number, weightDecay: number, nesterov: boolean): (Handle | null)[];
+  sgdStep(
+    params: Handle[],
+    grads: Handle[],
+    bufs: (Handle | null)[],
+    scales: number[] | null,
+    lr: number,
+    momentum: number,
+    dampening: number,
+    weightDecay: number,
+    nesterov: boolean,
+  ): (Handle | null)[];
   setRequiresGrad(h: Handle, on: boolean): void;
   isLeaf(h: Handle): boolean;
   gradFn(h: Handle): string | null;

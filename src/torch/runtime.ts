@@ -5,15 +5,27 @@ import { wrap, type Tensor } from './tensor.js';
 
 export type { CpuCacheStats };
 
-export function setNumThreads(n: number): void { native.setNumThreads(n); }
-export function getNumThreads(): number { return native.getNumThreads(); }
+export function setNumThreads(n: number): void {
+  native.setNumThreads(n);
+}
+export function getNumThreads(): number {
+  return native.getNumThreads();
+}
 /** Seeds the global CPU (and CUDA) generators, as torch.manual_seed. */
-export function manualSeed(seed: number): void { native.manualSeed(seed); }
+export function manualSeed(seed: number): void {
+  native.manualSeed(seed);
+}
 /** The CPU generator's state (a uint8 tensor), for checkpoints. */
-export function getRngState(): Tensor { return wrap(native.getRngState()); }
-export function setRngState(state: Tensor): void { native.setRngState(state.h); }
+export function getRngState(): Tensor {
+  return wrap(native.getRngState());
+}
+export function setRngState(state: Tensor): void {
+  native.setRngState(state.h);
+}
 /** Tensors alive in native memory: neither disposed nor collected. */
-export function liveTensors(): number { return native.liveTensors(); }
+export function liveTensors(): number {
+  return native.liveTensors();
+}
 export const version: string = native.version();
 export const cuda = {
   isAvailable: (): boolean => native.cudaIsAvailable(),
@@ -40,10 +52,15 @@ export const cpu = {
 };
 
 export interface OpTime {
-  name: string; count: number; totalUs: number; selfUs: number;
+  name: string;
+  count: number;
+  totalUs: number;
+  selfUs: number;
   /** With `detail`: each input's shape ([] for what is no tensor), dtype (f32, bf16, ...; Scalar, TensorList or '' for
    * what is no tensor) and memory layout (c: contiguous, cl: channels_last only, s: strided; '' for no tensor). */
-  shapes?: number[][]; dtypes?: string[]; layouts?: string[];
+  shapes?: number[][];
+  dtypes?: string[];
+  layouts?: string[];
 }
 /**
  * Runs fn under libtorch's op profiler; returns fn's value and the time per operator (self time first). With
@@ -59,9 +76,19 @@ export function profile<T>(fn: () => T, o: { detail?: boolean } = {}): { result:
     native.profilerStop();
     throw e;
   }
-  const ops = native.profilerStop().map((r): OpTime => (r.shapes === undefined ? { name: r.name, count: r.count, totalUs: r.totalUs, selfUs: r.selfUs } : {
-    name: r.name, count: r.count, totalUs: r.totalUs, selfUs: r.selfUs,
-    shapes: JSON.parse(r.shapes) as number[][], dtypes: JSON.parse(r.dtypes!) as string[], layouts: JSON.parse(r.layouts!) as string[],
-  }));
+  const ops = native.profilerStop().map(
+    (r): OpTime =>
+      r.shapes === undefined
+        ? { name: r.name, count: r.count, totalUs: r.totalUs, selfUs: r.selfUs }
+        : {
+            name: r.name,
+            count: r.count,
+            totalUs: r.totalUs,
+            selfUs: r.selfUs,
+            shapes: JSON.parse(r.shapes) as number[][],
+            dtypes: JSON.parse(r.dtypes!) as string[],
+            layouts: JSON.parse(r.layouts!) as string[],
+          },
+  );
   return { result, ops };
 }

@@ -23,7 +23,13 @@ function run(fused: boolean, o: Opts): { params: number[][]; bufs: number[][] } 
         torch.zeros([3]), // ||p|| = 0: LARC leaves it to plain SGD
         torch.randn([6, 6]),
       ].map((p) => torch.keep(p.requiresGrad_()));
-      const sgd = new optim.SGD(params, { lr: 0.3, momentum: o.momentum, dampening: o.dampening ?? 0, weightDecay: o.weightDecay, nesterov: o.nesterov ?? false });
+      const sgd = new optim.SGD(params, {
+        lr: 0.3,
+        momentum: o.momentum,
+        dampening: o.dampening ?? 0,
+        weightDecay: o.weightDecay,
+        nesterov: o.nesterov ?? false,
+      });
       const stepper = o.larc ? new optim.LARC(sgd, { trustCoefficient: 0.001, clip: o.clip ?? false }) : sgd;
       for (let s = 0; s < 3; s++) {
         params.forEach((p, i) => {
@@ -32,8 +38,12 @@ function run(fused: boolean, o: Opts): { params: number[][]; bufs: number[][] } 
         });
         stepper.step();
       }
-      const out = { params: params.map((p) => Array.from(p.detach().contiguous().toTypedArray() as Float32Array)),
-        bufs: params.map((p) => Array.from((sgd.momentumBuffers.get(p)?.contiguous().toTypedArray() ?? new Float32Array()) as Float32Array)) };
+      const out = {
+        params: params.map((p) => Array.from(p.detach().contiguous().toTypedArray() as Float32Array)),
+        bufs: params.map((p) =>
+          Array.from((sgd.momentumBuffers.get(p)?.contiguous().toTypedArray() ?? new Float32Array()) as Float32Array),
+        ),
+      };
       params.forEach((p) => p.dispose());
       for (const b of sgd.momentumBuffers.values()) b.dispose();
       return out;

@@ -8,7 +8,12 @@ test('the detailed profile names each call with its input shapes, dtypes and lay
   torch.tidy(() => {
     const x = torch.randn([2, 3, 8, 8]).contiguous('channelsLast');
     const w = torch.randn([4, 3, 3, 3]);
-    const { ops } = torch.profile(() => { torch.conv2d(x, w, null, { padding: 1 }).add(1); }, { detail: true });
+    const { ops } = torch.profile(
+      () => {
+        torch.conv2d(x, w, null, { padding: 1 }).add(1);
+      },
+      { detail: true },
+    );
     const conv = ops.find((o) => o.name === 'aten::conv2d');
     assert.ok(conv, `aten::conv2d among ${ops.map((o) => o.name).join(', ')}`);
     assert.equal(conv.count, 1);
@@ -20,7 +25,9 @@ test('the detailed profile names each call with its input shapes, dtypes and lay
     assert.equal(add?.dtypes?.[0], 'f32');
     assert.deepEqual(add?.shapes?.[0], [2, 4, 8, 8]);
     // without detail: by name only, as before
-    const plain = torch.profile(() => { x.add(1); }).ops;
+    const plain = torch.profile(() => {
+      x.add(1);
+    }).ops;
     assert.ok(plain.some((o) => o.name === 'aten::add') && plain.every((o) => o.shapes === undefined));
   });
 });
