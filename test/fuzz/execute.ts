@@ -2,7 +2,9 @@
 // ordinary, clear Error is fine; anything else is a finding.
 import { readFileSync, writeFileSync } from 'node:fs';
 import { torch } from '../../src/index.js';
+import { writeInput } from './bytes.js';
 import type { Target } from './targets.js';
+import type { WorkerMessage } from './worker.js';
 
 /** Findings made in the process that ran the input, then those only its parent sees ('jazzer': one Jazzer.js reports
  * itself, a bug detector's, jazzer-run.ts). */
@@ -167,4 +169,37 @@ export async function execute(target: Target, dir: string): Promise<Outcome> {
   if (leaked > 0)
     return { kind: 'leak', signature: `leak: ${outcome.signature}`, message: `${leaked} tensors left alive; ${outcome.message}` };
   return outcome;
+}
+
+/**
+ * A child's executions (either engine's): each input written where the reader looks (so that a crash leaves it
+ * behind), read and judged; the count and the outcomes not seen before sent to the parent every 250 ms, and by flush().
+ */
+export function executor(target: Target, input: string, send: (m: WorkerMessage) => void) {
+  const seen = new Set<string>();
+  let fresh: string[] = [];
+  let beat = 0;
+  let execs = 0;
+  const flush = () => {
+    send({ t: 'beat', execs, outcomes: fresh });
+    fresh = [];
+    beat = Date.now();
+  };
+  return {
+    flush,
+    get execs() {
+      return execs;
+    },
+    async run(files: Record<string, Uint8Array>): Promise<Outcome> {
+      writeInput(input, files);
+      const o = await execute(target, input);
+      execs++;
+      if (!seen.has(o.signature)) {
+        seen.add(o.signature);
+        fresh.push(o.signature);
+      }
+      if (Date.now() - beat > 250) flush();
+      return o;
+    },
+  };
 }

@@ -13,7 +13,7 @@ import { normalize, type FindingKind, type Outcome } from './execute.js';
 import type { JazzerStart } from './jazzer.js';
 import { jazzerAddon } from './jazzer-addon.js';
 import {
-  findingsDir,
+  fuzzDefaults,
   lineCoverage,
   MAX_RESTARTS,
   readDir,
@@ -195,16 +195,7 @@ function corpusCoverage(s: JazzerStart, dirs: string[], sources: string[]): Prom
 
 /** Fuzzes one target with Jazzer.js for `o.ms` of fuzzing time, over as many child processes as findings make it take. */
 export async function jazzerTarget(name: string, opts: JazzerOptions): Promise<TargetReport> {
-  const o: Required<JazzerOptions> = {
-    findings: findingsDir,
-    hangMs: 10_000,
-    memoryBytes: 3 * 2 ** 30,
-    log: () => {},
-    module: new URL('./targets.js', import.meta.url).href,
-    corpus: '',
-    coverage: [],
-    ...opts,
-  };
+  const o: Required<JazzerOptions> = { ...fuzzDefaults(), corpus: '', ...opts };
   const target: Target | undefined = ((await import(o.module)).targets as Target[]).find((t) => t.name === name);
   if (!target) throw new Error(`no fuzz target '${name}' in ${o.module}`);
   const addon = jazzerAddon();

@@ -6,8 +6,8 @@
 // The settings come in SWAV_JAZZER (JSON, a JazzerStart).
 import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { unpack, writeInput } from './bytes.js';
-import { execute, isFinding } from './execute.js';
+import { unpack } from './bytes.js';
+import { executor, isFinding } from './execute.js';
 import type { Target } from './targets.js';
 import type { WorkerMessage } from './worker.js';
 
@@ -36,28 +36,14 @@ const target =
   })();
 const input = join(start.scratch, 'input');
 const known = new Set(start.known);
-const seen = new Set<string>();
-let fresh: string[] = [];
-let execs = 0;
-let beat = 0;
 const send = (m: WorkerMessage) => process.send?.(m);
+const exec = executor(target, input, send);
 send({ t: 'ready', seeds: 0, ms: target.limits?.ms });
 
 export async function fuzz(data: Buffer): Promise<void> {
-  writeInput(input, unpack(data, start.names));
-  const o = await execute(target, input);
-  execs++;
-  if (!seen.has(o.signature)) {
-    seen.add(o.signature);
-    fresh.push(o.signature);
-  }
-  if (Date.now() - beat > 250) {
-    send({ t: 'beat', execs, outcomes: fresh });
-    fresh = [];
-    beat = Date.now();
-  }
+  const o = await exec.run(unpack(data, start.names));
   if (isFinding(o) && !known.has(o.signature)) {
-    writeFileSync(join(start.scratch, 'finding.json'), JSON.stringify({ outcome: o, execs }));
+    writeFileSync(join(start.scratch, 'finding.json'), JSON.stringify({ outcome: o, execs: exec.execs }));
     throw new Error(`${o.kind}: ${o.message}`);
   }
 }

@@ -166,17 +166,19 @@ function live(
   });
 }
 
+/** The options either engine takes unless told otherwise. */
+export const fuzzDefaults = (): Omit<Required<FuzzOptions>, 'ms' | 'seed'> => ({
+  findings: findingsDir,
+  hangMs: 10_000,
+  memoryBytes: 3 * 2 ** 30,
+  log: () => {},
+  module: new URL('./targets.js', import.meta.url).href,
+  coverage: [],
+});
+
 /** Fuzzes one target for `o.ms` of fuzzing time, over as many child processes as crashes make it take. */
 export async function fuzzTarget(target: string, opts: FuzzOptions): Promise<TargetReport> {
-  const o: Required<FuzzOptions> = {
-    findings: findingsDir,
-    hangMs: 10_000,
-    memoryBytes: 3 * 2 ** 30,
-    log: () => {},
-    module: new URL('./targets.js', import.meta.url).href,
-    coverage: [],
-    ...opts,
-  };
+  const o: Required<FuzzOptions> = { ...fuzzDefaults(), ...opts };
   const found: Target | undefined = ((await import(o.module)).targets as Target[]).find((t) => t.name === target);
   if (!found) throw new Error(`no fuzz target '${target}' in ${o.module}`);
   const seeds = await found.seeds();

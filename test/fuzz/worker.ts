@@ -4,9 +4,8 @@
 import fc from 'fast-check';
 import { mkdirSync } from 'node:fs';
 import { join } from 'node:path';
-import { writeInput } from './bytes.js';
 import { applyPlan, planArbitrary, type Plan, type Seed } from './mutate.js';
-import { execute, isFinding, type Outcome } from './execute.js';
+import { executor, isFinding, type Outcome } from './execute.js';
 import { targetNamed } from './targets.js';
 
 export interface Start {
@@ -39,25 +38,8 @@ async function run(s: Start): Promise<void> {
   const work = join(s.scratch, 'work');
   mkdirSync(work, { recursive: true });
   const known = new Set(s.known);
-  const seen = new Set<string>();
-  let fresh: string[] = [];
-  let execs = 0;
-  let beat = 0;
-  const once = async (files: Record<string, Uint8Array>) => {
-    writeInput(input, files);
-    const o = await execute(target, input);
-    execs++;
-    if (!seen.has(o.signature)) {
-      seen.add(o.signature);
-      fresh.push(o.signature);
-    }
-    if (Date.now() - beat > 250) {
-      send({ t: 'beat', execs, outcomes: fresh });
-      fresh = [];
-      beat = Date.now();
-    }
-    return o;
-  };
+  const exec = executor(target, input, send);
+  const once = (files: Record<string, Uint8Array>) => exec.run(files);
   const report = (o: Outcome, files: Record<string, Uint8Array>, how: string) => {
     known.add(o.signature);
     send({ t: 'finding', outcome: o, files, how });
@@ -94,8 +76,8 @@ async function run(s: Start): Promise<void> {
       `operations ${JSON.stringify(plan.ops, (_, v) => (typeof v === 'bigint' ? `${v}n` : v instanceof Uint8Array ? [...v] : v))}`;
     report(hunting, files, how);
   }
-  send({ t: 'beat', execs, outcomes: fresh });
-  send({ t: 'done', execs });
+  exec.flush();
+  send({ t: 'done', execs: exec.execs });
 }
 
 process.once('message', (s: Start) => {
